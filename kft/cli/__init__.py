@@ -1,0 +1,1 @@
+"""Entry points: the only modules that define or read absl flags."""

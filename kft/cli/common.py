@@ -1,0 +1,77 @@
+"""What every kft command shares: quiet start-up, config flags, exit codes.
+
+`--config.KEY=VALUE` arguments are taken out of the command line (after
+`--flagfile` expansion) before absl parses the rest, then applied to the
+experiment's config with type checks; see `kft.config.override`.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from kft.errors import UserError
+
+# TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) hides the
+# lines users need; users can still set these themselves.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FLAGS = flags.FLAGS
+_PREFIX = "--config."
+
+
+def split_config_args(argv):
+    """Returns (argv without config overrides, [(key, value text)])."""
+    rest, overrides = [], []
+    args = iter(argv)
+    for arg in args:
+        if arg.startswith(_PREFIX):
+            body = arg[len(_PREFIX) :]
+            if "=" in body:
+                key, text = body.split("=", 1)
+            else:
+                key, text = body, next(args, "")
+            overrides.append((key, text))
+        else:
+            rest.append(arg)
+    return rest, overrides
+
+
+class _Parsed:
+    overrides = []
+
+
+def parse_flags(argv):
+    """absl `flags_parser`: pulls out config overrides, parses the rest."""
+    argv = FLAGS.read_flags_from_files(argv, force_gnu=False)
+    rest, _Parsed.overrides = split_config_args(argv)
+    try:
+        return FLAGS(rest)
+    except flags.Error as error:
+        fail(str(error))
+
+
+def config_overrides():
+    return list(_Parsed.overrides)
+
+
+def fail(message):
+    """Prints one line and exits with status 2 (a user error)."""
+    name = os.path.basename(sys.argv[0]) or "kft"
+    print(f"{name}: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def run_main(main):
+    """Runs an absl main, turning UserError into exit status 2."""
+
+    def guarded(argv):
+        try:
+            main(argv)
+        except UserError as error:
+            fail(str(error))
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    app.run(guarded, flags_parser=parse_flags)

@@ -1,0 +1,20 @@
+"""kft-fetch: download the offline assets (real weights and data) once.
+
+    kft-fetch [NAME ...]      # default: every asset
+
+Assets go to ~/.cache/kft (or $KFT_CACHE), checked against their sha256.
+"""
+
+from kft.cli import common
+
+
+def main(argv):
+    from kft import assets
+
+    names = argv[1:] or list(assets.ASSETS)
+    for name in names:
+        assets.fetch(name)
+
+
+def run():
+    common.run_main(main)

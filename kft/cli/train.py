@@ -1,0 +1,35 @@
+"""kft-train: fine-tune, evaluate on the test split, fill the run folder.
+
+    kft-train --experiment=NAME_OR_FILE --model_dir=DIR [--config.KEY=VALUE]
+
+NAME is a file in experiments/ (without .py), or give a path to any .py
+file that defines get_config(). Every config field can be overridden with
+--config.KEY=VALUE, nested keys dotted (--config.data.train=reviews.csv).
+"""
+
+from absl import flags
+
+from kft.cli import common
+
+_EXPERIMENT = flags.DEFINE_string(
+    "experiment", None, "Experiment name (a file in experiments/) or path."
+)
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir", None, "Run folder: config, history, metrics, checkpoints."
+)
+flags.mark_flags_as_required(["experiment", "model_dir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    from kft import config as config_lib
+    from kft import experiments, run
+
+    config = experiments.load(_EXPERIMENT.value)
+    config_lib.apply_overrides(config, common.config_overrides())
+    run.train(config, _MODEL_DIR.value)
+
+
+def run():
+    common.run_main(main)

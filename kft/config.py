@@ -1,0 +1,185 @@
+"""The run config: every field with its default, typed overrides, JSON.
+
+Experiments start from `default_config()` and change values; they never add
+fields, so every experiment accepts the same `--config.KEY=VALUE` overrides
+and an unknown key is an error with close matches.
+"""
+
+import json
+
+import ml_collections
+
+from kft.errors import UserError, close_matches
+
+
+def default_config():
+    """Returns the config with every field kft reads, at its default."""
+    config = ml_collections.ConfigDict()
+    # A keras.applications name (ResNet50), a keras-hub preset name
+    # (bert_base_en_uncased), or a local keras-hub / Hugging Face folder.
+    config.backbone = ""
+    # keras.applications only: "imagenet", "none" or a local weights file.
+    config.weights = "imagenet"
+    config.task = "classification"
+    config.seed = 0
+
+    config.data = ml_collections.ConfigDict()
+    config.data.train = ""
+    config.data.validation = ""
+    config.data.test = ""
+    config.data.text_column = "text"
+    config.data.label_column = "label"
+    # Used only when the matching spec is empty: a stratified, seeded split
+    # of the training data.
+    config.data.validation_fraction = 0.15
+    config.data.test_fraction = 0.15
+    config.data.tfds_data_dir = ""
+    # Text: 0 picks the length from the data (this percentile of token
+    # lengths, capped by the backbone's maximum).
+    config.data.sequence_length = 0
+    config.data.length_percentile = 99.0
+    # Undo HTML entities (&#039;) and collapse white space before tokenizing.
+    config.data.clean_text = True
+    # Images are resized to this square size; 0 uses the backbone's default.
+    config.data.image_size = 0
+    config.data.augment = False
+    config.data.batch_size = 32
+    config.data.eval_batch_size = 64
+
+    config.head = ml_collections.ConfigDict()
+    # "auto" is avg for images, masked mean for text; also "cls", "pooled".
+    config.head.pooling = "auto"
+    config.head.dropout = 0.1
+    config.head.hidden_units = 0
+    config.head.hidden_activation = "gelu"
+
+    # The freeze plan (kft/freeze.py): linear_probe, full, two_phase, gradual
+    # or custom (then `phases` holds the JSON list of phases).
+    config.plan = "two_phase"
+    config.epochs = 3
+    config.head_epochs = 1
+    config.learning_rate = 5e-5
+    config.head_learning_rate = 1e-3
+    config.layer_decay = 1.0
+    config.phases = ""
+    # Keep BatchNorm layers frozen (and in inference mode) when unfreezing,
+    # as the Keras transfer-learning guide advises.
+    config.train_batchnorm = False
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.name = "adamw"
+    config.optimizer.weight_decay = 0.01
+    config.optimizer.momentum = 0.9
+    config.optimizer.nesterov = True
+    config.optimizer.clipnorm = 1.0
+    config.optimizer.epsilon = 1e-6
+
+    config.schedule = ml_collections.ConfigDict()
+    config.schedule.name = "cosine"
+    config.schedule.warmup_fraction = 0.1
+    # "step" decays by `step_factor` every `step_fraction` of the phase.
+    config.schedule.step_factor = 0.1
+    config.schedule.step_fraction = 0.33
+
+    config.label_smoothing = 0.0
+    # "" or "balanced" (weights from the training labels' frequencies).
+    config.class_weight = ""
+    config.precision = "float32"
+    config.jit_compile = False
+    config.steps_per_execution = 1
+    config.strategy = "default"
+    # Model selection: the best epoch by this validation metric is kept.
+    config.monitor = "val_macro_f1"
+    config.early_stopping_patience = 0
+    config.verbose = 2
+    return config
+
+
+def _parse_bool(text):
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_value(text, current):
+    """Parses `text` into the type of the field's current value."""
+    if isinstance(current, bool):
+        return _parse_bool(text)
+    if isinstance(current, int):
+        return int(text)
+    if isinstance(current, float):
+        return float(text)
+    if isinstance(current, list | tuple):
+        if text.strip().startswith("["):
+            return type(current)(json.loads(text))
+        return type(current)(p.strip() for p in text.split(",") if p.strip())
+    return text
+
+
+def _known_keys(config, prefix=""):
+    keys = []
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            keys += _known_keys(value, prefix + key + ".")
+        else:
+            keys.append(prefix + key)
+    return keys
+
+
+def override(config, key, text):
+    """Sets dotted `key` of `config` from the string `text`, type-checked."""
+    known = _known_keys(config)
+    if key not in known:
+        hint = close_matches(key, known)
+        raise UserError(f"unknown config key '{key}'; {hint}")
+    *parents, leaf = key.split(".")
+    node = config
+    for part in parents:
+        node = node[part]
+    current = node[leaf]
+    try:
+        node[leaf] = _parse_value(text, current)
+    except (ValueError, TypeError, json.JSONDecodeError) as error:
+        kind = type(current).__name__
+        raise UserError(
+            f"bad value '{text}' for config key '{key}' "
+            f"(expects {kind}): {error}"
+        ) from None
+
+
+def apply_overrides(config, overrides):
+    """Applies (key, text) pairs in order and returns the config."""
+    for key, text in overrides:
+        override(config, key, text)
+    return config
+
+
+def check_complete(config):
+    """Raises UserError where a new field was added to the defaults' tree."""
+    known = set(_known_keys(default_config()))
+    extra = sorted(set(_known_keys(config)) - known)
+    if extra:
+        raise UserError(
+            f"experiment sets unknown config keys: {', '.join(extra)}"
+        )
+
+
+def to_json(config):
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True)
+
+
+def from_json(text):
+    config = default_config()
+    _update(config, json.loads(text))
+    return config
+
+
+def _update(config, values):
+    for key, value in values.items():
+        if isinstance(value, dict):
+            _update(config[key], value)
+        else:
+            config[key] = value

@@ -1,0 +1,404 @@
+"""Data specs to labelled splits, and splits to `tf.data` pipelines.
+
+A spec (see CONTRACT.md) is a CSV, TSV or JSONL file, a folder with one
+sub-folder per class, or `tfds:NAME[/CONFIG]:SPLIT`. `load_splits` reads the
+train, validation and test specs, derives missing ones by a stratified,
+seeded split of the training data, and maps labels to ids with one
+vocabulary taken from the training data. `text_batches` and `image_batches`
+feed `model.fit`.
+"""
+
+import csv
+import dataclasses
+import html
+import json
+import os
+import pathlib
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from kft.errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+TEXT_KEYS = ("text", "sentence", "content", "review", "document")
+
+
+@dataclasses.dataclass
+class Split:
+    """One labelled split in memory, before any preprocessing.
+
+    Args:
+        name: "train", "validation" or "test".
+        source: where it came from, as the log and config.json say it.
+        values: texts, image file paths, or encoded image bytes.
+        label_ids: integer class ids, aligned with `values`.
+    """
+
+    name: str
+    source: str
+    values: list
+    label_ids: np.ndarray
+
+    def __len__(self):
+        return len(self.values)
+
+
+@dataclasses.dataclass
+class Splits:
+    train: Split
+    validation: Split
+    test: Split
+    labels: list
+    modality: str
+    notes: list
+
+
+# === Reading specs ===
+
+
+def _read_table(path, config):
+    """Returns (texts, labels) from a CSV, TSV or JSONL file."""
+    suffix = path.suffix.lower()
+    text_column = config.text_column
+    label_column = config.label_column
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            if suffix == ".jsonl":
+                rows = [json.loads(line) for line in file if line.strip()]
+            else:
+                delimiter = "\t" if suffix == ".tsv" else ","
+                rows = list(csv.DictReader(file, delimiter=delimiter))
+    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error) as error:
+        raise UserError(f"cannot read {path}: {error}") from None
+    if not rows:
+        raise UserError(f"{path} holds no rows")
+    columns = list(rows[0].keys())
+    for column in (text_column, label_column):
+        if column not in columns:
+            raise UserError(
+                f"{path} has no column '{column}'; columns: "
+                f"{', '.join(map(str, columns))} (set --config.data."
+                f"{'text' if column == text_column else 'label'}_column)"
+            )
+    texts, labels = [], []
+    for row in rows:
+        text, label = row.get(text_column), row.get(label_column)
+        if text is None or label is None or str(label).strip() == "":
+            continue
+        texts.append(str(text))
+        labels.append(str(label).strip())
+    return texts, labels
+
+
+def _read_folder(path):
+    """Returns (file paths, class names) from a folder of class folders."""
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    if not classes:
+        raise UserError(
+            f"image folder {path} has no class sub-folders "
+            "(expected one sub-folder per class)"
+        )
+    files, labels = [], []
+    for name in classes:
+        for file in sorted((path / name).rglob("*")):
+            if file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file():
+                files.append(str(file))
+                labels.append(name)
+    return files, labels
+
+
+def _read_tfds(spec, data_dir):
+    """Returns (values, labels, modality) from `tfds:NAME[/CONFIG]:SPLIT`."""
+    import tensorflow_datasets as tfds
+
+    parts = spec.split(":")
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise UserError(f"bad TFDS spec '{spec}'; use tfds:NAME:SPLIT")
+    _, name, split = parts
+    try:
+        dataset, info = tfds.load(
+            name, split=split, data_dir=data_dir or None, with_info=True
+        )
+    except Exception as error:  # tfds raises many kinds; all are the user's
+        first = str(error).splitlines()[0][:300] if str(error) else ""
+        raise UserError(
+            f"cannot load {spec}: {type(error).__name__}: {first}"
+        ) from None
+    features = info.features
+    label_key = "label" if "label" in features else None
+    if label_key is None:
+        raise UserError(f"{spec} has no 'label' feature")
+    names = features[label_key].names
+    input_key = "image" if "image" in features else None
+    for key in TEXT_KEYS:
+        if input_key is None and key in features:
+            input_key = key
+    if input_key is None:
+        raise UserError(f"{spec}: no image or text feature found")
+    values, labels = [], []
+    for example in tfds.as_numpy(dataset):
+        value = example[input_key]
+        if input_key == "image":
+            value = tf.io.encode_png(value).numpy()
+        else:
+            value = value.decode("utf-8")
+        values.append(value)
+        labels.append(names[int(example[label_key])])
+    modality = "image" if input_key == "image" else "text"
+    return values, labels, modality
+
+
+def read_spec(spec, config):
+    """Returns (values, labels, modality) for one data spec."""
+    if spec.startswith("tfds:"):
+        return _read_tfds(spec, config.tfds_data_dir)
+    path = pathlib.Path(spec).expanduser()
+    if path.is_dir():
+        values, labels = _read_folder(path)
+        modality = "image"
+    elif path.is_file():
+        if path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
+            raise UserError(
+                f"unsupported data file {spec}; use .csv, .tsv, .jsonl, "
+                "a folder of class folders or tfds:NAME:SPLIT"
+            )
+        values, labels = _read_table(path, config)
+        modality = "text"
+    else:
+        raise UserError(f"data not found: {spec}")
+    if not values:
+        raise UserError(f"{spec} holds no labelled examples")
+    return values, labels, modality
+
+
+# === Splitting and labels ===
+
+
+def stratified_split(labels, fraction, seed):
+    """Returns (kept, held_out) index arrays; each class split by fraction."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    kept, held = [], []
+    for label in sorted(set(labels.tolist())):
+        indices = np.flatnonzero(labels == label)
+        rng.shuffle(indices)
+        count = int(round(len(indices) * fraction))
+        if len(indices) > 1:
+            count = min(max(count, 1), len(indices) - 1)
+        else:
+            count = 0
+        held.extend(indices[:count])
+        kept.extend(indices[count:])
+    return np.sort(np.array(kept, int)), np.sort(np.array(held, int))
+
+
+def _vocabulary(labels):
+    unique = sorted(set(labels))
+    if all(re.fullmatch(r"-?\d+", label) for label in unique):
+        unique = sorted(unique, key=int)
+    return unique
+
+
+def _to_ids(labels, vocabulary, source):
+    index = {label: i for i, label in enumerate(vocabulary)}
+    unseen = sorted(set(labels) - set(index))
+    if unseen:
+        raise UserError(
+            f"label '{unseen[0]}' in {source} never occurs in the training "
+            f"data (training labels: {', '.join(vocabulary)})"
+        )
+    return np.array([index[label] for label in labels], dtype=np.int64)
+
+
+def load_splits(data_config, seed):
+    """Reads the train, validation and test specs into `Splits`."""
+    if not data_config.train:
+        raise UserError("no training data; set --config.data.train")
+    values, labels, modality = read_spec(data_config.train, data_config)
+    vocabulary = _vocabulary(labels)
+    if len(vocabulary) < 2:
+        raise UserError(
+            f"{data_config.train} has a single class ('{vocabulary[0]}'); "
+            "classification needs at least two"
+        )
+    pool = (np.array(values, dtype=object), np.array(labels, dtype=object))
+    notes = []
+    read = {}
+    for name in ("test", "validation"):
+        spec = data_config[name]
+        if spec:
+            split_values, split_labels, _ = read_spec(spec, data_config)
+            read[name] = (split_values, split_labels, spec)
+            continue
+        fraction = data_config[f"{name}_fraction"]
+        kept, held = stratified_split(pool[1], fraction, seed)
+        source = f"{data_config.train} ({fraction:.0%} stratified, seed {seed})"
+        read[name] = (list(pool[0][held]), list(pool[1][held]), source)
+        pool = (pool[0][kept], pool[1][kept])
+        notes.append(
+            f"no {name} data given: holding out {len(held)} training "
+            f"examples ({fraction:.0%}, stratified, seed {seed}) as {name}"
+        )
+    train = Split(
+        "train",
+        data_config.train,
+        list(pool[0]),
+        _to_ids(list(pool[1]), vocabulary, data_config.train),
+    )
+    splits = {"train": train}
+    for name, (split_values, split_labels, source) in read.items():
+        ids = _to_ids(split_labels, vocabulary, source)
+        splits[name] = Split(name, source, list(split_values), ids)
+    return Splits(
+        splits["train"],
+        splits["validation"],
+        splits["test"],
+        vocabulary,
+        modality,
+        notes,
+    )
+
+
+def balanced_class_weights(label_ids, num_classes):
+    """Weights n / (k * count) per class, as scikit-learn's "balanced"."""
+    counts = np.bincount(label_ids, minlength=num_classes).astype(float)
+    weights = len(label_ids) / (num_classes * np.maximum(counts, 1.0))
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+# === Text pipeline ===
+
+
+def clean_texts(texts):
+    """Undoes HTML entities and collapses white space."""
+    return [" ".join(html.unescape(text).split()) for text in texts]
+
+
+def token_lengths(preprocessor, texts, batch=256):
+    """Token counts (with special tokens) of `texts` under `preprocessor`."""
+    lengths = []
+    for start in range(0, len(texts), batch):
+        packed = preprocessor(tf.constant(texts[start : start + batch]))
+        mask = packed["padding_mask"] if isinstance(packed, dict) else None
+        if isinstance(packed, tuple):
+            mask = packed[0]["padding_mask"]
+        lengths.append(tf.reduce_sum(tf.cast(mask, tf.int32), axis=-1))
+    return np.concatenate([length.numpy() for length in lengths])
+
+
+def pick_sequence_length(lengths, percentile, maximum, multiple=8):
+    """The percentile of token lengths, rounded up to `multiple`, capped."""
+    length = int(np.ceil(np.percentile(lengths, percentile)))
+    length = int(np.ceil(length / multiple) * multiple)
+    return max(multiple, min(length, maximum))
+
+
+def _trim(granularity):
+    """Cuts a batch's padding to its longest row, rounded up."""
+
+    def trim(inputs, labels):
+        mask = tf.cast(inputs["padding_mask"], tf.int32)
+        longest = tf.reduce_max(tf.reduce_sum(mask, axis=-1))
+        width = tf.shape(mask)[1]
+        rounded = (longest + granularity - 1) // granularity * granularity
+        length = tf.minimum(tf.maximum(rounded, 1), width)
+        return {k: v[:, :length] for k, v in inputs.items()}, labels
+
+    return trim
+
+
+def text_batches(
+    split, preprocessor, batch_size, training, seed, granularity=16
+):
+    """Tokenized, length-grouped batches of `split` for `model.fit`.
+
+    Examples are tokenized once and cached; each epoch shuffles (training
+    only), groups examples of similar length into the same batch (as Hugging
+    Face's `group_by_length`), and trims each batch's padding to its longest
+    row rounded up to `granularity`, so little work is spent on padding and
+    the number of distinct shapes stays small.
+    """
+    length = preprocessor.sequence_length
+    texts = tf.constant(list(split.values))
+    dataset = tf.data.Dataset.from_tensor_slices((texts, split.label_ids))
+    dataset = dataset.batch(256).map(
+        lambda text, label: (_pack(preprocessor, text), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    dataset = dataset.unbatch().cache()
+    if training:
+        dataset = dataset.shuffle(
+            len(split), seed=seed, reshuffle_each_iteration=True
+        )
+    boundaries = list(range(granularity, length, granularity))
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=lambda inputs, _: tf.reduce_sum(
+            tf.cast(inputs["padding_mask"], tf.int32)
+        ),
+        bucket_boundaries=[b + 1 for b in boundaries],
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+    )
+    dataset = dataset.map(_trim(granularity))
+    if training:
+        # bucket_by_sequence_length emits a bucket when it fills; shuffle the
+        # batches too so that lengths do not drift through the epoch.
+        dataset = dataset.shuffle(64, seed=seed)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _pack(preprocessor, texts):
+    packed = preprocessor(texts)
+    if isinstance(packed, tuple):
+        packed = packed[0]
+    return packed
+
+
+# === Image pipeline ===
+
+
+def decode_image(value, size):
+    """Decodes encoded bytes to a float32 [size, size, 3] RGB image."""
+    image = tf.io.decode_image(value, channels=3, expand_animations=False)
+    image = tf.image.resize(image, (size, size), antialias=True)
+    image.set_shape((size, size, 3))
+    return image
+
+
+def _augment(image, seed):
+    image = tf.image.random_flip_left_right(image, seed=seed)
+    return image
+
+
+def image_batches(split, size, batch_size, training, seed, augment=False):
+    """Decoded, resized image batches of `split` for `model.fit`."""
+    values = list(split.values)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(values), split.label_ids)
+    )
+    is_path = bool(values) and isinstance(values[0], str)
+
+    def load(value, label):
+        data = tf.io.read_file(value) if is_path else value
+        return tf.cast(decode_image(data, size), tf.uint8), label
+
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    if len(split) * size * size * 3 < 2**30:
+        dataset = dataset.cache()
+    if training:
+        dataset = dataset.shuffle(
+            min(len(split), 10000), seed=seed, reshuffle_each_iteration=True
+        )
+    dataset = dataset.map(
+        lambda image, label: (tf.cast(image, tf.float32), label)
+    )
+    if training and augment:
+        dataset = dataset.map(
+            lambda image, label: (_augment(image, seed), label)
+        )
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def spec_exists(spec):
+    return spec.startswith("tfds:") or os.path.exists(spec)

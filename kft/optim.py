@@ -1,0 +1,176 @@
+"""Optimizers and learning-rate schedules for a fine-tuning phase.
+
+Every optimizer kft makes takes per-variable learning-rate multipliers (for
+layer-wise decay; Keras has none built in, keras-team/keras#21741) and
+applies decoupled weight decay itself, scaled by the same multiplier and
+skipping biases and normalization parameters (every variable of rank < 2).
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from kft.errors import UserError
+
+SCHEDULES = ("cosine", "linear", "step", "constant")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+
+
+@keras.saving.register_keras_serializable(package="kft")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup to `peak`, then cosine, linear, step or constant.
+
+    `start` is the optimizer step at which the phase began, so that the
+    optimizer's iteration count can run on across phases.
+    """
+
+    def __init__(
+        self,
+        peak,
+        total_steps,
+        warmup_steps=0,
+        decay="cosine",
+        start=0,
+        step_factor=0.1,
+        step_every=1,
+    ):
+        self.peak = float(peak)
+        self.total_steps = max(int(total_steps), 1)
+        self.warmup_steps = int(warmup_steps)
+        self.decay = decay
+        self.start = int(start)
+        self.step_factor = float(step_factor)
+        self.step_every = max(int(step_every), 1)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32") - float(self.start)
+        warmup = float(max(self.warmup_steps, 1))
+        warm = self.peak * ops.minimum((step + 1.0) / warmup, 1.0)
+        decay_steps = float(max(self.total_steps - self.warmup_steps, 1))
+        done = ops.clip((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
+        if self.decay == "cosine":
+            after = self.peak * 0.5 * (1.0 + ops.cos(math.pi * done))
+        elif self.decay == "linear":
+            after = self.peak * (1.0 - done)
+        elif self.decay == "step":
+            drops = ops.floor((step - self.warmup_steps) / self.step_every)
+            after = self.peak * ops.power(
+                self.step_factor, ops.maximum(drops, 0.0)
+            )
+        else:
+            after = ops.convert_to_tensor(self.peak)
+        if self.warmup_steps <= 0:
+            return after
+        return ops.where(step < self.warmup_steps, warm, after)
+
+    def get_config(self):
+        return dict(
+            peak=self.peak,
+            total_steps=self.total_steps,
+            warmup_steps=self.warmup_steps,
+            decay=self.decay,
+            start=self.start,
+            step_factor=self.step_factor,
+            step_every=self.step_every,
+        )
+
+
+def make_schedule(schedule_config, peak, total_steps, start=0):
+    if schedule_config.name not in SCHEDULES:
+        raise UserError(
+            f"unknown schedule '{schedule_config.name}'; "
+            f"valid: {', '.join(SCHEDULES)}"
+        )
+    warmup = int(round(schedule_config.warmup_fraction * total_steps))
+    step_every = int(round(schedule_config.step_fraction * total_steps))
+    return WarmupDecay(
+        peak,
+        total_steps,
+        warmup_steps=warmup,
+        decay=schedule_config.name,
+        start=start,
+        step_factor=schedule_config.step_factor,
+        step_every=step_every,
+    )
+
+
+def _with_multipliers(base):
+    """Subclasses the Keras optimizer `base` with multipliers and decay."""
+
+    class Scaled(base):
+        def __init__(self, multipliers=None, decay=0.0, **kwargs):
+            super().__init__(**kwargs)
+            self._kft_multipliers = dict(multipliers or {})
+            self._kft_decay = float(decay)
+
+        def build(self, variables):
+            super().build(variables)
+            self._kft_scale = [
+                self._kft_multipliers.get(v.path, 1.0) for v in variables
+            ]
+            self._kft_decays = [len(v.shape) >= 2 for v in variables]
+
+        def update_step(self, gradient, variable, learning_rate):
+            index = self._get_variable_index(variable)
+            scale = self._kft_scale[index]
+            if scale != 1.0:
+                learning_rate = learning_rate * scale
+            if self._kft_decay and self._kft_decays[index]:
+                rate = ops.cast(learning_rate * self._kft_decay, variable.dtype)
+                variable.assign_sub(variable * rate)
+            return super().update_step(gradient, variable, learning_rate)
+
+    Scaled.__name__ = f"Scaled{base.__name__}"
+    return Scaled
+
+
+_ADAM = _with_multipliers(keras.optimizers.Adam)
+_SGD = _with_multipliers(keras.optimizers.SGD)
+
+
+def make_optimizer(optimizer_config, schedule, multipliers=None):
+    """Returns the configured optimizer on `schedule` with `multipliers`."""
+    name = optimizer_config.name.lower()
+    common = dict(
+        learning_rate=schedule,
+        multipliers=multipliers,
+        global_clipnorm=optimizer_config.clipnorm or None,
+    )
+    if name == "adamw":
+        return _ADAM(
+            decay=optimizer_config.weight_decay,
+            epsilon=optimizer_config.epsilon,
+            **common,
+        )
+    if name == "adam":
+        return _ADAM(epsilon=optimizer_config.epsilon, **common)
+    if name == "sgd":
+        return _SGD(
+            decay=optimizer_config.weight_decay,
+            momentum=optimizer_config.momentum,
+            nesterov=optimizer_config.nesterov,
+            **common,
+        )
+    raise UserError(
+        f"unknown optimizer '{optimizer_config.name}'; "
+        f"valid: {', '.join(OPTIMIZERS)}"
+    )
+
+
+def carry_state(old, new, variables):
+    """Builds `new` on `variables` and copies `old`'s slots that still apply.
+
+    Slots (Adam moments, SGD momentum) are named after the model variable,
+    so a variable that stays trainable keeps its state across a recompile;
+    the iteration count carries over too.
+    """
+    new.build(variables)
+    if old is None or not old.built:
+        return
+    old_values = {v.name: v for v in old.variables}
+    for variable in new.variables:
+        previous = old_values.get(variable.name)
+        if previous is not None and previous.shape == variable.shape:
+            variable.assign(previous)
+    new.iterations.assign(old.iterations)

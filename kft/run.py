@@ -1,0 +1,179 @@
+"""One fine-tuning run from a resolved config to a filled run folder.
+
+The steps, in order: write config.json, read the data, build the model,
+pick the text sequence length, train through the freeze plan, evaluate the
+test split, write labels.txt, metrics.json and the best weights. Export
+(the SavedModel for TF Serving) plugs in after evaluation.
+"""
+
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kft import builder, data, evaluation, freeze, training
+from kft import config as config_lib
+from kft.errors import UserError
+
+WEIGHTS_FILE = "checkpoints/best.weights.h5"
+
+
+def _log(message):
+    print(f"kft: {message}", flush=True)
+
+
+def set_seed(seed):
+    keras.utils.set_random_seed(seed)
+
+
+def prepare(config):
+    """Reads the data and builds the model; returns (built, splits)."""
+    splits = data.load_splits(config.data, config.seed)
+    for note in splits.notes:
+        _log(note)
+    if splits.modality == "text" and config.data.clean_text:
+        for split in (splits.train, splits.validation, splits.test):
+            split.values = data.clean_texts(split.values)
+    built = builder.build(config, len(splits.labels))
+    if built.modality != splits.modality:
+        raise UserError(
+            f"backbone {config.backbone} takes {built.modality} but "
+            f"{config.data.train} holds {splits.modality}"
+        )
+    if built.modality == "text":
+        _set_sequence_length(built, splits.train, config)
+    return built, splits
+
+
+def _set_sequence_length(built, train_split, config):
+    preprocessor = built.preprocessor
+    maximum = preprocessor.sequence_length
+    if config.data.sequence_length:
+        length = min(config.data.sequence_length, maximum)
+    else:
+        lengths = data.token_lengths(preprocessor, train_split.values)
+        length = data.pick_sequence_length(
+            lengths, config.data.length_percentile, maximum
+        )
+        _log(
+            f"sequence length {length}: the {config.data.length_percentile:g}"
+            f"th percentile of training token lengths (median "
+            f"{int(np.median(lengths))}, max {lengths.max()}, cap {maximum})"
+        )
+    preprocessor.sequence_length = length
+    config.data.sequence_length = length
+
+
+def batches(built, split, config, training_data):
+    if built.modality == "text":
+        return data.text_batches(
+            split,
+            built.preprocessor,
+            config.data.batch_size
+            if training_data
+            else config.data.eval_batch_size,
+            training_data,
+            config.seed,
+        )
+    return data.image_batches(
+        split,
+        built.image_size,
+        config.data.batch_size
+        if training_data
+        else config.data.eval_batch_size,
+        training_data,
+        config.seed,
+        augment=config.data.augment,
+    )
+
+
+def predict(model, dataset):
+    """Returns (labels, probabilities) over a (inputs, labels) dataset."""
+    labels, probabilities = [], []
+    for inputs, batch_labels in dataset:
+        probabilities.append(np.asarray(model(inputs, training=False)))
+        labels.append(batch_labels.numpy())
+    return np.concatenate(labels), np.concatenate(probabilities)
+
+
+def evaluate(built, split, labels, config):
+    """Runs `split` through the model; returns the metrics.json dict."""
+    dataset = batches(built, split, config, training_data=False)
+    y_true, probabilities = predict(built.model, dataset)
+    return evaluation.classification_report(
+        y_true, probabilities, labels, split.name
+    )
+
+
+def write_labels(labels, model_dir):
+    with open(os.path.join(model_dir, "labels.txt"), "w") as file:
+        file.write("".join(f"{label}\n" for label in labels))
+
+
+def train(config, model_dir):
+    """Fine-tunes, evaluates and fills `model_dir`; returns the metrics."""
+    started = time.time()
+    os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
+    set_seed(config.seed)
+    if config.precision != "float32":
+        keras.mixed_precision.set_global_policy(config.precision)
+    phases = freeze.plan_from_config(config)
+    _write_config(config, model_dir)
+    built, splits = prepare(config)
+    _write_config(config, model_dir)  # now with the picked sequence length
+    write_labels(splits.labels, model_dir)
+    _log(
+        f"{len(splits.train)} training, {len(splits.validation)} validation, "
+        f"{len(splits.test)} test examples; classes: "
+        f"{', '.join(splits.labels)}"
+    )
+    class_weight = None
+    if config.class_weight == "balanced":
+        class_weight = data.balanced_class_weights(
+            splits.train.label_ids, len(splits.labels)
+        )
+    elif config.class_weight:
+        raise UserError(
+            f"unknown class_weight '{config.class_weight}'; valid: balanced"
+        )
+    train_data = batches(built, splits.train, config, True)
+    validation_data = batches(built, splits.validation, config, False)
+    timing = training.train(
+        built,
+        phases,
+        train_data,
+        validation_data,
+        config,
+        model_dir,
+        len(splits.labels),
+        class_weight=class_weight,
+        log=_log,
+    )
+    built.model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
+    report = evaluate(built, splits.test, splits.labels, config)
+    report["source"] = splits.test.source
+    report["timing"] = timing | {"total_seconds": round(time.time() - started)}
+    evaluation.write_report(report, os.path.join(model_dir, "metrics.json"))
+    print(evaluation.format_table(report), flush=True)
+    _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
+    return report
+
+
+def _write_config(config, model_dir):
+    with tf.io.gfile.GFile(os.path.join(model_dir, "config.json"), "w") as f:
+        f.write(config_lib.to_json(config))
+
+
+def read_config(model_dir):
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.isfile(path):
+        raise UserError(f"{model_dir} holds no kft run (no config.json)")
+    with open(path) as file:
+        return config_lib.from_json(file.read())
+
+
+def load_labels(model_dir):
+    with open(os.path.join(model_dir, "labels.txt")) as file:
+        return [line.rstrip("\n") for line in file]
