@@ -1,0 +1,94 @@
+"""Shared fixtures: tiny backbones saved as local presets, tiny data sets.
+
+Everything here is built by the tests themselves, so the suite runs on an
+offline machine; the real-weights tests skip when the assets are absent.
+"""
+
+import csv
+import os
+import pathlib
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+WORDS = ["good", "bad", "great", "awful", "fine", "movie", "the", "is"]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+
+
+def make_texts(count, seed=0):
+    """Three classes of short texts a tiny model can separate."""
+    rng = np.random.default_rng(seed)
+    cues = {"positive": ["good", "great"], "negative": ["bad", "awful"],
+            "neutral": ["fine"]}
+    rows = []
+    for index in range(count):
+        label = list(cues)[index % 3]
+        words = list(rng.choice(["the", "movie", "is"], size=3))
+        words.insert(int(rng.integers(0, 3)), str(rng.choice(cues[label])))
+        rows.append({"text": " ".join(words), "label": label})
+    return rows
+
+
+def write_csv(path, rows, delimiter=","):
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]),
+                                delimiter=delimiter)
+        writer.writeheader()
+        writer.writerows(rows)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A 2-layer BERT with a 13-token vocabulary, saved as a local preset."""
+    import keras_hub
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(VOCAB), num_layers=2, num_heads=2, hidden_dim=8,
+        intermediate_dim=16, max_sequence_length=32,
+    )
+    backbone.save_to_preset(str(folder))
+    keras_hub.models.BertTokenizer(vocabulary=VOCAB).save_to_preset(
+        str(folder)
+    )
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def text_csv(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("texts")
+    train = write_csv(folder / "train.csv", make_texts(60, seed=1))
+    test = write_csv(folder / "test.csv", make_texts(21, seed=2))
+    return train, test
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    """Two classes of 16x16 PNGs: bright and dark squares."""
+    import tensorflow as tf
+
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for label, level in (("bright", 200), ("dark", 40)):
+        (folder / label).mkdir()
+        for index in range(8):
+            noise = rng.integers(-30, 30, size=(16, 16, 3))
+            pixels = np.clip(level + noise, 0, 255).astype(np.uint8)
+            data = tf.io.encode_png(pixels).numpy()
+            (folder / label / f"{index}.png").write_bytes(data)
+    return str(folder)
+
+
+def run_cli(*args, env=None, timeout=600):
+    """Runs a kft console script as a user would; returns CompletedProcess."""
+    script = pathlib.Path(sys.executable).parent / args[0]
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run(
+        [str(script), *args[1:]], capture_output=True, text=True,
+        timeout=timeout, env=full_env,
+    )

@@ -1,0 +1,134 @@
+"""Every backbone of the table: build tiny, fit one step, save and reload.
+
+keras.applications entries are built with random weights on 32x32 images;
+keras-hub text families as 2-layer models with tiny vocabularies, saved as
+local presets and loaded through the same path as a user's folder.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from kft import backbones, builder, config as config_lib, freeze, training
+from kft.errors import UserError
+
+
+def _check_fit_and_reload(built, inputs, labels, tmp_path):
+    """One fit step changes the weights; a saved model predicts the same."""
+    model = built.model
+    phase = freeze.Phase("full", 1, ("head", "all"), 1e-3)
+    freeze.apply_phase(built, phase, built.family.block_pattern)
+    config = config_lib.default_config()
+    training.compile_model(model, "sgd", config, 3)
+    before = np.array(model.get_layer("head_output").kernel)
+    model.fit(inputs, labels, batch_size=len(labels), epochs=1, verbose=0)
+    after = np.array(model.get_layer("head_output").kernel)
+    assert not np.allclose(before, after)
+    expected = np.asarray(model.predict(inputs, verbose=0))
+    assert expected.shape == (len(labels), 3)
+    np.testing.assert_allclose(expected.sum(axis=-1), 1.0, rtol=1e-5)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+    got = np.asarray(reloaded.predict(inputs, verbose=0))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(backbones.TABLE))
+def test_application_backbone(name, tmp_path):
+    config = config_lib.default_config()
+    config.backbone = name
+    config.weights = "none"
+    config.data.image_size = 32
+    built = builder.build(config, 3)
+    assert built.modality == "image"
+    groups = freeze.block_groups(built.backbone, built.family.block_pattern)
+    assert len(groups) >= 4, "the table's block regex finds the blocks"
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3))
+    _check_fit_and_reload(built, images.astype("float32"), np.array([0, 2]),
+                          tmp_path)
+
+
+def _save_hub_text(family, folder):
+    """Saves a tiny backbone of `family` with a tiny tokenizer as a preset."""
+    import keras_hub
+
+    from conftest import VOCAB
+
+    models = keras_hub.models
+    sizes = dict(num_layers=2, num_heads=2, hidden_dim=8,
+                 intermediate_dim=16, max_sequence_length=32)
+    if family == "BertBackbone":
+        backbone = models.BertBackbone(len(VOCAB), **sizes)
+        tokenizer = models.BertTokenizer(vocabulary=VOCAB)
+    elif family == "DistilBertBackbone":
+        backbone = models.DistilBertBackbone(len(VOCAB), **sizes)
+        tokenizer = models.DistilBertTokenizer(vocabulary=VOCAB)
+    elif family == "ElectraBackbone":
+        backbone = models.ElectraBackbone(vocab_size=len(VOCAB),
+                                          embedding_dim=8, **sizes)
+        tokenizer = models.ElectraTokenizer(vocabulary=VOCAB)
+    elif family == "RobertaBackbone":
+        vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4,
+                 "Ġgood": 5, "Ġbad": 6, "good": 7, "Ġ": 8, "g": 9, "o": 10,
+                 "d": 11, "b": 12, "a": 13, "Ġg": 14, "Ġb": 15, "oo": 16}
+        merges = ["Ġ g", "Ġ b", "o o", "Ġg oo", "Ġgoo d", "Ġb a", "Ġba d"]
+        vocab |= {"Ġgoo": 17, "Ġba": 18}
+        backbone = models.RobertaBackbone(len(vocab), **sizes)
+        tokenizer = models.RobertaTokenizer(vocabulary=vocab, merges=merges)
+    else:
+        raise AssertionError(family)
+    backbone.save_to_preset(str(folder))
+    tokenizer.save_to_preset(str(folder))
+
+
+TEXT_FAMILIES = ["BertBackbone", "DistilBertBackbone", "ElectraBackbone",
+                 "RobertaBackbone"]
+
+
+@pytest.mark.parametrize("family", TEXT_FAMILIES)
+def test_hub_text_backbone(family, tmp_path):
+    folder = tmp_path / "preset"
+    _save_hub_text(family, folder)
+    config = config_lib.default_config()
+    config.backbone = str(folder)
+    built = builder.build(config, 3)
+    assert built.modality == "text"
+    assert backbones.HUB_FAMILIES[type(built.backbone).__name__] is \
+        built.family
+    groups = freeze.block_groups(built.backbone, built.family.block_pattern)
+    assert len(groups) == 3, "embeddings, then one group per layer"
+    built.preprocessor.sequence_length = 16
+    packed = built.preprocessor(["good movie", "bad"])
+    if isinstance(packed, tuple):
+        packed = packed[0]
+    inputs = {k: np.asarray(v) for k, v in packed.items()}
+    _check_fit_and_reload(built, inputs, np.array([0, 2]), tmp_path)
+
+
+@pytest.mark.parametrize("name,message", [
+    ("ResNet51", "did you mean"),
+    ("", "no backbone given"),
+    ("/no/such/folder/x", "unknown backbone"),
+])
+def test_unknown_backbone_is_a_user_error(name, message):
+    with pytest.raises(UserError, match=message):
+        backbones.resolve(name)
+
+
+def test_local_weights_file_round_trip(tmp_path):
+    """Weights kft saved load back through the same path as `imagenet`."""
+    config = config_lib.default_config()
+    config.backbone = "MobileNetV2"
+    config.weights = "none"
+    config.data.image_size = 32
+    first = builder.build(config, 2)
+    path = str(tmp_path / "backbone.weights.h5")
+    first.backbone.save_weights(path)
+    config.weights = path
+    second = builder.build(config, 2)
+    for a, b in zip(first.backbone.weights, second.backbone.weights):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    config.weights = str(tmp_path / "missing.weights.h5")
+    with pytest.raises(UserError, match="weights file not found"):
+        builder.build(config, 2)

@@ -1,0 +1,59 @@
+"""kft's metrics against scikit-learn on fixed predictions."""
+
+import numpy as np
+import pytest
+from sklearn import metrics as sk
+
+from kft import evaluation
+
+CASES = {
+    "random": (np.random.default_rng(0).integers(0, 4, 50),
+               np.random.default_rng(1).integers(0, 4, 50)),
+    "never_predicted": (np.array([0, 1, 2, 2, 1, 0]),
+                        np.array([0, 1, 1, 1, 1, 0])),
+    "absent_from_truth": (np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])),
+    "perfect": (np.array([2, 1, 0]), np.array([2, 1, 0])),
+}
+
+
+def _probabilities(predicted, classes):
+    return np.eye(classes)[predicted] * 0.7 + 0.1
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_report_matches_sklearn(name):
+    y_true, y_pred = CASES[name]
+    labels = ["a", "b", "c", "d"][: max(y_true.max(), y_pred.max()) + 1]
+    classes = len(labels)
+    report = evaluation.classification_report(
+        y_true, _probabilities(y_pred, classes), labels, "test"
+    )
+    ids = list(range(classes))
+    precision, recall, f1, support = sk.precision_recall_fscore_support(
+        y_true, y_pred, labels=ids, zero_division=0
+    )
+    assert report["accuracy"] == pytest.approx(sk.accuracy_score(y_true, y_pred))
+    assert report["macro_f1"] == pytest.approx(
+        sk.f1_score(y_true, y_pred, labels=ids, average="macro",
+                    zero_division=0)
+    )
+    assert report["confusion_matrix"] == sk.confusion_matrix(
+        y_true, y_pred, labels=ids).tolist()
+    for i, label in enumerate(labels):
+        row = report["per_class"][label]
+        assert row["precision"] == pytest.approx(precision[i])
+        assert row["recall"] == pytest.approx(recall[i])
+        assert row["f1"] == pytest.approx(f1[i])
+        assert row["support"] == support[i]
+    assert report["num_examples"] == len(y_true)
+    assert report["labels"] == labels
+
+
+def test_streaming_macro_f1_matches_sklearn():
+    y_true, y_pred = CASES["random"]
+    metric = evaluation.MacroF1(4)
+    probabilities = _probabilities(y_pred, 4)
+    metric.update_state(y_true[:20], probabilities[:20])
+    metric.update_state(y_true[20:], probabilities[20:])
+    expected = sk.f1_score(y_true, y_pred, average="macro")
+    assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
