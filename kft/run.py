@@ -18,6 +18,8 @@ from kft import config as config_lib
 from kft.errors import UserError
 
 WEIGHTS_FILE = "checkpoints/best.weights.h5"
+# The backbone alone, loadable with --config.weights by a later run.
+BACKBONE_FILE = "checkpoints/backbone.weights.h5"
 
 
 def _log(message):
@@ -152,6 +154,7 @@ def train(config, model_dir):
         log=_log,
     )
     built.model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
+    built.backbone.save_weights(os.path.join(model_dir, BACKBONE_FILE))
     report = evaluate(built, splits.test, splits.labels, config)
     report["source"] = splits.test.source
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}

@@ -11,7 +11,7 @@ from kft.cli import common
 def main(argv):
     from kft import assets
 
-    names = argv[1:] or list(assets.ASSETS)
+    names = argv[1:] or [*assets.ASSETS, "digits"]
     for name in names:
         assets.fetch(name)
 

@@ -1,0 +1,33 @@
+"""Stage 1 of the offline image-transfer demo: learn digits 0-4 from scratch.
+
+    kft-fetch digits
+    kft-train --experiment=digits_pretrain --model_dir=runs/digits_pretrain
+
+Trains a randomly initialized ResNet50 (from the backbone table) on the 901
+scikit-learn 8x8 digits 0-4, upscaled to 32x32. The run folder keeps the
+backbone's weights as checkpoints/backbone.weights.h5, which
+digits_transfer.py loads back through --config.weights, the same path a
+user's ImageNet weights file takes. BatchNorm trains here, since there are
+no pretrained statistics to protect.
+
+Expected result and runtime: see digits_transfer.py.
+"""
+
+from kft import assets
+from kft.config import default_config
+
+
+def get_config():
+    config = default_config()
+    config.backbone = "ResNet50"
+    config.weights = "none"
+    config.data.train = assets.file("digits", "pretrain")
+    config.data.image_size = 32
+    config.data.validation_fraction = 0.15
+    config.data.test_fraction = 0.15
+    config.plan = "full"
+    config.epochs = 8
+    config.learning_rate = 1e-3
+    config.train_batchnorm = True
+    config.monitor = "val_accuracy"
+    return config

@@ -1,0 +1,144 @@
+"""The console scripts as a user runs them: happy paths and user errors."""
+
+import json
+import os
+
+import pytest
+
+from conftest import make_texts, run_cli, write_csv
+
+
+def _train(model_dir, *overrides, experiment="text_classifier"):
+    return run_cli(
+        "kft-train", f"--experiment={experiment}",
+        f"--model_dir={model_dir}", "--config.verbose=0", *overrides,
+    )
+
+
+def test_text_classifier_end_to_end(tiny_bert, text_csv, tmp_path):
+    train, test = text_csv
+    result = _train(
+        tmp_path / "run", f"--config.backbone={tiny_bert}",
+        f"--config.data.train={train}", f"--config.data.test={test}",
+        "--config.plan=two_phase", "--config.epochs=2",
+        "--config.learning_rate=1e-3",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    for name in ("config.json", "history.csv", "metrics.json", "labels.txt"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["split"] == "test"
+    assert metrics["num_examples"] == 21
+    assert set(metrics["per_class"]) == {"negative", "neutral", "positive"}
+    assert (run / "labels.txt").read_text().split() == [
+        "negative", "neutral", "positive"]
+    rows = (run / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("phase,epoch,learning_rate")
+    assert [r.split(",")[0] for r in rows[1:]] == ["head", "full", "full"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["sequence_length"] > 0
+    assert "holding out" in result.stdout
+    assert "macro-F1" in result.stdout
+
+
+def test_image_classifier_end_to_end(image_folder, tmp_path):
+    result = _train(
+        tmp_path / "run", "--config.backbone=MobileNetV3Small",
+        "--config.weights=none", f"--config.data.train={image_folder}",
+        "--config.data.image_size=32", "--config.plan=full",
+        "--config.epochs=1", "--config.data.validation_fraction=0.25",
+        "--config.data.test_fraction=0.25",
+        experiment="image_classifier",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["labels"] == ["bright", "dark"]
+    assert metrics["num_examples"] == 4
+
+
+def _user_error(result, *words):
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_unknown_experiment(tmp_path):
+    result = run_cli("kft-train", "--experiment=text_clasifier",
+                     f"--model_dir={tmp_path}")
+    _user_error(result, "unknown experiment", "text_classifier")
+
+
+def test_missing_required_flag():
+    _user_error(run_cli("kft-train", "--experiment=text_classifier"),
+                "model_dir")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, text_csv):
+    folder = tmp_path_factory.mktemp("bad")
+    rows = make_texts(12)
+    one_class = [dict(r, label="positive") for r in rows]
+    unseen = make_texts(6) + [{"text": "good", "label": "mixed"}]
+    empty = folder / "empty.csv"
+    empty.write_text("text,label\n")
+    binary = folder / "binary.csv"
+    binary.write_bytes(b"text,label\n\xff\xfe bad bytes,positive\n")
+    return {
+        "train": text_csv[0],
+        "one_class": write_csv(folder / "one.csv", one_class),
+        "unseen": write_csv(folder / "unseen.csv", unseen),
+        "empty": str(empty),
+        "binary": str(binary),
+        "no_label": write_csv(folder / "nolabel.csv",
+                              [{"text": r["text"], "y": r["label"]}
+                               for r in rows]),
+    }
+
+
+BAD_INPUTS = [
+    (["--config.backbone=ResNet5O"], "unknown backbone"),
+    (["--config.epoch=2"], "unknown config key 'epoch'"),
+    (["--config.epochs=two"], "expects int"),
+    (["--config.data.train=/no/such.csv"], "data not found"),
+    (["--config.data.train={empty}"], "holds no rows"),
+    (["--config.data.train={binary}"], "cannot read"),
+    (["--config.data.train={no_label}"], "no column 'label'"),
+    (["--config.data.train={one_class}"], "single class"),
+    (["--config.data.train={train}", "--config.data.test={unseen}"],
+     "label 'mixed'"),
+    (["--config.data.train={train}", "--config.plan=frozen"],
+     "valid plans"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS)
+def test_user_errors_exit_2_with_one_line(args, message, files, tiny_bert,
+                                          tmp_path):
+    args = [a.format(**files) for a in args]
+    result = _train(tmp_path / "run", f"--config.backbone={tiny_bert}",
+                    *args)
+    _user_error(result, message)
+
+
+def test_flagfile(tiny_bert, text_csv, tmp_path):
+    flagfile = tmp_path / "flags.txt"
+    flagfile.write_text(
+        "--experiment=text_classifier\n--config.epoch=1\n")
+    result = run_cli("kft-train", f"--flagfile={flagfile}",
+                     f"--model_dir={tmp_path / 'run'}")
+    _user_error(result, "did you mean: epochs")
+
+
+def test_fetch_unknown_asset():
+    _user_error(run_cli("kft-fetch", "nope"), "unknown asset", "minilm")
+
+
+def test_helpfull_lists_flags():
+    result = run_cli("kft-train", "--helpfull")
+    assert result.returncode == 0
+    assert "--experiment" in result.stdout and "--flagfile" in result.stdout
+    assert os.path.basename("kft-train") in result.stdout
