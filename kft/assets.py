@@ -57,11 +57,12 @@ def cache_dir():
 
 
 def path(name):
-    """The unpacked folder of asset `name`, or UserError saying how to get it."""
+    """The folder of asset `name`, or a UserError that says how to get it."""
     folder = cache_dir() / name
     if not (folder / ".verified").is_file():
         raise UserError(
-            f"asset '{name}' is missing from {cache_dir()}; run: kft-fetch {name}"
+            f"asset '{name}' is missing from {cache_dir()}; "
+            f"run: kft-fetch {name}"
         )
     return folder
 

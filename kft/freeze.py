@@ -155,7 +155,9 @@ def _select_backbone_layers(backbone, selector, groups):
         return [layer for group in chosen for layer in group]
     pattern = selector.removeprefix("re:")
     try:
-        layers = [l for l in backbone.layers if re.search(pattern, l.name)]
+        layers = [
+            layer for layer in backbone.layers if re.search(pattern, layer.name)
+        ]
     except re.error as error:
         raise UserError(f"bad layer regex '{pattern}': {error}") from None
     if not layers:

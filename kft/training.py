@@ -10,11 +10,17 @@ and restored at the end.
 import csv
 import os
 import time
+import warnings
 
 import keras
 import numpy as np
 
 from kft import evaluation, freeze, optim
+
+# Keras warns about both for every tf.data input whose length it cannot see
+# (length-grouped batches); neither is a problem here.
+warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+warnings.filterwarnings("ignore", message=".*Your input ran out of data.*")
 
 
 class HistoryCSV(keras.callbacks.Callback):

@@ -22,8 +22,11 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
 def make_texts(count, seed=0):
     """Three classes of short texts a tiny model can separate."""
     rng = np.random.default_rng(seed)
-    cues = {"positive": ["good", "great"], "negative": ["bad", "awful"],
-            "neutral": ["fine"]}
+    cues = {
+        "positive": ["good", "great"],
+        "negative": ["bad", "awful"],
+        "neutral": ["fine"],
+    }
     rows = []
     for index in range(count):
         label = list(cues)[index % 3]
@@ -35,8 +38,9 @@ def make_texts(count, seed=0):
 
 def write_csv(path, rows, delimiter=","):
     with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]),
-                                delimiter=delimiter)
+        writer = csv.DictWriter(
+            file, fieldnames=list(rows[0]), delimiter=delimiter
+        )
         writer.writeheader()
         writer.writerows(rows)
     return str(path)
@@ -49,13 +53,15 @@ def tiny_bert(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("tiny_bert")
     backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(VOCAB), num_layers=2, num_heads=2, hidden_dim=8,
-        intermediate_dim=16, max_sequence_length=32,
+        vocabulary_size=len(VOCAB),
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=32,
     )
     backbone.save_to_preset(str(folder))
-    keras_hub.models.BertTokenizer(vocabulary=VOCAB).save_to_preset(
-        str(folder)
-    )
+    keras_hub.models.BertTokenizer(vocabulary=VOCAB).save_to_preset(str(folder))
     return str(folder)
 
 
@@ -89,6 +95,9 @@ def run_cli(*args, env=None, timeout=600):
     script = pathlib.Path(sys.executable).parent / args[0]
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run(
-        [str(script), *args[1:]], capture_output=True, text=True,
-        timeout=timeout, env=full_env,
+        [str(script), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
     )

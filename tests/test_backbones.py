@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from kft import backbones, builder, config as config_lib, freeze, training
+from kft import backbones, builder, freeze, training
+from kft import config as config_lib
 from kft.errors import UserError
 
 
@@ -25,8 +26,10 @@ def _check_fit_and_reload(built, inputs, labels, tmp_path):
     model.fit(inputs, labels, batch_size=len(labels), epochs=1, verbose=0)
     after = keras.ops.convert_to_numpy(model.get_layer("head_output").bias)
     assert not np.allclose(before, after)
-    assert all(np.isfinite(keras.ops.convert_to_numpy(v)).all()
-               for v in model.trainable_variables)
+    assert all(
+        np.isfinite(keras.ops.convert_to_numpy(v)).all()
+        for v in model.trainable_variables
+    )
     expected = np.asarray(model.predict(inputs, verbose=0))
     assert expected.shape == (len(labels), 3)
     np.testing.assert_allclose(expected.sum(axis=-1), 1.0, rtol=1e-5)
@@ -48,19 +51,24 @@ def test_application_backbone(name, tmp_path):
     groups = freeze.block_groups(built.backbone, built.family.block_pattern)
     assert len(groups) >= 4, "the table's block regex finds the blocks"
     images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3))
-    _check_fit_and_reload(built, images.astype("float32"), np.array([0, 2]),
-                          tmp_path)
+    _check_fit_and_reload(
+        built, images.astype("float32"), np.array([0, 2]), tmp_path
+    )
 
 
 def _save_hub_text(family, folder):
     """Saves a tiny backbone of `family` with a tiny tokenizer as a preset."""
     import keras_hub
-
     from conftest import VOCAB
 
     models = keras_hub.models
-    sizes = dict(num_layers=2, num_heads=2, hidden_dim=8,
-                 intermediate_dim=16, max_sequence_length=32)
+    sizes = dict(
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=32,
+    )
     if family == "BertBackbone":
         backbone = models.BertBackbone(len(VOCAB), **sizes)
         tokenizer = models.BertTokenizer(vocabulary=VOCAB)
@@ -68,13 +76,30 @@ def _save_hub_text(family, folder):
         backbone = models.DistilBertBackbone(len(VOCAB), **sizes)
         tokenizer = models.DistilBertTokenizer(vocabulary=VOCAB)
     elif family == "ElectraBackbone":
-        backbone = models.ElectraBackbone(vocab_size=len(VOCAB),
-                                          embedding_dim=8, **sizes)
+        backbone = models.ElectraBackbone(
+            vocab_size=len(VOCAB), embedding_dim=8, **sizes
+        )
         tokenizer = models.ElectraTokenizer(vocabulary=VOCAB)
     elif family == "RobertaBackbone":
-        vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4,
-                 "Ġgood": 5, "Ġbad": 6, "good": 7, "Ġ": 8, "g": 9, "o": 10,
-                 "d": 11, "b": 12, "a": 13, "Ġg": 14, "Ġb": 15, "oo": 16}
+        vocab = {
+            "<s>": 0,
+            "<pad>": 1,
+            "</s>": 2,
+            "<unk>": 3,
+            "<mask>": 4,
+            "Ġgood": 5,
+            "Ġbad": 6,
+            "good": 7,
+            "Ġ": 8,
+            "g": 9,
+            "o": 10,
+            "d": 11,
+            "b": 12,
+            "a": 13,
+            "Ġg": 14,
+            "Ġb": 15,
+            "oo": 16,
+        }
         merges = ["Ġ g", "Ġ b", "o o", "Ġg oo", "Ġgoo d", "Ġb a", "Ġba d"]
         vocab |= {"Ġgoo": 17, "Ġba": 18}
         backbone = models.RobertaBackbone(len(vocab), **sizes)
@@ -85,8 +110,12 @@ def _save_hub_text(family, folder):
     tokenizer.save_to_preset(str(folder))
 
 
-TEXT_FAMILIES = ["BertBackbone", "DistilBertBackbone", "ElectraBackbone",
-                 "RobertaBackbone"]
+TEXT_FAMILIES = [
+    "BertBackbone",
+    "DistilBertBackbone",
+    "ElectraBackbone",
+    "RobertaBackbone",
+]
 
 
 @pytest.mark.parametrize("family", TEXT_FAMILIES)
@@ -97,8 +126,7 @@ def test_hub_text_backbone(family, tmp_path):
     config.backbone = str(folder)
     built = builder.build(config, 3)
     assert built.modality == "text"
-    assert backbones.HUB_FAMILIES[type(built.backbone).__name__] is \
-        built.family
+    assert backbones.HUB_FAMILIES[type(built.backbone).__name__] is built.family
     groups = freeze.block_groups(built.backbone, built.family.block_pattern)
     assert len(groups) == 3, "embeddings, then one group per layer"
     built.preprocessor.sequence_length = 16
@@ -109,11 +137,14 @@ def test_hub_text_backbone(family, tmp_path):
     _check_fit_and_reload(built, inputs, np.array([0, 2]), tmp_path)
 
 
-@pytest.mark.parametrize("name,message", [
-    ("ResNet51", "did you mean"),
-    ("", "no backbone given"),
-    ("/no/such/folder/x", "unknown backbone"),
-])
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("ResNet51", "did you mean"),
+        ("", "no backbone given"),
+        ("/no/such/folder/x", "unknown backbone"),
+    ],
+)
 def test_unknown_backbone_is_a_user_error(name, message):
     with pytest.raises(UserError, match=message):
         backbones.resolve(name)

@@ -4,23 +4,28 @@ import json
 import os
 
 import pytest
-
 from conftest import make_texts, run_cli, write_csv
 
 
 def _train(model_dir, *overrides, experiment="text_classifier"):
     return run_cli(
-        "kft-train", f"--experiment={experiment}",
-        f"--model_dir={model_dir}", "--config.verbose=0", *overrides,
+        "kft-train",
+        f"--experiment={experiment}",
+        f"--model_dir={model_dir}",
+        "--config.verbose=0",
+        *overrides,
     )
 
 
 def test_text_classifier_end_to_end(tiny_bert, text_csv, tmp_path):
     train, test = text_csv
     result = _train(
-        tmp_path / "run", f"--config.backbone={tiny_bert}",
-        f"--config.data.train={train}", f"--config.data.test={test}",
-        "--config.plan=two_phase", "--config.epochs=2",
+        tmp_path / "run",
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={train}",
+        f"--config.data.test={test}",
+        "--config.plan=two_phase",
+        "--config.epochs=2",
         "--config.learning_rate=1e-3",
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -32,7 +37,10 @@ def test_text_classifier_end_to_end(tiny_bert, text_csv, tmp_path):
     assert metrics["num_examples"] == 21
     assert set(metrics["per_class"]) == {"negative", "neutral", "positive"}
     assert (run / "labels.txt").read_text().split() == [
-        "negative", "neutral", "positive"]
+        "negative",
+        "neutral",
+        "positive",
+    ]
     rows = (run / "history.csv").read_text().splitlines()
     assert rows[0].startswith("phase,epoch,learning_rate")
     assert [r.split(",")[0] for r in rows[1:]] == ["head", "full", "full"]
@@ -44,10 +52,14 @@ def test_text_classifier_end_to_end(tiny_bert, text_csv, tmp_path):
 
 def test_image_classifier_end_to_end(image_folder, tmp_path):
     result = _train(
-        tmp_path / "run", "--config.backbone=MobileNetV3Small",
-        "--config.weights=none", f"--config.data.train={image_folder}",
-        "--config.data.image_size=32", "--config.plan=full",
-        "--config.epochs=1", "--config.data.validation_fraction=0.25",
+        tmp_path / "run",
+        "--config.backbone=MobileNetV3Small",
+        "--config.weights=none",
+        f"--config.data.train={image_folder}",
+        "--config.data.image_size=32",
+        "--config.plan=full",
+        "--config.epochs=1",
+        "--config.data.validation_fraction=0.25",
         "--config.data.test_fraction=0.25",
         experiment="image_classifier",
     )
@@ -67,14 +79,16 @@ def _user_error(result, *words):
 
 
 def test_unknown_experiment(tmp_path):
-    result = run_cli("kft-train", "--experiment=text_clasifier",
-                     f"--model_dir={tmp_path}")
+    result = run_cli(
+        "kft-train", "--experiment=text_clasifier", f"--model_dir={tmp_path}"
+    )
     _user_error(result, "unknown experiment", "text_classifier")
 
 
 def test_missing_required_flag():
-    _user_error(run_cli("kft-train", "--experiment=text_classifier"),
-                "model_dir")
+    _user_error(
+        run_cli("kft-train", "--experiment=text_classifier"), "model_dir"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +107,10 @@ def files(tmp_path_factory, text_csv):
         "unseen": write_csv(folder / "unseen.csv", unseen),
         "empty": str(empty),
         "binary": str(binary),
-        "no_label": write_csv(folder / "nolabel.csv",
-                              [{"text": r["text"], "y": r["label"]}
-                               for r in rows]),
+        "no_label": write_csv(
+            folder / "nolabel.csv",
+            [{"text": r["text"], "y": r["label"]} for r in rows],
+        ),
     }
 
 
@@ -108,28 +123,29 @@ BAD_INPUTS = [
     (["--config.data.train={binary}"], "cannot read"),
     (["--config.data.train={no_label}"], "no column 'label'"),
     (["--config.data.train={one_class}"], "single class"),
-    (["--config.data.train={train}", "--config.data.test={unseen}"],
-     "label 'mixed'"),
-    (["--config.data.train={train}", "--config.plan=frozen"],
-     "valid plans"),
+    (
+        ["--config.data.train={train}", "--config.data.test={unseen}"],
+        "label 'mixed'",
+    ),
+    (["--config.data.train={train}", "--config.plan=frozen"], "valid plans"),
 ]
 
 
 @pytest.mark.parametrize("args,message", BAD_INPUTS)
-def test_user_errors_exit_2_with_one_line(args, message, files, tiny_bert,
-                                          tmp_path):
+def test_user_errors_exit_2_with_one_line(
+    args, message, files, tiny_bert, tmp_path
+):
     args = [a.format(**files) for a in args]
-    result = _train(tmp_path / "run", f"--config.backbone={tiny_bert}",
-                    *args)
+    result = _train(tmp_path / "run", f"--config.backbone={tiny_bert}", *args)
     _user_error(result, message)
 
 
 def test_flagfile(tiny_bert, text_csv, tmp_path):
     flagfile = tmp_path / "flags.txt"
-    flagfile.write_text(
-        "--experiment=text_classifier\n--config.epoch=1\n")
-    result = run_cli("kft-train", f"--flagfile={flagfile}",
-                     f"--model_dir={tmp_path / 'run'}")
+    flagfile.write_text("--experiment=text_classifier\n--config.epoch=1\n")
+    result = run_cli(
+        "kft-train", f"--flagfile={flagfile}", f"--model_dir={tmp_path / 'run'}"
+    )
     _user_error(result, "did you mean: epochs")
 
 

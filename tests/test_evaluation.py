@@ -7,10 +7,14 @@ from sklearn import metrics as sk
 from kft import evaluation
 
 CASES = {
-    "random": (np.random.default_rng(0).integers(0, 4, 50),
-               np.random.default_rng(1).integers(0, 4, 50)),
-    "never_predicted": (np.array([0, 1, 2, 2, 1, 0]),
-                        np.array([0, 1, 1, 1, 1, 0])),
+    "random": (
+        np.random.default_rng(0).integers(0, 4, 50),
+        np.random.default_rng(1).integers(0, 4, 50),
+    ),
+    "never_predicted": (
+        np.array([0, 1, 2, 2, 1, 0]),
+        np.array([0, 1, 1, 1, 1, 0]),
+    ),
     "absent_from_truth": (np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])),
     "perfect": (np.array([2, 1, 0]), np.array([2, 1, 0])),
 }
@@ -32,13 +36,18 @@ def test_report_matches_sklearn(name):
     precision, recall, f1, support = sk.precision_recall_fscore_support(
         y_true, y_pred, labels=ids, zero_division=0
     )
-    assert report["accuracy"] == pytest.approx(sk.accuracy_score(y_true, y_pred))
-    assert report["macro_f1"] == pytest.approx(
-        sk.f1_score(y_true, y_pred, labels=ids, average="macro",
-                    zero_division=0)
+    assert report["accuracy"] == pytest.approx(
+        sk.accuracy_score(y_true, y_pred)
     )
-    assert report["confusion_matrix"] == sk.confusion_matrix(
-        y_true, y_pred, labels=ids).tolist()
+    assert report["macro_f1"] == pytest.approx(
+        sk.f1_score(
+            y_true, y_pred, labels=ids, average="macro", zero_division=0
+        )
+    )
+    assert (
+        report["confusion_matrix"]
+        == sk.confusion_matrix(y_true, y_pred, labels=ids).tolist()
+    )
     for i, label in enumerate(labels):
         row = report["per_class"][label]
         assert row["precision"] == pytest.approx(precision[i])

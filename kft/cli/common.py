@@ -7,6 +7,7 @@ experiment's config with type checks; see `kft.config.override`.
 
 import os
 import sys
+import tempfile
 
 from absl import app, flags
 
@@ -49,6 +50,32 @@ def parse_flags(argv):
         return FLAGS(rest)
     except flags.Error as error:
         fail(str(error))
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow and keras-hub with their C++ start-up lines hidden.
+
+    On machines without a GPU, TensorFlow's CUDA probing prints several
+    lines to stderr before any setting can silence them; they would bury
+    the one line a user error prints. They are replayed if the import fails.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import keras_hub  # noqa: F401
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def config_overrides():

@@ -24,10 +24,13 @@ def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     from kft import config as config_lib
-    from kft import experiments, run
+    from kft import experiments
 
     config = experiments.load(_EXPERIMENT.value)
     config_lib.apply_overrides(config, common.config_overrides())
+    common.import_tensorflow_quietly()
+    from kft import run
+
     run.train(config, _MODEL_DIR.value)
 
 

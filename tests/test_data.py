@@ -1,0 +1,109 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import make_texts, write_csv
+
+from kft import config as config_lib
+from kft import data
+from kft.errors import UserError
+
+
+def test_stratified_split_keeps_class_shares():
+    labels = ["a"] * 80 + ["b"] * 20
+    kept, held = data.stratified_split(labels, 0.25, seed=3)
+    assert len(held) == 25 and len(kept) == 75
+    assert sorted(np.array(labels)[held]).count("b") == 5
+    again = data.stratified_split(labels, 0.25, seed=3)
+    assert np.array_equal(again[1], held)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_text_files_read_alike(tmp_path, suffix):
+    rows = make_texts(9)
+    path = tmp_path / f"train{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        write_csv(path, rows, delimiter="\t" if suffix == ".tsv" else ",")
+    values, labels, modality = data.read_spec(
+        str(path), config_lib.default_config().data
+    )
+    assert modality == "text"
+    assert values == [r["text"] for r in rows]
+    assert labels == [r["label"] for r in rows]
+
+
+def test_missing_splits_are_held_out_and_announced(tmp_path):
+    config = config_lib.default_config().data
+    config.train = write_csv(tmp_path / "t.csv", make_texts(60))
+    splits = data.load_splits(config, seed=0)
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (
+        42,
+        9,
+        9,
+    )
+    assert len(splits.notes) == 2 and "stratified" in splits.notes[0]
+    assert splits.labels == ["negative", "neutral", "positive"]
+
+
+def test_numeric_labels_sort_as_numbers(tmp_path):
+    rows = [{"text": f"t{i}", "label": str(i % 11)} for i in range(44)]
+    config = config_lib.default_config().data
+    config.train = write_csv(tmp_path / "t.csv", rows)
+    splits = data.load_splits(config, seed=0)
+    assert splits.labels == [str(i) for i in range(11)]
+
+
+def test_unseen_test_label_names_label_and_file(tmp_path):
+    config = config_lib.default_config().data
+    config.train = write_csv(tmp_path / "t.csv", make_texts(12))
+    config.test = write_csv(
+        tmp_path / "x.csv", [{"text": "a", "label": "other"}]
+    )
+    with pytest.raises(UserError, match="label 'other' in .*x.csv"):
+        data.load_splits(config, seed=0)
+
+
+def test_sequence_length_from_percentile():
+    lengths = np.arange(1, 101)
+    assert data.pick_sequence_length(lengths, 99.0, 512) == 104
+    assert data.pick_sequence_length(lengths, 99.0, 64) == 64
+
+
+def test_balanced_class_weights():
+    weights = data.balanced_class_weights(np.array([0, 0, 0, 1]), 2)
+    assert weights == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
+
+
+def test_text_batches_trim_padding_and_keep_every_example(tiny_bert):
+    from kft import builder
+
+    config = config_lib.default_config()
+    config.backbone = tiny_bert
+    built = builder.build(config, 3)
+    built.preprocessor.sequence_length = 32
+    texts = ["good"] * 5 + ["the movie is good the movie is bad the"] * 5
+    split = data.Split("validation", "x", texts, np.arange(10) % 3)
+    batches = list(
+        data.text_batches(
+            split, built.preprocessor, 4, training=False, seed=0, granularity=4
+        )
+    )
+    widths = sorted(b[0]["token_ids"].shape[1] for b in batches)
+    assert widths[0] == 4 and widths[-1] == 12  # not the padded 32
+    seen = np.concatenate([b[1].numpy() for b in batches])
+    assert sorted(seen.tolist()) == sorted(split.label_ids.tolist())
+
+
+def test_image_folder_reads_classes(image_folder):
+    values, labels, modality = data.read_spec(
+        image_folder, config_lib.default_config().data
+    )
+    assert modality == "image" and sorted(set(labels)) == ["bright", "dark"]
+    split = data.Split(
+        "train", image_folder, values, np.array([0] * 8 + [1] * 8)
+    )
+    (images, ids), *_ = list(data.image_batches(split, 24, 16, False, 0))
+    assert images.shape == (16, 24, 24, 3)
+    assert float(images[0].numpy().mean()) > float(images[-1].numpy().mean())

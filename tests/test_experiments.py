@@ -1,0 +1,52 @@
+"""Every experiment file loads; each builds with a tiny stand-in backbone."""
+
+import pytest
+
+from kft import builder, experiments, freeze
+from kft.errors import UserError
+
+NAMES = experiments.available()
+
+
+def test_all_experiments_are_listed():
+    assert {
+        "drug_reviews_minilm",
+        "text_classifier",
+        "image_classifier",
+        "digits_pretrain",
+        "digits_transfer",
+        "cifar10_resnet50",
+        "flowers_resnet50",
+        "sst2_bert_base",
+    } <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_experiment_documents_its_command(name):
+    path = experiments.find(name)
+    source = path.read_text()
+    assert f"--experiment={name}" in source, "docstring gives the command"
+    config = experiments.load(name)
+    assert config.backbone
+    assert freeze.plan_from_config(config)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_experiment_builds_with_tiny_stand_in(name, tiny_bert):
+    """The experiment's own config, with the backbone swapped for a tiny one
+    of the same modality, builds a model through the real builder."""
+    config = experiments.load(name)
+    if builder.backbones.TABLE.get(config.backbone) is None and (
+        "minilm" in config.backbone or "bert" in config.backbone
+    ):
+        config.backbone = tiny_bert
+    else:
+        config.weights = "none"
+        config.data.image_size = 32
+    built = builder.build(config, 3)
+    assert built.model.outputs[0].shape[-1] == 3
+
+
+def test_unknown_experiment_suggests_names():
+    with pytest.raises(UserError, match="text_classifier"):
+        experiments.find("text_clasifier")

@@ -1,0 +1,44 @@
+"""The real MiniLM weights: one training step and a prediction.
+
+Skips when the asset is absent (offline, not fetched); CI fetches it first.
+"""
+
+import numpy as np
+import pytest
+
+from kft import assets, builder, freeze, training
+from kft import config as config_lib
+
+pytestmark = pytest.mark.skipif(
+    not assets.is_present("minilm"),
+    reason="MiniLM asset absent; run kft-fetch minilm",
+)
+
+
+def test_minilm_trains_a_step_and_predicts():
+    config = config_lib.default_config()
+    config.backbone = str(assets.path("minilm"))
+    built = builder.build(config, 3)
+    assert type(built.backbone).__name__ == "BertBackbone"
+    assert built.backbone.count_params() > 22_000_000
+    built.preprocessor.sequence_length = 32
+    inputs = built.preprocessor(
+        ["This drug worked wonders for my pain.", "Terrible side effects."]
+    )
+    inputs = {k: np.asarray(v) for k, v in inputs.items()}
+    tokens = inputs["token_ids"][0]
+    assert tokens[0] == 101 and 102 in tokens  # [CLS] ... [SEP] of BERT
+    phase = freeze.Phase("full", 1, ("head", "all"), 1e-4)
+    freeze.apply_phase(built, phase, built.family.block_pattern)
+    training.compile_model(built.model, "adam", config, 3)
+    before = np.array(
+        built.backbone.get_layer("transformer_layer_5").trainable_variables[0]
+    )
+    built.model.fit(inputs, np.array([2, 0]), epochs=1, verbose=0)
+    after = np.array(
+        built.backbone.get_layer("transformer_layer_5").trainable_variables[0]
+    )
+    assert not np.array_equal(before, after)
+    probabilities = built.model.predict(inputs, verbose=0)
+    assert probabilities.shape == (2, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
