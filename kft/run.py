@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kft import builder, data, evaluation, freeze, training
+from kft import backbones, builder, data, evaluation, freeze, training
 from kft import config as config_lib
 from kft.errors import UserError
 
@@ -121,7 +121,9 @@ def train(config, model_dir):
     set_seed(config.seed)
     if config.precision != "float32":
         keras.mixed_precision.set_global_policy(config.precision)
+    # Cheap checks first, so a typo fails before any data is read.
     phases = freeze.plan_from_config(config)
+    backbones.resolve(config.backbone)
     _write_config(config, model_dir)
     built, splits = prepare(config)
     _write_config(config, model_dir)  # now with the picked sequence length

@@ -155,6 +155,6 @@ def test_fetch_unknown_asset():
 
 def test_helpfull_lists_flags():
     result = run_cli("kft-train", "--helpfull")
-    assert result.returncode == 0
+    assert result.returncode in (0, 1)  # absl exits 1 after help
     assert "--experiment" in result.stdout and "--flagfile" in result.stdout
     assert os.path.basename("kft-train") in result.stdout
