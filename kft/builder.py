@@ -1,9 +1,10 @@
 """Builds the functional model: inputs, backbone, pooling, head.
 
-The backbone is called with `training=False`, so BatchNorm keeps its
+Image backbones are called with `training=False`, so BatchNorm keeps its
 inference mode even when its layer is unfrozen (`trainable` is not
-`training`; see the Keras transfer-learning guide). Dropout inside the
-backbone is off for the same reason; the head has its own dropout.
+`training`; see the Keras transfer-learning guide). Text backbones have no
+BatchNorm; by default (`backbone_dropout`) they follow the training phase so
+their own dropout regularizes the fine-tune, as keras-hub's classifiers do.
 """
 
 import dataclasses
@@ -101,7 +102,10 @@ def _text_model(backbone, num_outputs, config):
         for name, tensor in backbone.input.items()
     }
     # === Functional Model ===
-    outputs = backbone(inputs, training=False)
+    # training=None follows fit/predict: dropout on while training only.
+    outputs = backbone(
+        inputs, training=None if config.backbone_dropout else False
+    )
     try:
         features = heads.pool_text(
             outputs, inputs["padding_mask"], config.head.pooling

@@ -65,6 +65,11 @@ def default_config():
     # Keep BatchNorm layers frozen (and in inference mode) when unfreezing,
     # as the Keras transfer-learning guide advises.
     config.train_batchnorm = False
+    # Text backbones have no BatchNorm, so they can run in training mode
+    # and keep their own dropout, the main regularizer when fine-tuning a
+    # transformer on little data. Image backbones always run with
+    # training=False.
+    config.backbone_dropout = True
 
     config.optimizer = ml_collections.ConfigDict()
     config.optimizer.name = "adamw"
@@ -87,11 +92,14 @@ def default_config():
     config.precision = "float32"
     config.jit_compile = False
     config.steps_per_execution = 1
+    # The tf.distribute strategy models are built and trained under.
     config.strategy = "default"
     # Model selection: the best epoch by this validation metric is kept.
     config.monitor = "val_macro_f1"
     config.early_stopping_patience = 0
-    config.verbose = 2
+    # Keras fit verbosity: -1 is a progress bar on a terminal and one line
+    # per epoch otherwise (logs, CI); 0, 1 and 2 as in `model.fit`.
+    config.verbose = -1
     return config
 
 

@@ -30,6 +30,13 @@ def set_seed(seed):
     keras.utils.set_random_seed(seed)
 
 
+def make_strategy(name):
+    """The tf.distribute strategy of `--config.strategy`."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise UserError(f"unknown strategy '{name}'; valid: default")
+
+
 def prepare(config):
     """Reads the data and builds the model; returns (built, splits)."""
     splits = data.load_splits(config.data, config.seed)
@@ -125,7 +132,9 @@ def train(config, model_dir):
     phases = freeze.plan_from_config(config)
     backbones.resolve(config.backbone)
     _write_config(config, model_dir)
-    built, splits = prepare(config)
+    strategy = make_strategy(config.strategy)
+    with strategy.scope():
+        built, splits = prepare(config)
     _write_config(config, model_dir)  # now with the picked sequence length
     write_labels(splits.labels, model_dir)
     _log(
@@ -144,17 +153,18 @@ def train(config, model_dir):
         )
     train_data = batches(built, splits.train, config, True)
     validation_data = batches(built, splits.validation, config, False)
-    timing = training.train(
-        built,
-        phases,
-        train_data,
-        validation_data,
-        config,
-        model_dir,
-        len(splits.labels),
-        class_weight=class_weight,
-        log=_log,
-    )
+    with strategy.scope():
+        timing = training.train(
+            built,
+            phases,
+            train_data,
+            validation_data,
+            config,
+            model_dir,
+            len(splits.labels),
+            class_weight=class_weight,
+            log=_log,
+        )
     built.model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
     built.backbone.save_weights(os.path.join(model_dir, BACKBONE_FILE))
     report = evaluate(built, splits.test, splits.labels, config)

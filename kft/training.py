@@ -9,6 +9,7 @@ and restored at the end.
 
 import csv
 import os
+import sys
 import time
 import warnings
 
@@ -82,6 +83,12 @@ class BestWeights(keras.callbacks.Callback):
     def restore(self, model):
         if self.weights is not None:
             model.set_weights(self.weights)
+
+
+def _verbosity(verbose):
+    if verbose >= 0:
+        return verbose
+    return 1 if sys.stdout.isatty() else 2
 
 
 def _loss(config, num_classes):
@@ -178,7 +185,7 @@ def train(
             epochs=epoch + phase.epochs,
             callbacks=callbacks,
             class_weight=class_weight,
-            verbose=config.verbose,
+            verbose=_verbosity(config.verbose),
         )
         epoch += len(history.epoch)
         summary.append(
