@@ -63,7 +63,8 @@ def default_config():
     config.layer_decay = 1.0
     config.phases = ""
     # Keep BatchNorm layers frozen (and in inference mode) when unfreezing,
-    # as the Keras transfer-learning guide advises.
+    # as the Keras transfer-learning guide advises. True trains them fully,
+    # statistics included: for training an image backbone from scratch.
     config.train_batchnorm = False
     # Text backbones have no BatchNorm, so they can run in training mode
     # and keep their own dropout, the main regularizer when fine-tuning a

@@ -113,7 +113,8 @@ def _read_tfds(spec, data_dir):
     """Returns (values, labels, modality) from `tfds:NAME[/CONFIG]:SPLIT`."""
     import tensorflow_datasets as tfds
 
-    parts = spec.split(":")
+    # The split may hold colons itself: tfds:mnist:train[:80%].
+    parts = spec.split(":", 2)
     if len(parts) != 3 or not parts[1] or not parts[2]:
         raise UserError(f"bad TFDS spec '{spec}'; use tfds:NAME:SPLIT")
     _, name, split = parts
@@ -139,6 +140,11 @@ def _read_tfds(spec, data_dir):
         raise UserError(f"{spec}: no image or text feature found")
     values, labels = [], []
     for example in tfds.as_numpy(dataset):
+        if int(example[label_key]) < 0:
+            raise UserError(
+                f"{spec} has unlabelled examples (label -1, as GLUE test "
+                "splits do); use a labelled split"
+            )
         value = example[input_key]
         if input_key == "image":
             value = tf.io.encode_png(value).numpy()
@@ -249,6 +255,11 @@ def load_splits(data_config, seed):
     )
     splits = {"train": train}
     for name, (split_values, split_labels, source) in read.items():
+        if not split_values:
+            raise UserError(
+                f"the {name} split is empty ({source}); give more data or "
+                f"--config.data.{name}"
+            )
         ids = _to_ids(split_labels, vocabulary, source)
         splits[name] = Split(name, source, list(split_values), ids)
     return Splits(

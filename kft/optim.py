@@ -21,8 +21,8 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup to `peak`, then cosine, linear, step or constant.
 
-    `start` is the optimizer step at which the phase began, so that the
-    optimizer's iteration count can run on across phases.
+    `start` is the optimizer step at which the schedule begins (0 for a
+    fresh optimizer).
     """
 
     def __init__(
@@ -162,15 +162,19 @@ def carry_state(old, new, variables):
     """Builds `new` on `variables` and copies `old`'s slots that still apply.
 
     Slots (Adam moments, SGD momentum) are named after the model variable,
-    so a variable that stays trainable keeps its state across a recompile;
-    the iteration count carries over too.
+    so a variable that stays trainable keeps its state across a recompile.
+    The iteration count starts again at 0: Adam's bias correction uses it,
+    and newly unfrozen variables start from zero moments, which a carried
+    count would leave uncorrected (steps several times too large right when
+    the backbone unfreezes). Carried moments get a stronger correction
+    instead, which makes their first steps smaller, the safe side.
     """
     new.build(variables)
     if old is None or not old.built:
         return
-    old_values = {v.name: v for v in old.variables}
+    skip = {"iteration", "learning_rate"}
+    old_values = {v.name: v for v in old.variables if v.name not in skip}
     for variable in new.variables:
         previous = old_values.get(variable.name)
         if previous is not None and previous.shape == variable.shape:
             variable.assign(previous)
-    new.iterations.assign(old.iterations)

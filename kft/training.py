@@ -148,7 +148,6 @@ def train(
             config.schedule,
             phase.learning_rate,
             phase.epochs * steps_per_epoch,
-            start=int(optimizer.iterations.numpy()) if optimizer else 0,
         )
         new_optimizer = optim.make_optimizer(
             config.optimizer, schedule, multipliers

@@ -49,4 +49,4 @@ def test_carry_state_keeps_moments_of_variables_still_trained():
     moved = [n for n in old if "head" in n]
     assert moved and all(np.array_equal(old[n], new[n]) for n in moved)
     assert all(not new[n].any() for n in new if "body" in n)
-    assert int(second.iterations) == 1
+    assert int(second.iterations) == 0  # Adam's bias correction restarts
