@@ -11,7 +11,7 @@ import dataclasses
 
 import keras
 
-from kft import backbones, heads
+from kft import backbones, heads, preprocessing
 from kft.errors import UserError
 
 
@@ -59,12 +59,8 @@ def load_backbone(config):
 
 
 def _hub_text_preprocessor(source, backbone):
-    import keras_hub
-
     length = getattr(backbone, "max_sequence_length", None) or 512
-    return keras_hub.models.TextClassifierPreprocessor.from_preset(
-        source.name, sequence_length=length
-    )
+    return preprocessing.text_preprocessor(source.name, length)
 
 
 def _hub_image_converter(source, size):

@@ -104,10 +104,51 @@ def _save_hub_text(family, folder):
         vocab |= {"Ġgoo": 17, "Ġba": 18}
         backbone = models.RobertaBackbone(len(vocab), **sizes)
         tokenizer = models.RobertaTokenizer(vocabulary=vocab, merges=merges)
+    elif family == "DebertaV3Backbone":
+        proto = _sentencepiece(["[PAD]", "[CLS]", "[SEP]", "[MASK]"])
+        backbone = models.DebertaV3Backbone(12, **sizes)
+        tokenizer = models.DebertaV3Tokenizer(proto=proto)
+    elif family == "AlbertBackbone":
+        proto = _sentencepiece(["<pad>", "[CLS]", "[SEP]", "[MASK]"])
+        backbone = models.AlbertBackbone(
+            12,
+            embedding_dim=8,
+            num_groups=2,
+            num_inner_repetitions=1,
+            **sizes,
+        )
+        tokenizer = models.AlbertTokenizer(proto=proto)
     else:
         raise AssertionError(family)
     backbone.save_to_preset(str(folder))
     tokenizer.save_to_preset(str(folder))
+
+
+def _sentencepiece(specials):
+    """A 12-piece word-level SentencePiece model with the given specials."""
+    import io
+
+    import sentencepiece
+
+    pad, bos, eos, mask = specials
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(["good movie", "bad movie is the", "fine"]),
+        model_writer=model,
+        vocab_size=12,
+        model_type="WORD",
+        pad_id=0,
+        bos_id=1,
+        eos_id=2,
+        unk_id=3,
+        pad_piece=pad,
+        bos_piece=bos,
+        eos_piece=eos,
+        unk_piece="<unk>",
+        user_defined_symbols=mask,
+        minloglevel=3,
+    )
+    return model.getvalue()
 
 
 TEXT_FAMILIES = [
