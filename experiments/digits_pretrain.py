@@ -10,7 +10,9 @@ digits_transfer.py loads back through --config.weights, the same path a
 user's ImageNet weights file takes. BatchNorm trains here, since there are
 no pretrained statistics to protect.
 
-Expected result and runtime: see digits_transfer.py.
+Measured on the 2-core CPU: 0.919 accuracy on the 135 held-out 0-4 images,
+595 s for 8 epochs (sharing the CPU with another run). Transfer figures:
+see digits_transfer.py.
 """
 
 from kft import assets

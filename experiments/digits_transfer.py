@@ -14,8 +14,21 @@ would be) on digits 5-9 with only 10 labelled images per class, and tests
 on the other 846 images of 5-9. The third run, from random weights, is the
 baseline that shows what the transfer is worth.
 
-Expected result and runtime: see the closing note of the core issue for
-the measured figures of each run on the 2-core CPU.
+Measured on the 2-core CPU (2026-11-23, test split of 846 images of 5-9;
+other runs shared the CPU, so times are upper bounds):
+
+    run                              accuracy  macro-F1  time
+    digits_pretrain (0-4, own test)    0.919     0.918   595 s
+    linear_probe on pretrained         0.454     0.434    25 s
+    two_phase on pretrained            0.697     0.701    76 s
+    full from random weights           0.874     0.873    55 s
+
+A surprise worth knowing: here the pretrained backbone transfers worse
+than random weights. A ResNet50 fitted to 99.5% training accuracy on 650
+images of five classes collapses its features onto those classes (the
+linear probe's 0.45 shows how little of 5-9 they keep); pretraining on
+more varied data, with augmentation or for fewer epochs, is what makes
+transfer pay, as ImageNet weights do.
 """
 
 from kft import assets
