@@ -47,12 +47,19 @@ class Split:
 
 @dataclasses.dataclass
 class Splits:
+    """The three splits; `validation` is None when its fraction is 0."""
+
     train: Split
-    validation: Split
+    validation: Split | None
     test: Split
     labels: list
     modality: str
     notes: list
+
+    def all(self):
+        """The splits that exist (test may be the validation split)."""
+        splits = (self.train, self.validation, self.test)
+        return [split for split in splits if split is not None]
 
 
 # === Reading specs ===
@@ -239,6 +246,9 @@ def load_splits(data_config, seed):
             read[name] = (split_values, split_labels, spec)
             continue
         fraction = data_config[f"{name}_fraction"]
+        if fraction <= 0:
+            read[name] = None
+            continue
         kept, held = stratified_split(pool[1], fraction, seed)
         source = f"{data_config.train} ({fraction:.0%} stratified, seed {seed})"
         read[name] = (list(pool[0][held]), list(pool[1][held]), source)
@@ -254,7 +264,11 @@ def load_splits(data_config, seed):
         _to_ids(list(pool[1]), vocabulary, data_config.train),
     )
     splits = {"train": train}
-    for name, (split_values, split_labels, source) in read.items():
+    for name, item in read.items():
+        if item is None:
+            splits[name] = None
+            continue
+        split_values, split_labels, source = item
         if not split_values:
             raise UserError(
                 f"the {name} split is empty ({source}); give more data or "
@@ -262,6 +276,21 @@ def load_splits(data_config, seed):
             )
         ids = _to_ids(split_labels, vocabulary, source)
         splits[name] = Split(name, source, list(split_values), ids)
+    if splits["validation"] is None:
+        notes.append(
+            "no validation data (validation_fraction 0): training on all "
+            "of it and keeping the last epoch's weights"
+        )
+    if splits["test"] is None:
+        if splits["validation"] is None:
+            raise UserError(
+                "no test and no validation data; give --config.data.test or "
+                "a test_fraction above 0"
+            )
+        splits["test"] = splits["validation"]
+        notes.append(
+            "no test data (test_fraction 0): evaluating on the validation split"
+        )
     return Splits(
         splits["train"],
         splits["validation"],

@@ -43,7 +43,7 @@ def prepare(config):
     for note in splits.notes:
         _log(note)
     if splits.modality == "text" and config.data.clean_text:
-        for split in (splits.train, splits.validation, splits.test):
+        for split in {id(s): s for s in splits.all()}.values():
             split.values = data.clean_texts(split.values)
     built = builder.build(config, len(splits.labels))
     if built.modality != splits.modality:
@@ -138,7 +138,8 @@ def train(config, model_dir):
     _write_config(config, model_dir)  # now with the picked sequence length
     write_labels(splits.labels, model_dir)
     _log(
-        f"{len(splits.train)} training, {len(splits.validation)} validation, "
+        f"{len(splits.train)} training, "
+        f"{len(splits.validation or [])} validation, "
         f"{len(splits.test)} test examples; classes: "
         f"{', '.join(splits.labels)}"
     )
@@ -152,7 +153,9 @@ def train(config, model_dir):
             f"unknown class_weight '{config.class_weight}'; valid: balanced"
         )
     train_data = batches(built, splits.train, config, True)
-    validation_data = batches(built, splits.validation, config, False)
+    validation_data = None
+    if splits.validation is not None:
+        validation_data = batches(built, splits.validation, config, False)
     with strategy.scope():
         timing = training.train(
             built,

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from kft import evaluation, freeze, optim
+from kft.errors import UserError
 
 # Keras warns about both for every tf.data input whose length it cannot see
 # (length-grouped batches); neither is a problem here.
@@ -132,6 +133,12 @@ def train(
 ):
     """Runs every phase; returns {"phases": [...], "best": ...} timings."""
     model = built.model
+    metrics = ("loss", "accuracy", "macro_f1")
+    monitors = [f"val_{m}" for m in metrics] + list(metrics)
+    if config.monitor not in monitors:
+        raise UserError(
+            f"unknown monitor '{config.monitor}'; valid: {', '.join(monitors)}"
+        )
     best = BestWeights(config.monitor)
     steps_per_epoch = int(train_data.cardinality())
     if steps_per_epoch < 0:
@@ -195,7 +202,9 @@ def train(
             }
         )
     best.restore(model)
-    if best.best is not None:
+    if best.best is None:
+        log("no validation data: keeping the last epoch's weights")
+    else:
         log(
             f"restored the best weights: epoch {best.best_epoch}, "
             f"{config.monitor} {best.best:.4f}"

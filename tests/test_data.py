@@ -107,3 +107,17 @@ def test_image_folder_reads_classes(image_folder):
     (images, ids), *_ = list(data.image_batches(split, 24, 16, False, 0))
     assert images.shape == (16, 24, 24, 3)
     assert float(images[0].numpy().mean()) > float(images[-1].numpy().mean())
+
+
+def test_zero_fractions_train_on_everything(tmp_path):
+    config = config_lib.default_config().data
+    config.train = write_csv(tmp_path / "t.csv", make_texts(30))
+    config.validation_fraction = 0.0
+    config.test = config.train
+    splits = data.load_splits(config, seed=0)
+    assert splits.validation is None and len(splits.train) == 30
+    assert "last epoch" in splits.notes[-1]
+    config.test = ""
+    config.test_fraction = 0.0
+    with pytest.raises(UserError, match="no test and no validation"):
+        data.load_splits(config, seed=0)
