@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kft import backbones, builder, data, evaluation, freeze, training
+from kft import backbones, builder, data, evaluation, freeze, optim, training
 from kft import config as config_lib
 from kft.errors import UserError
 
@@ -28,6 +28,28 @@ def _log(message):
 
 def set_seed(seed):
     keras.utils.set_random_seed(seed)
+
+
+CHOICES = {
+    "class_weight": ("", "balanced"),
+    "precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+    "optimizer.name": optim.OPTIMIZERS,
+    "schedule.name": optim.SCHEDULES,
+    "head.pooling": ("auto", "mean", "cls", "pooled", "avg", "max"),
+}
+
+
+def check_choices(config):
+    """Raises UserError for a config value outside its valid choices."""
+    for key, valid in CHOICES.items():
+        node = config
+        for part in key.split("."):
+            node = node[part]
+        if node not in valid:
+            raise UserError(
+                f"bad value '{node}' for --config.{key}; valid: "
+                + ", ".join(repr(v) if not v else v for v in valid)
+            )
 
 
 def make_strategy(name):
@@ -76,25 +98,24 @@ def _set_sequence_length(built, train_split, config):
 
 
 def batches(built, split, config, training_data):
+    """The `tf.data` pipeline of `split` for the model's modality."""
+    data_config = config.data
+    size = (
+        data_config.batch_size
+        if training_data
+        else (data_config.eval_batch_size)
+    )
     if built.modality == "text":
         return data.text_batches(
-            split,
-            built.preprocessor,
-            config.data.batch_size
-            if training_data
-            else config.data.eval_batch_size,
-            training_data,
-            config.seed,
+            split, built.preprocessor, size, training_data, config.seed
         )
     return data.image_batches(
         split,
         built.image_size,
-        config.data.batch_size
-        if training_data
-        else config.data.eval_batch_size,
+        size,
         training_data,
         config.seed,
-        augment=config.data.augment,
+        augment=data_config.augment,
     )
 
 
@@ -102,7 +123,7 @@ def predict(model, dataset):
     """Returns (labels, probabilities) over a (inputs, labels) dataset."""
     labels, probabilities = [], []
     for inputs, batch_labels in dataset:
-        probabilities.append(np.asarray(model(inputs, training=False)))
+        probabilities.append(np.asarray(model.predict_on_batch(inputs)))
         labels.append(batch_labels.numpy())
     return np.concatenate(labels), np.concatenate(probabilities)
 
@@ -131,6 +152,7 @@ def train(config, model_dir):
     # Cheap checks first, so a typo fails before any data is read.
     phases = freeze.plan_from_config(config)
     backbones.resolve(config.backbone)
+    check_choices(config)
     _write_config(config, model_dir)
     strategy = make_strategy(config.strategy)
     with strategy.scope():
@@ -147,10 +169,6 @@ def train(config, model_dir):
     if config.class_weight == "balanced":
         class_weight = data.balanced_class_weights(
             splits.train.label_ids, len(splits.labels)
-        )
-    elif config.class_weight:
-        raise UserError(
-            f"unknown class_weight '{config.class_weight}'; valid: balanced"
         )
     train_data = batches(built, splits.train, config, True)
     validation_data = None
@@ -182,16 +200,3 @@ def train(config, model_dir):
 def _write_config(config, model_dir):
     with tf.io.gfile.GFile(os.path.join(model_dir, "config.json"), "w") as f:
         f.write(config_lib.to_json(config))
-
-
-def read_config(model_dir):
-    path = os.path.join(model_dir, "config.json")
-    if not os.path.isfile(path):
-        raise UserError(f"{model_dir} holds no kft run (no config.json)")
-    with open(path) as file:
-        return config_lib.from_json(file.read())
-
-
-def load_labels(model_dir):
-    with open(os.path.join(model_dir, "labels.txt")) as file:
-        return [line.rstrip("\n") for line in file]

@@ -128,6 +128,10 @@ BAD_INPUTS = [
         "label 'mixed'",
     ),
     (["--config.data.train={train}", "--config.plan=frozen"], "valid plans"),
+    (
+        ["--config.data.train={train}", "--config.class_weight=even"],
+        "valid: '', balanced",
+    ),
 ]
 
 
