@@ -88,7 +88,8 @@ def default_config():
     config.schedule.step_fraction = 0.33
 
     config.label_smoothing = 0.0
-    # "" or "balanced" (weights from the training labels' frequencies).
+    # "", "balanced" or "sqrt" (from the training labels' frequencies; see
+    # data.class_weights).
     config.class_weight = ""
     config.precision = "float32"
     config.jit_compile = False

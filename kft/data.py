@@ -301,10 +301,16 @@ def load_splits(data_config, seed):
     )
 
 
-def balanced_class_weights(label_ids, num_classes):
-    """Weights n / (k * count) per class, as scikit-learn's "balanced"."""
+def class_weights(label_ids, num_classes, kind="balanced"):
+    """Per-class loss weights from the training labels' frequencies.
+
+    "balanced" is n / (k * count), as scikit-learn's; "sqrt" is its square
+    root, a softer push towards rare classes that costs less accuracy.
+    """
     counts = np.bincount(label_ids, minlength=num_classes).astype(float)
     weights = len(label_ids) / (num_classes * np.maximum(counts, 1.0))
+    if kind == "sqrt":
+        weights = np.sqrt(weights)
     return {i: float(w) for i, w in enumerate(weights)}
 
 

@@ -31,7 +31,7 @@ def set_seed(seed):
 
 
 CHOICES = {
-    "class_weight": ("", "balanced"),
+    "class_weight": ("", "balanced", "sqrt"),
     "precision": ("float32", "mixed_float16", "mixed_bfloat16"),
     "optimizer.name": optim.OPTIMIZERS,
     "schedule.name": optim.SCHEDULES,
@@ -166,9 +166,9 @@ def train(config, model_dir):
         f"{', '.join(splits.labels)}"
     )
     class_weight = None
-    if config.class_weight == "balanced":
-        class_weight = data.balanced_class_weights(
-            splits.train.label_ids, len(splits.labels)
+    if config.class_weight:
+        class_weight = data.class_weights(
+            splits.train.label_ids, len(splits.labels), config.class_weight
         )
     train_data = batches(built, splits.train, config, True)
     validation_data = None

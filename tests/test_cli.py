@@ -130,7 +130,7 @@ BAD_INPUTS = [
     (["--config.data.train={train}", "--config.plan=frozen"], "valid plans"),
     (
         ["--config.data.train={train}", "--config.class_weight=even"],
-        "valid: '', balanced",
+        "valid: '', balanced, sqrt",
     ),
 ]
 

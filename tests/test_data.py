@@ -71,9 +71,15 @@ def test_sequence_length_from_percentile():
     assert data.pick_sequence_length(lengths, 99.0, 64) == 64
 
 
-def test_balanced_class_weights():
-    weights = data.balanced_class_weights(np.array([0, 0, 0, 1]), 2)
+def test_class_weights():
+    labels = np.array([0, 0, 0, 1])
+    weights = data.class_weights(labels, 2)
     assert weights == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
+    weights = data.class_weights(labels, 2, "sqrt")
+    assert weights == {
+        0: pytest.approx((4 / 6) ** 0.5),
+        1: pytest.approx(2.0**0.5),
+    }
 
 
 def test_text_batches_trim_padding_and_keep_every_example(tiny_bert):
