@@ -120,10 +120,6 @@ class Source:
     name: str
     family: Family | None = None
 
-    @property
-    def is_local(self):
-        return self.kind == "hub" and os.path.isdir(self.name)
-
 
 def _hub_preset_names():
     import keras_hub

@@ -12,7 +12,6 @@ import csv
 import dataclasses
 import html
 import json
-import os
 import pathlib
 import re
 
@@ -444,7 +443,3 @@ def image_batches(split, size, batch_size, training, seed, augment=False):
             lambda image, label: (_augment(image, seed), label)
         )
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def spec_exists(spec):
-    return spec.startswith("tfds:") or os.path.exists(spec)
