@@ -1,0 +1,17 @@
+"""Data: specs to labelled splits (`sources`), splits to `tf.data` (`pipeline`).
+
+The rest of kft imports the names below from `kft.data`.
+"""
+
+from kft.data.pipeline import decode_image as decode_image
+from kft.data.pipeline import image_batches as image_batches
+from kft.data.pipeline import pick_sequence_length as pick_sequence_length
+from kft.data.pipeline import text_batches as text_batches
+from kft.data.pipeline import token_lengths as token_lengths
+from kft.data.sources import Split as Split
+from kft.data.sources import Splits as Splits
+from kft.data.sources import class_weights as class_weights
+from kft.data.sources import clean_texts as clean_texts
+from kft.data.sources import load_splits as load_splits
+from kft.data.sources import read_spec as read_spec
+from kft.data.sources import stratified_split as stratified_split
