@@ -102,6 +102,8 @@ def default_config():
     # Keras fit verbosity: -1 is a progress bar on a terminal and one line
     # per epoch otherwise (logs, CI); 0, 1 and 2 as in `model.fit`.
     config.verbose = -1
+    # Export a checked SavedModel into MODEL_DIR/export/<N>/ (kft/export.py).
+    config.export = True
     return config
 
 

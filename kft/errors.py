@@ -1,7 +1,8 @@
-"""The one exception type for mistakes a user can fix.
+"""The exception types entry points turn into one line instead of a trace.
 
-Entry points catch `UserError`, print its message on one line and exit with
-status 2; anything else is a bug and keeps its traceback (exit status 1).
+`UserError` (a mistake the user can fix) exits with status 2, `ExportError`
+(an export that failed its check) with 1; anything else is a bug and keeps
+its traceback (exit status 1).
 """
 
 import difflib
@@ -20,3 +21,10 @@ def close_matches(word, choices, limit=5):
     shown = ", ".join(choices[:40])
     more = f", ... ({len(choices)} in all)" if len(choices) > 40 else ""
     return f"valid choices: {shown}{more}"
+
+
+class ExportError(Exception):
+    """A SavedModel that did not load or did not match the Keras model.
+
+    Not the user's doing, so the commands exit with status 1, with one line.
+    """

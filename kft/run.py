@@ -2,8 +2,9 @@
 
 The steps, in order: write config.json, read the data, build the model,
 pick the text sequence length, train through the freeze plan, evaluate the
-test split, write labels.txt, metrics.json and the best weights. Export
-(the SavedModel for TF Serving) plugs in after evaluation.
+test split, write labels.txt, metrics.json and the best weights, and
+export a SavedModel for TF Serving, checked against the Keras model on a
+sample of the test split.
 """
 
 import os
@@ -13,13 +14,25 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kft import backbones, builder, data, evaluation, freeze, optim, training
+from kft import (
+    backbones,
+    builder,
+    data,
+    evaluation,
+    export,
+    freeze,
+    optim,
+    training,
+)
 from kft import config as config_lib
 from kft.errors import UserError
 
 WEIGHTS_FILE = "checkpoints/best.weights.h5"
 # The backbone alone, loadable with --config.weights by a later run.
 BACKBONE_FILE = "checkpoints/backbone.weights.h5"
+EXPORT_DIR = "export"
+# Raw test inputs the export's parity check runs (kft-export reuses them).
+SAMPLE_FILE = "checkpoints/export_sample.tensor"
 
 
 def _log(message):
@@ -190,6 +203,18 @@ def train(config, model_dir):
     built.backbone.save_weights(os.path.join(model_dir, BACKBONE_FILE))
     report = evaluate(built, splits.test, splits.labels, config)
     report["source"] = splits.test.source
+    sample = export.sample_inputs(splits.test, built.modality)
+    export.save_sample(sample, os.path.join(model_dir, SAMPLE_FILE))
+    if config.export:
+        path, figures = export.export(
+            built,
+            splits.labels,
+            os.path.join(model_dir, EXPORT_DIR),
+            sample,
+            weights_file=os.path.join(model_dir, WEIGHTS_FILE),
+            log=_log,
+        )
+        report["export"] = {"path": path, **_export_summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     evaluation.write_report(report, os.path.join(model_dir, "metrics.json"))
     print(evaluation.format_table(report), flush=True)
@@ -200,3 +225,30 @@ def train(config, model_dir):
 def _write_config(config, model_dir):
     with tf.io.gfile.GFile(os.path.join(model_dir, "config.json"), "w") as f:
         f.write(config_lib.to_json(config))
+
+
+def _export_summary(figures):
+    keys = ("version", "max_abs_difference", "size_ratio", "export_seconds")
+    return {key: figures[key] for key in keys if key in figures}
+
+
+def export_run(model_dir, base):
+    """Exports a finished run's best weights to `base/<N>/` (kft-export)."""
+    path = os.path.join(model_dir, "config.json")
+    if not os.path.isfile(path):
+        raise UserError(f"no config.json in {model_dir}; not a kft run folder")
+    with open(path) as file:
+        config = config_lib.from_json(file.read())
+    with open(os.path.join(model_dir, "labels.txt"), encoding="utf-8") as f:
+        labels = f.read().splitlines()
+    weights = os.path.join(model_dir, WEIGHTS_FILE)
+    if not os.path.isfile(weights):
+        raise UserError(f"{weights} is missing; did the run finish?")
+    sample = export.load_sample(os.path.join(model_dir, SAMPLE_FILE))
+    config.weights = "none"  # the run's own weights replace them below
+    built = builder.build(config, len(labels))
+    if built.modality == "text":
+        built.preprocessor.sequence_length = config.data.sequence_length
+    built.model.load_weights(weights)
+    path, _ = export.export(built, labels, base, sample, weights, log=_log)
+    return path

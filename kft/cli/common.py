@@ -11,7 +11,7 @@ import tempfile
 
 from absl import app, flags
 
-from kft.errors import UserError
+from kft.errors import ExportError, UserError
 
 # TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) hides the
 # lines users need; users can still set these themselves.
@@ -52,8 +52,8 @@ def parse_flags(argv):
         fail(str(error))
 
 
-def import_tensorflow_quietly():
-    """Imports TensorFlow and keras-hub with their C++ start-up lines hidden.
+def import_tensorflow_quietly(modules=("keras_hub",)):
+    """Imports TensorFlow and `modules` with their C++ start-up lines hidden.
 
     On machines without a GPU, TensorFlow's CUDA probing prints several
     lines to stderr before any setting can silence them; they would bury
@@ -64,9 +64,12 @@ def import_tensorflow_quietly():
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            import keras_hub  # noqa: F401
+            import importlib
+
             import tensorflow as tf
 
+            for module in modules:
+                importlib.import_module(module)
             tf.config.list_physical_devices()
         except BaseException:
             os.dup2(saved, 2)
@@ -97,6 +100,10 @@ def run_main(main):
             main(argv)
         except UserError as error:
             fail(str(error))
+        except ExportError as error:
+            name = os.path.basename(sys.argv[0]) or "kft"
+            print(f"{name}: {error}", file=sys.stderr, flush=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(130)

@@ -1,0 +1,30 @@
+"""kft-export: write a finished run's best weights as a TF Serving version.
+
+    kft-export --model_dir=DIR --export_dir=BASE
+
+Writes BASE/<next integer>/, checked against the Keras model on the run's
+saved test sample in a fresh process before it appears (see kft/export.py).
+"""
+
+from absl import flags
+
+from kft.cli import common
+
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "A kft-train run folder.")
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None, "The base folder TF Serving polls."
+)
+flags.mark_flags_as_required(["model_dir", "export_dir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    common.import_tensorflow_quietly()
+    from kft import run
+
+    print(run.export_run(_MODEL_DIR.value, _EXPORT_DIR.value))
+
+
+def run():
+    common.run_main(main)

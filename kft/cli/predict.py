@@ -1,0 +1,180 @@
+"""kft-predict: run an exported SavedModel on a file, one JSON line per input.
+
+    kft-predict --saved_model=BASE/N --input=FILE [--batch_size=64]
+
+Text models read a CSV, TSV or JSONL file (the text column is `text` or
+--text_column); image models read an image file, a folder of images
+(searched recursively; with class sub-folders their names are the true
+labels), a .txt list of image paths, or a CSV/JSONL with an `image` column.
+When the input holds a label column (--label_column, default `label`),
+each line also gets `true_label` and the accuracy is printed on stderr.
+
+Only TensorFlow and tensorflow_text are used: the SavedModel alone answers,
+as TF Serving would, without kft's model code.
+"""
+
+import csv
+import json
+import os
+import sys
+
+from absl import flags
+
+from kft.cli import common
+
+_SAVED_MODEL = flags.DEFINE_string(
+    "saved_model", None, "An export folder, BASE/N."
+)
+_INPUT = flags.DEFINE_string("input", None, "The file (or folder) to run.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Inputs per call.")
+_TEXT_COLUMN = flags.DEFINE_string("text_column", "text", "Text column.")
+_IMAGE_COLUMN = flags.DEFINE_string("image_column", "image", "Image column.")
+_LABEL_COLUMN = flags.DEFINE_string(
+    "label_column", "label", "Column with true labels, if any."
+)
+flags.mark_flags_as_required(["saved_model", "input"])
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+# === Reading inputs: [(input, true label or None)] ===
+
+
+def _rows(path):
+    if path.lower().endswith(".jsonl"):
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return [json.loads(line) for line in file if line.strip()]
+    delimiter = "\t" if path.lower().endswith(".tsv") else ","
+    with open(path, newline="", encoding="utf-8", errors="replace") as file:
+        return list(csv.DictReader(file, delimiter=delimiter))
+
+
+def _from_table(path, column):
+    try:
+        rows = _rows(path)
+    except (json.JSONDecodeError, csv.Error) as error:
+        common.fail(f"cannot read {path}: {error}")
+    if rows and column not in rows[0]:
+        common.fail(
+            f"{path} has no column '{column}'; columns: "
+            f"{', '.join(map(str, rows[0]))} (set --{column}_column)"
+            if column in ("text", "image")
+            else f"{path} has no column '{column}'"
+        )
+    label = _LABEL_COLUMN.value
+    return [(str(row[column]), _label(row.get(label))) for row in rows]
+
+
+def _label(value):
+    return None if value is None or str(value).strip() == "" else str(value)
+
+
+def _images(path):
+    if os.path.isdir(path):
+        found = []
+        for root, _, names in sorted(os.walk(path)):
+            for name in sorted(names):
+                if name.lower().endswith(IMAGE_EXTENSIONS):
+                    found.append(os.path.join(root, name))
+        classes = {e.name for e in os.scandir(path) if e.is_dir()}
+        return [
+            (file, _class_of(file, path) if classes else None) for file in found
+        ]
+    if path.lower().endswith(IMAGE_EXTENSIONS):
+        return [(path, None)]
+    if path.lower().endswith(".txt"):
+        folder = os.path.dirname(path)
+        with open(path, encoding="utf-8") as file:
+            names = [line.strip() for line in file if line.strip()]
+        return [(os.path.join(folder, name), None) for name in names]
+    return _from_table(path, _IMAGE_COLUMN.value)
+
+
+def _class_of(file, top):
+    return os.path.relpath(file, top).split(os.sep)[0]
+
+
+# === Running the signature ===
+
+
+def _predict(serve, key, values, is_image):
+    """Outputs for a batch; one bad image spoils only its own answer."""
+    import tensorflow as tf
+
+    def load(value):
+        return tf.io.read_file(value) if is_image else tf.constant(value)
+
+    try:
+        tensors = tf.stack([load(v) for v in values])
+        out = serve(**{key: tensors})
+        return [
+            {name: out[name][i].numpy() for name in out}
+            for i in range(len(values))
+        ]
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
+        if len(values) == 1:
+            return [{"error": error.message.splitlines()[0][:300]}]
+    return [
+        answer
+        for value in values
+        for answer in _predict(serve, key, [value], is_image)
+    ]
+
+
+def _line(value, true_label, answer):
+    line = {"input": value}
+    if "error" in answer:
+        return line | answer
+    line |= {
+        "label": answer["label"].decode("utf-8"),
+        "class_id": int(answer["class_id"]),
+        "probabilities": [round(float(p), 6) for p in answer["probabilities"]],
+    }
+    if true_label is not None:
+        line["true_label"] = true_label
+    return line
+
+
+def main(argv):
+    if len(argv) > 1:
+        common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    path, source = _SAVED_MODEL.value, _INPUT.value
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        common.fail(f"no SavedModel at {path} (expected BASE/N)")
+    if not os.path.exists(source):
+        common.fail(f"input not found: {source}")
+    common.import_tensorflow_quietly(("tensorflow_text",))
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    key = list(serve.structured_input_signature[1])[0]
+    is_image = key == "image_bytes"
+    if is_image:
+        items = _images(source)
+    else:
+        items = _from_table(source, _TEXT_COLUMN.value)
+    right = labelled = errors = 0
+    size = max(1, _BATCH_SIZE.value)
+    for start in range(0, len(items), size):
+        batch = items[start : start + size]
+        answers = _predict(serve, key, [v for v, _ in batch], is_image)
+        for (value, true_label), answer in zip(batch, answers):
+            line = _line(value, true_label, answer)
+            print(json.dumps(line, ensure_ascii=False))
+            errors += "error" in line
+            if true_label is not None and "label" in line:
+                labelled += 1
+                right += line["label"] == true_label
+    summary = f"kft-predict: {len(items)} inputs"
+    if errors:
+        summary += f", {errors} could not be read"
+    if labelled:
+        summary += (
+            f"; accuracy {right / labelled:.4f} ({right}/{labelled}) "
+            f"against '{_LABEL_COLUMN.value}'"
+        )
+    print(summary, file=sys.stderr)
+
+
+def run():
+    common.run_main(main)

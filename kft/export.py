@@ -1,0 +1,387 @@
+"""SavedModel export for TF Serving: raw inputs in, checked against Keras.
+
+`export` writes `BASE/<next integer>/` with two signatures:
+
+- `serving_default`: raw inputs, `text` (`tf.string [None]`) for text
+  models or `image_bytes` (encoded JPEG/PNG/BMP/GIF, `tf.string [None]`)
+  for image models. Tokenizing (with the training sequence length, longer
+  texts truncated), decoding, resizing and normalizing run in the graph.
+- `serving_preprocessed`: what the Keras model takes, for users who batch
+  their own: `token_ids`, `padding_mask` (and `segment_ids` where the
+  backbone has them) as `int32 [None, None]`, or `image` as
+  `float32 [None, S, S, 3]` RGB pixels in [0, 255].
+
+Both return `probabilities` (`float32 [None, C]`), `class_id`
+(`int64 [None]`) and `label` (`tf.string [None]`, looked up in
+`assets/labels.txt`).
+
+Only the variables the signatures use are saved (Keras's `ExportArchive`
+keeps the optimizer's slots out), so the SavedModel holds each weight once.
+The folder is written under a hidden temporary name, loaded and run in a
+fresh Python process that imports only `tensorflow` and `tensorflow_text`,
+compared with the Keras model, and only then renamed to its number: TF
+Serving, which polls the base folder, never sees a partial version.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kft import data
+from kft.errors import ExportError, UserError
+
+SERVING = "serving_default"
+PREPROCESSED = "serving_preprocessed"
+CHECK_FILE = "kft_export_check.json"
+TOLERANCE = 1e-5
+# How many test examples the parity check runs through both models.
+CHECK_EXAMPLES = 128
+
+
+# === Signatures ===
+
+
+def _label_table(labels_path):
+    """class id -> label, read from a text file that becomes an asset."""
+    initializer = tf.lookup.TextFileInitializer(
+        labels_path,
+        key_dtype=tf.int64,
+        key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+        value_dtype=tf.string,
+        value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+    )
+    return tf.lookup.StaticHashTable(initializer, default_value="")
+
+
+def _outputs(probabilities, table):
+    probabilities = tf.cast(probabilities, tf.float32)
+    class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+    return {
+        "probabilities": probabilities,
+        "class_id": class_id,
+        "label": table.lookup(class_id),
+    }
+
+
+def _text_inputs(model):
+    return {
+        name: tf.TensorSpec([None, None], tensor.dtype, name=name)
+        for name, tensor in model.input.items()
+    }
+
+
+def pack_texts(preprocessor, texts):
+    """Token ids, masks and segments of `texts`, as the model takes them."""
+    packed = preprocessor(texts)
+    if isinstance(packed, tuple):  # keras-hub returns (x, y, sample_weight)
+        packed = packed[0]
+    return packed
+
+
+def _add_text_endpoints(archive, model, preprocessor, table):
+    pack_texts(preprocessor, tf.constant([""]))  # builds it if never called
+    if isinstance(preprocessor, keras.layers.Layer):
+        archive.track(preprocessor)
+    else:  # preprocessing.TokenPacker
+        archive.track(preprocessor.tokenizer)
+        archive.track(preprocessor.packer)
+    names = list(model.input)
+
+    def serve(text):
+        packed = pack_texts(preprocessor, text)
+        inputs = {
+            name: tf.cast(packed[name], model.input[name].dtype)
+            for name in names
+        }
+        return _outputs(model(inputs, training=False), table)
+
+    def serve_preprocessed(inputs):
+        return _outputs(model(inputs, training=False), table)
+
+    archive.add_endpoint(
+        SERVING, serve, [tf.TensorSpec([None], tf.string, name="text")]
+    )
+    archive.add_endpoint(
+        PREPROCESSED, serve_preprocessed, [_text_inputs(model)]
+    )
+
+
+def _add_image_endpoints(archive, model, size, table):
+    def serve(image_bytes):
+        images = tf.map_fn(
+            lambda value: data.decode_image(value, size),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
+        )
+        return _outputs(
+            model(tf.cast(images, tf.float32), training=False), table
+        )
+
+    def serve_preprocessed(image):
+        return _outputs(model(image, training=False), table)
+
+    archive.add_endpoint(
+        SERVING, serve, [tf.TensorSpec([None], tf.string, name="image_bytes")]
+    )
+    archive.add_endpoint(
+        PREPROCESSED,
+        serve_preprocessed,
+        [tf.TensorSpec([None, size, size, 3], tf.float32, name="image")],
+    )
+
+
+def write_saved_model(built, labels, path):
+    """Writes the SavedModel of `built` (a `builder.Built`) to `path`."""
+    with tempfile.TemporaryDirectory() as scratch:
+        labels_path = os.path.join(scratch, "labels.txt")
+        with open(labels_path, "w", encoding="utf-8") as file:
+            file.write("".join(f"{label}\n" for label in labels))
+        table = _label_table(labels_path)
+        archive = keras.export.ExportArchive()
+        # Not archive.track(built.model): that saves a second copy of every
+        # weight beside the one the endpoints capture (2x the size). The
+        # endpoints' own variables are all a SavedModel needs.
+        archive.track(table)
+        if built.modality == "text":
+            _add_text_endpoints(archive, built.model, built.preprocessor, table)
+        else:
+            _add_image_endpoints(archive, built.model, built.image_size, table)
+        # The table's file is copied into the SavedModel's assets here.
+        archive.write_out(path, verbose=False)
+
+
+# === The check in a fresh process ===
+
+# Runs in a subprocess with nothing of kft or Keras imported: what TF
+# Serving or a user's own Python sees.
+_CHECK_SCRIPT = """
+import json, sys, time
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+path, inputs_file, outputs_file = sys.argv[1:4]
+started = time.time()
+loaded = tf.saved_model.load(path)
+load_seconds = time.time() - started
+serve = loaded.signatures["serving_default"]
+name = list(serve.structured_input_signature[1])[0]
+values = tf.io.parse_tensor(tf.io.read_file(inputs_file), tf.string)
+started = time.time()
+out = serve(**{name: values})
+call_seconds = time.time() - started
+for key in ("probabilities", "class_id", "label"):
+    tf.io.write_file(f"{outputs_file}.{key}", tf.io.serialize_tensor(out[key]))
+signatures = {
+    key: {
+        "inputs": {k: [v.dtype.name, v.shape.as_list()]
+                   for k, v in fn.structured_input_signature[1].items()},
+        "outputs": {k: [v.dtype.name, v.shape.as_list()]
+                    for k, v in fn.structured_outputs.items()},
+    }
+    for key, fn in loaded.signatures.items()
+}
+modules = sorted(m for m in ("keras", "keras_hub", "kft") if m in sys.modules)
+print(json.dumps({"signatures": signatures, "load_seconds": load_seconds,
+                  "call_seconds": call_seconds, "imported": modules}))
+"""
+
+
+def _run_in_fresh_process(path, values):
+    """Calls `serving_default` of `path` on `values` in a new interpreter."""
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs_file = os.path.join(scratch, "inputs")
+        outputs_file = os.path.join(scratch, "outputs")
+        tf.io.write_file(
+            inputs_file, tf.io.serialize_tensor(tf.constant(values))
+        )
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _CHECK_SCRIPT,
+                path,
+                inputs_file,
+                outputs_file,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ExportError(f"the export does not load or run: {last}")
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+
+        def read(suffix, dtype):
+            raw = tf.io.read_file(outputs_file + suffix)
+            return tf.io.parse_tensor(raw, dtype).numpy()
+
+        probabilities = read(".probabilities", tf.float32)
+        class_ids = read(".class_id", tf.int64)
+        labels = [v.decode("utf-8") for v in read(".label", tf.string)]
+    return report, probabilities, class_ids, labels
+
+
+def sample_inputs(split, modality, count=CHECK_EXAMPLES):
+    """Up to `count` raw inputs of `split`: texts or encoded image bytes."""
+    values = list(split.values[:count])
+    if modality == "image":
+        values = [
+            tf.io.read_file(v).numpy() if isinstance(v, str) else v
+            for v in values
+        ]
+    return values
+
+
+def save_sample(values, path):
+    """Keeps the check's raw inputs in the run folder, for kft-export."""
+    tf.io.write_file(path, tf.io.serialize_tensor(tf.constant(values)))
+
+
+def load_sample(path):
+    if not os.path.isfile(path):
+        raise UserError(f"{path} is missing; is this a kft-train run folder?")
+    # Texts come back as UTF-8 bytes, which tokenizers take as they are.
+    return list(tf.io.parse_tensor(tf.io.read_file(path), tf.string).numpy())
+
+
+def keras_probabilities(built, values):
+    """The Keras model's probabilities on raw `values`, in this process."""
+    if built.modality == "text":
+        inputs = pack_texts(built.preprocessor, tf.constant(values))
+    else:
+        inputs = tf.cast(
+            tf.stack([data.decode_image(v, built.image_size) for v in values]),
+            tf.float32,
+        )
+    return np.asarray(built.model.predict_on_batch(inputs), np.float32)
+
+
+def check(path, built, labels, values):
+    """Compares the SavedModel at `path` with the Keras model on `values`.
+
+    Returns the figures written to kft_export_check.json; raises
+    ExportError when a probability differs by more than TOLERANCE or a label
+    differs (except a near tie, where the two best probabilities are closer
+    than TOLERANCE and either answer is right).
+    """
+    expected = keras_probabilities(built, values)
+    report, got, class_ids, got_labels = _run_in_fresh_process(path, values)
+    difference = float(np.max(np.abs(got - expected))) if len(values) else 0.0
+    top2 = np.sort(expected, axis=-1)[:, -2:]
+    tie = (top2[:, 1] - top2[:, 0]) < TOLERANCE
+    wrong_ids = (class_ids != expected.argmax(-1)) & ~tie
+    wrong_labels = [
+        i for i, label in enumerate(got_labels) if label != labels[class_ids[i]]
+    ]
+    figures = {
+        "examples": len(values),
+        "max_abs_difference": difference,
+        "tolerance": TOLERANCE,
+        "class_id_mismatches": int(wrong_ids.sum()),
+        "label_mismatches": len(wrong_labels),
+        "near_ties": int(tie.sum()),
+        **report,
+    }
+    problems = []
+    if difference > TOLERANCE:
+        problems.append(
+            f"probabilities differ by up to {difference:.2e} (> {TOLERANCE})"
+        )
+    if wrong_ids.any():
+        problems.append(f"{int(wrong_ids.sum())} class ids differ")
+    if wrong_labels:
+        problems.append(f"{len(wrong_labels)} labels differ")
+    expected_inputs = {"text"} if built.modality == "text" else {"image_bytes"}
+    got_inputs = set(report["signatures"][SERVING]["inputs"])
+    if got_inputs != expected_inputs:
+        problems.append(f"serving inputs are {sorted(got_inputs)}")
+    if problems:
+        raise ExportError("export refused: " + "; ".join(problems))
+    return figures
+
+
+# === Versions and the atomic write ===
+
+
+def next_version(base):
+    """1 + the largest integer folder name under `base` (1 when none)."""
+    numbers = (
+        [int(name) for name in os.listdir(base) if name.isdigit()]
+        if os.path.isdir(base)
+        else []
+    )
+    return max(numbers, default=0) + 1
+
+
+def _size(path):
+    return sum(
+        os.path.getsize(os.path.join(root, name))
+        for root, _, names in os.walk(path)
+        for name in names
+    )
+
+
+def export(built, labels, base, sample, weights_file=None, log=print):
+    """Writes, checks and publishes `base/<N>/`; returns (path, figures).
+
+    Args:
+        built: the trained `builder.Built`.
+        labels: class names in class-id order.
+        base: the folder TF Serving polls.
+        sample: raw inputs for the parity check (see `sample_inputs`).
+        weights_file: the run's weights file, to compare sizes with.
+        log: where progress lines go.
+    """
+    os.makedirs(base, exist_ok=True)
+    started = time.time()
+    temporary = tempfile.mkdtemp(prefix=".kft-export-", dir=base)
+    try:
+        write_saved_model(built, labels, temporary)
+        figures = check(temporary, built, labels, sample)
+        figures["saved_model_bytes"] = _size(temporary)
+        figures["variables_bytes"] = _size(os.path.join(temporary, "variables"))
+        if weights_file and os.path.isfile(weights_file):
+            weights_bytes = os.path.getsize(weights_file)
+            figures["weights_file_bytes"] = weights_bytes
+            figures["size_ratio"] = round(
+                figures["saved_model_bytes"] / weights_bytes, 4
+            )
+        figures["export_seconds"] = round(time.time() - started, 1)
+        path = _publish(temporary, base, figures)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    log(
+        f"exported {path}: serving and Keras agree on {figures['examples']} "
+        f"test examples (max |diff| {figures['max_abs_difference']:.1e}), "
+        f"{figures['saved_model_bytes'] / 2**20:.1f} MiB"
+    )
+    return path, figures
+
+
+def _publish(temporary, base, figures):
+    """Renames the checked folder to the next free version number."""
+    for _ in range(100):
+        version = next_version(base)
+        path = os.path.join(base, str(version))
+        figures["version"] = version
+        with open(os.path.join(temporary, CHECK_FILE), "w") as file:
+            json.dump(figures, file, indent=2)
+        if os.path.exists(path):
+            continue
+        try:
+            os.rename(temporary, path)
+        except OSError:
+            continue  # another writer took this number first
+        return path
+    raise UserError(f"could not find a free version number in {base}")

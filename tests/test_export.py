@@ -1,0 +1,243 @@
+"""SavedModel export: signatures, parity, atomic versions, kft-predict."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from kft import export
+from kft.errors import ExportError
+
+CHECK = export.CHECK_FILE
+
+
+def _train(model_dir, *overrides, experiment):
+    result = run_cli(
+        "kft-train",
+        f"--experiment={experiment}",
+        f"--model_dir={model_dir}",
+        "--config.verbose=0",
+        "--config.plan=full",
+        "--config.epochs=1",
+        *overrides,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return model_dir
+
+
+@pytest.fixture(scope="module")
+def text_run(tiny_bert, text_csv, tmp_path_factory):
+    train, test = text_csv
+    return _train(
+        tmp_path_factory.mktemp("text") / "run",
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={train}",
+        f"--config.data.test={test}",
+        "--config.learning_rate=1e-3",
+        experiment="text_classifier",
+    )
+
+
+@pytest.fixture(scope="module")
+def image_run(image_folder, tmp_path_factory):
+    return _train(
+        tmp_path_factory.mktemp("image") / "run",
+        "--config.backbone=MobileNetV3Small",
+        "--config.weights=none",
+        f"--config.data.train={image_folder}",
+        "--config.data.image_size=32",
+        "--config.data.validation_fraction=0.25",
+        "--config.data.test_fraction=0.25",
+        experiment="image_classifier",
+    )
+
+
+def _check(folder):
+    return json.loads((folder / CHECK).read_text())
+
+
+@pytest.mark.parametrize(
+    "run, inputs, preprocessed",
+    [
+        (
+            "text_run",
+            {"text": ["string", [None]]},
+            {
+                "token_ids": ["int32", [None, None]],
+                "segment_ids": ["int32", [None, None]],
+                "padding_mask": ["int32", [None, None]],
+            },
+        ),
+        (
+            "image_run",
+            {"image_bytes": ["string", [None]]},
+            {"image": ["float32", [None, 32, 32, 3]]},
+        ),
+    ],
+)
+def test_train_leaves_a_checked_export(run, inputs, preprocessed, request):
+    folder = request.getfixturevalue(run)
+    check = _check(folder / "export" / "1")
+    signatures = check["signatures"]
+    assert set(signatures) == {"serving_default", "serving_preprocessed"}
+    assert signatures["serving_default"]["inputs"] == inputs
+    assert signatures["serving_preprocessed"]["inputs"] == preprocessed
+    classes = len((folder / "labels.txt").read_text().split())
+    for signature in signatures.values():
+        assert signature["outputs"] == {
+            "probabilities": ["float32", [None, classes]],
+            "class_id": ["int64", [None]],
+            "label": ["string", [None]],
+        }
+    # The check ran in a process that imported neither kft nor keras-hub.
+    assert not {"kft", "keras_hub"} & set(check["imported"])
+    assert check["max_abs_difference"] <= 1e-5
+    assert check["class_id_mismatches"] == check["label_mismatches"] == 0
+    assert check["examples"] > 0
+    assert (folder / "export" / "1" / "assets" / "labels.txt").read_text() == (
+        folder / "labels.txt"
+    ).read_text()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["export"]["version"] == 1
+
+
+def test_serving_handles_empty_and_long_texts_and_bad_images(
+    text_run, image_run
+):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    text = tf.saved_model.load(str(text_run / "export" / "1"))
+    serve = text.signatures["serving_default"]
+    out = serve(text=tf.constant(["", "good movie " * 500, "bad"]))
+    assert out["probabilities"].shape == (3, 3)
+    np.testing.assert_allclose(out["probabilities"].numpy().sum(1), 1, 1e-5)
+    image = tf.saved_model.load(str(image_run / "export" / "1"))
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        image.signatures["serving_default"](
+            image_bytes=tf.constant([b"\x89PNG not really"])
+        )
+
+
+def test_kft_export_numbers_versions(text_run, tmp_path):
+    base = tmp_path / "serving"
+    for version in (1, 2):
+        result = run_cli(
+            "kft-export", f"--model_dir={text_run}", f"--export_dir={base}"
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.strip().endswith(f"serving/{version}")
+    assert sorted(os.listdir(base)) == ["1", "2"]
+    first, second = _check(base / "1"), _check(base / "2")
+    assert first["version"] == 1 and second["version"] == 2
+    assert second["max_abs_difference"] <= 1e-5
+
+
+def test_kft_export_of_a_folder_that_is_no_run(tmp_path):
+    result = run_cli(
+        "kft-export", f"--model_dir={tmp_path}", f"--export_dir={tmp_path}/b"
+    )
+    assert result.returncode == 2
+    assert "config.json" in result.stderr.strip().splitlines()[-1]
+
+
+def test_kft_predict_reproduces_the_test_accuracy(text_run, text_csv):
+    _, test = text_csv
+    result = run_cli(
+        "kft-predict",
+        f"--saved_model={text_run / 'export' / '1'}",
+        f"--input={test}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 21
+    assert {"input", "label", "class_id", "probabilities", "true_label"} <= set(
+        lines[0]
+    )
+    metrics = json.loads((text_run / "metrics.json").read_text())
+    right = sum(line["label"] == line["true_label"] for line in lines)
+    assert right / len(lines) == pytest.approx(metrics["accuracy"], abs=1e-9)
+    assert f"accuracy {metrics['accuracy']:.4f}" in result.stderr
+
+
+def test_kft_predict_on_images_reports_unreadable_files(
+    image_run, image_folder, tmp_path
+):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    listing = tmp_path / "images.txt"
+    good = sorted(os.listdir(os.path.join(image_folder, "dark")))[:2]
+    names = [os.path.join(image_folder, "dark", n) for n in good]
+    listing.write_text("\n".join([*names, str(broken)]) + "\n")
+    result = run_cli(
+        "kft-predict",
+        f"--saved_model={image_run / 'export' / '1'}",
+        f"--input={listing}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [("error" in line) for line in lines] == [False, False, True]
+    assert lines[0]["label"] in ("bright", "dark")
+    assert "1 could not be read" in result.stderr
+    result = run_cli(
+        "kft-predict",
+        f"--saved_model={image_run / 'export' / '1'}",
+        f"--input={image_folder}",
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 16 and all("true_label" in line for line in lines)
+
+
+# === In-process: the atomic write and the refusal ===
+
+
+@pytest.fixture(scope="module")
+def tiny_built(tiny_bert):
+    from kft import builder
+    from kft import config as config_lib
+
+    config = config_lib.default_config()
+    config.backbone = tiny_bert
+    built = builder.build(config, 3)
+    built.preprocessor.sequence_length = 16
+    return built
+
+
+LABELS = ["negative", "neutral", "positive"]
+SAMPLE = ["good movie", "bad", ""]
+
+
+def test_a_failure_halfway_leaves_no_version(tiny_built, tmp_path, monkeypatch):
+    def crash(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export, "check", crash)
+    with pytest.raises(RuntimeError):
+        export.export(tiny_built, LABELS, str(tmp_path), SAMPLE, log=print)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_mismatch_refuses_the_export(tiny_built, tmp_path, monkeypatch):
+    real = export.keras_probabilities
+    monkeypatch.setattr(
+        export,
+        "keras_probabilities",
+        lambda built, values: real(built, values) + [0.1, -0.05, -0.05],
+    )
+    with pytest.raises(ExportError, match="export refused"):
+        export.export(tiny_built, LABELS, str(tmp_path), SAMPLE, log=print)
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_existing_version_is_never_overwritten(tiny_built, tmp_path):
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "keep").write_text("x")
+    (tmp_path / "notes").mkdir()
+    path, _ = export.export(
+        tiny_built, LABELS, str(tmp_path), SAMPLE, log=print
+    )
+    assert path == str(tmp_path / "2")
+    assert (tmp_path / "1" / "keep").read_text() == "x"
+    assert export.next_version(str(tmp_path)) == 3
