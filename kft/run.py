@@ -7,6 +7,7 @@ export a SavedModel for TF Serving, checked against the Keras model on a
 sample of the test split.
 """
 
+import json
 import os
 import time
 
@@ -33,6 +34,8 @@ BACKBONE_FILE = "checkpoints/backbone.weights.h5"
 EXPORT_DIR = "export"
 # Raw test inputs the export's parity check runs (kft-export reuses them).
 SAMPLE_FILE = "checkpoints/export_sample.tensor"
+# A test split held out of the training data, as kft-predict input.
+TEST_SPLIT_FILE = "test_split.jsonl"
 
 
 def _log(message):
@@ -203,6 +206,8 @@ def train(config, model_dir):
     built.backbone.save_weights(os.path.join(model_dir, BACKBONE_FILE))
     report = evaluate(built, splits.test, splits.labels, config)
     report["source"] = splits.test.source
+    if not config.data.test:
+        _write_held_out(splits.test, splits.labels, built.modality, model_dir)
     sample = export.sample_inputs(splits.test, built.modality)
     export.save_sample(sample, os.path.join(model_dir, SAMPLE_FILE))
     if config.export:
@@ -225,6 +230,18 @@ def train(config, model_dir):
 def _write_config(config, model_dir):
     with tf.io.gfile.GFile(os.path.join(model_dir, "config.json"), "w") as f:
         f.write(config_lib.to_json(config))
+
+
+def _write_held_out(split, labels, modality, model_dir):
+    """Writes a held-out test split as JSONL that kft-predict reads."""
+    if not split.values or not isinstance(split.values[0], str):
+        return  # encoded images from TFDS: the spec itself reproduces them
+    key = "text" if modality == "text" else "image"
+    path = os.path.join(model_dir, TEST_SPLIT_FILE)
+    with open(path, "w", encoding="utf-8") as file:
+        for value, label_id in zip(split.values, split.label_ids):
+            row = {key: value, "label": labels[label_id]}
+            file.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _export_summary(figures):

@@ -188,6 +188,15 @@ def test_kft_predict_on_images_reports_unreadable_files(
     )
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(lines) == 16 and all("true_label" in line for line in lines)
+    # The held-out test split, written by kft-train, gives its accuracy back.
+    result = run_cli(
+        "kft-predict",
+        f"--saved_model={image_run / 'export' / '1'}",
+        f"--input={image_run / 'test_split.jsonl'}",
+    )
+    metrics = json.loads((image_run / "metrics.json").read_text())
+    assert f"accuracy {metrics['accuracy']:.4f} (" in result.stderr
+    assert len(result.stdout.splitlines()) == metrics["num_examples"]
 
 
 # === In-process: the atomic write and the refusal ===

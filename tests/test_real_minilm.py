@@ -6,7 +6,7 @@ Skips when the asset is absent (offline, not fetched); CI fetches it first.
 import numpy as np
 import pytest
 
-from kft import assets, builder, freeze, training
+from kft import assets, builder, export, freeze, training
 from kft import config as config_lib
 
 pytestmark = pytest.mark.skipif(
@@ -42,3 +42,28 @@ def test_minilm_trains_a_step_and_predicts():
     probabilities = built.model.predict(inputs, verbose=0)
     assert probabilities.shape == (2, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_minilm_export_holds_the_weights_once_and_matches(tmp_path):
+    config = config_lib.default_config()
+    config.backbone = str(assets.path("minilm"))
+    built = builder.build(config, 3)
+    built.preprocessor.sequence_length = 64
+    texts = ["It helped a lot.", "Awful headaches.", "", "ok " * 300]
+    inputs = {k: np.asarray(v) for k, v in built.preprocessor(texts).items()}
+    training.compile_model(built.model, "adam", config, 3)
+    # A step so the optimizer holds slots: the export must not carry them.
+    built.model.fit(inputs, np.array([2, 0, 1, 1]), epochs=1, verbose=0)
+    weights = tmp_path / "model.weights.h5"
+    built.model.save_weights(weights)
+    path, figures = export.export(
+        built,
+        ["negative", "neutral", "positive"],
+        str(tmp_path / "export"),
+        texts,
+        weights_file=str(weights),
+        log=print,
+    )
+    assert path.endswith("/1")
+    assert figures["max_abs_difference"] <= 1e-5
+    assert figures["size_ratio"] <= 1.1, figures
