@@ -23,6 +23,7 @@ compared with the Keras model, and only then renamed to its number: TF
 Serving, which polls the base folder, never sees a partial version.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -87,7 +88,6 @@ def pack_texts(preprocessor, texts):
 
 
 def _add_text_endpoints(archive, model, preprocessor, table):
-    pack_texts(preprocessor, tf.constant([""]))  # builds it if never called
     if isinstance(preprocessor, keras.layers.Layer):
         archive.track(preprocessor)
     else:  # preprocessing.TokenPacker
@@ -138,6 +138,28 @@ def _add_image_endpoints(archive, model, size, table):
     )
 
 
+@contextlib.contextmanager
+def _plain_tensorflow_truncation(preprocessor):
+    """Packs with waterfall truncation while the serving graph is traced.
+
+    With one segment, waterfall and round robin truncation cut alike, but
+    round robin is the TFText>RoundRobinTrim kernel, newer than the TF Text
+    ops that TF Serving's stock images carry; waterfall is plain TensorFlow.
+    The parity check compares with the training-time packer.
+    """
+    if preprocessor is not None:
+        pack_texts(preprocessor, tf.constant([""]))  # builds the packer
+    packer = getattr(preprocessor, "packer", None)
+    truncate = getattr(packer, "truncate", None)
+    if truncate == "round_robin":
+        packer.truncate = "waterfall"
+    try:
+        yield
+    finally:
+        if truncate is not None:
+            packer.truncate = truncate
+
+
 def write_saved_model(built, labels, path):
     """Writes the SavedModel of `built` (a `builder.Built`) to `path`."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -150,12 +172,17 @@ def write_saved_model(built, labels, path):
         # weight beside the one the endpoints capture (2x the size). The
         # endpoints' own variables are all a SavedModel needs.
         archive.track(table)
-        if built.modality == "text":
-            _add_text_endpoints(archive, built.model, built.preprocessor, table)
-        else:
-            _add_image_endpoints(archive, built.model, built.image_size, table)
-        # The table's file is copied into the SavedModel's assets here.
-        archive.write_out(path, verbose=False)
+        with _plain_tensorflow_truncation(built.preprocessor):
+            if built.modality == "text":
+                _add_text_endpoints(
+                    archive, built.model, built.preprocessor, table
+                )
+            else:
+                _add_image_endpoints(
+                    archive, built.model, built.image_size, table
+                )
+            # Traced here; the table's file is copied into the assets.
+            archive.write_out(path, verbose=False)
 
 
 # === The check in a fresh process ===
@@ -163,11 +190,21 @@ def write_saved_model(built, labels, path):
 # Runs in a subprocess with nothing of kft or Keras imported: what TF
 # Serving or a user's own Python sees.
 _CHECK_SCRIPT = """
-import json, sys, time
+import json, os, sys, time
 import tensorflow as tf
-import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
 
 path, inputs_file, outputs_file = sys.argv[1:4]
+# The ops core TensorFlow lacks: what a server must link in (TF Text's).
+proto = saved_model_pb2.SavedModel()
+with open(os.path.join(path, "saved_model.pb"), "rb") as file:
+    proto.ParseFromString(file.read())
+graph = proto.meta_graphs[0].graph_def
+ops = {node.op for node in graph.node}
+ops |= {n.op for f in graph.library.function for n in f.node_def}
+extra_ops = sorted(op for op in ops if op_def_registry.get(op) is None)
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 started = time.time()
 loaded = tf.saved_model.load(path)
 load_seconds = time.time() - started
@@ -190,7 +227,8 @@ signatures = {
 }
 modules = sorted(m for m in ("keras", "keras_hub", "kft") if m in sys.modules)
 print(json.dumps({"signatures": signatures, "load_seconds": load_seconds,
-                  "call_seconds": call_seconds, "imported": modules}))
+                  "call_seconds": call_seconds, "imported": modules,
+                  "non_core_ops": extra_ops}))
 """
 
 

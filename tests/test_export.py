@@ -91,6 +91,11 @@ def test_train_leaves_a_checked_export(run, inputs, preprocessed, request):
             "class_id": ["int64", [None]],
             "label": ["string", [None]],
         }
+    # Only TF Text's long-standing ops, which TF Serving links in (not the
+    # newer TFText>RoundRobinTrim); image models need core TensorFlow only.
+    extra = check["non_core_ops"]
+    assert not [op for op in extra if op.startswith("TFText>")], extra
+    assert extra if run == "text_run" else not extra
     # The check ran in a process that imported neither kft nor keras-hub.
     assert not {"kft", "keras_hub"} & set(check["imported"])
     assert check["max_abs_difference"] <= 1e-5
