@@ -23,9 +23,9 @@ class Built:
         model: the functional model; inputs as the data pipeline gives them.
         backbone: the backbone layer inside `model`.
         family: the backbone's `backbones.Family`.
-        preprocessor: the keras-hub preprocessor for text (tokenizer and
-            packer), or None for images (their normalization is a layer of
-            the model).
+        preprocessor: a `preprocessing.TextPreprocessor` for text
+            (cleaning, tokenizer and packer), or None for images (their
+            normalization is a layer of the model).
         image_size: the square image size the model takes (images only).
         unused: names of backbone layers whose outputs the head ignores
             (BERT's pooler under mean pooling); they stay frozen.
@@ -53,14 +53,17 @@ def load_backbone(config):
         return entry.build(size, weights), entry.family, None, size
     backbone, family = backbones.load_hub_backbone(source)
     if family.modality == "text":
-        return backbone, family, _hub_text_preprocessor(source, backbone), 0
+        preprocessor = _hub_text_preprocessor(
+            source, backbone, config.data.clean_text
+        )
+        return backbone, family, preprocessor, 0
     size = config.data.image_size or 224
     return backbone, family, _hub_image_converter(source, size), size
 
 
-def _hub_text_preprocessor(source, backbone):
+def _hub_text_preprocessor(source, backbone, clean):
     length = getattr(backbone, "max_sequence_length", None) or 512
-    return preprocessing.text_preprocessor(source.name, length)
+    return preprocessing.text_preprocessor(source.name, length, clean)
 
 
 def _hub_image_converter(source, size):

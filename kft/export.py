@@ -4,8 +4,9 @@
 
 - `serving_default`: raw inputs, `text` (`tf.string [None]`) for text
   models or `image_bytes` (encoded JPEG/PNG/BMP/GIF, `tf.string [None]`)
-  for image models. Tokenizing (with the training sequence length, longer
-  texts truncated), decoding, resizing and normalizing run in the graph.
+  for image models. Cleaning and tokenizing text (the training sequence
+  length; longer texts are truncated), decoding, resizing and normalizing
+  images run in the graph, through the same functions training used.
 - `serving_preprocessed`: what the Keras model takes, for users who batch
   their own: `token_ids`, `padding_mask` (and `segment_ids` where the
   backbone has them) as `int32 [None, None]`, or `image` as
@@ -79,24 +80,13 @@ def _text_inputs(model):
     }
 
 
-def pack_texts(preprocessor, texts):
-    """Token ids, masks and segments of `texts`, as the model takes them."""
-    packed = preprocessor(texts)
-    if isinstance(packed, tuple):  # keras-hub returns (x, y, sample_weight)
-        packed = packed[0]
-    return packed
-
-
 def _add_text_endpoints(archive, model, preprocessor, table):
-    if isinstance(preprocessor, keras.layers.Layer):
-        archive.track(preprocessor)
-    else:  # preprocessing.TokenPacker
-        archive.track(preprocessor.tokenizer)
-        archive.track(preprocessor.packer)
+    for layer in preprocessor.layers():
+        archive.track(layer)
     names = list(model.input)
 
     def serve(text):
-        packed = pack_texts(preprocessor, text)
+        packed = preprocessor(text)
         inputs = {
             name: tf.cast(packed[name], model.input[name].dtype)
             for name in names
@@ -139,6 +129,18 @@ def _add_image_endpoints(archive, model, size, table):
 
 
 @contextlib.contextmanager
+def _quiet_tf():
+    """Keeps TF's INFO lines about renamed captures and shards out of logs."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
 def _plain_tensorflow_truncation(preprocessor):
     """Packs with waterfall truncation while the serving graph is traced.
 
@@ -148,7 +150,7 @@ def _plain_tensorflow_truncation(preprocessor):
     The parity check compares with the training-time packer.
     """
     if preprocessor is not None:
-        pack_texts(preprocessor, tf.constant([""]))  # builds the packer
+        preprocessor(tf.constant([""]))  # builds the packer
     packer = getattr(preprocessor, "packer", None)
     truncate = getattr(packer, "truncate", None)
     if truncate == "round_robin":
@@ -172,7 +174,7 @@ def write_saved_model(built, labels, path):
         # weight beside the one the endpoints capture (2x the size). The
         # endpoints' own variables are all a SavedModel needs.
         archive.track(table)
-        with _plain_tensorflow_truncation(built.preprocessor):
+        with _plain_tensorflow_truncation(built.preprocessor), _quiet_tf():
             if built.modality == "text":
                 _add_text_endpoints(
                     archive, built.model, built.preprocessor, table
@@ -295,7 +297,7 @@ def load_sample(path):
 def keras_probabilities(built, values):
     """The Keras model's probabilities on raw `values`, in this process."""
     if built.modality == "text":
-        inputs = pack_texts(built.preprocessor, tf.constant(values))
+        inputs = built.preprocessor(tf.constant(values))
     else:
         inputs = tf.cast(
             tf.stack([data.decode_image(v, built.image_size) for v in values]),

@@ -80,9 +80,6 @@ def prepare(config):
     splits = data.load_splits(config.data, config.seed)
     for note in splits.notes:
         _log(note)
-    if splits.modality == "text" and config.data.clean_text:
-        for split in {id(s): s for s in splits.all()}.values():
-            split.values = data.clean_texts(split.values)
     built = builder.build(config, len(splits.labels))
     if built.modality != splits.modality:
         raise UserError(

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from kft import backbones, builder, freeze, training
+from kft import backbones, builder, export, freeze, training
 from kft import config as config_lib
 from kft.errors import UserError
 
@@ -174,10 +174,14 @@ def test_hub_text_backbone(family, tmp_path):
     assert len(groups) == 3, "embeddings, then one group per layer"
     built.preprocessor.sequence_length = 16
     packed = built.preprocessor(["good movie", "bad"])
-    if isinstance(packed, tuple):
-        packed = packed[0]
     inputs = {k: np.asarray(v) for k, v in packed.items()}
     _check_fit_and_reload(built, inputs, np.array([0, 2]), tmp_path)
+    # Each family's tokenizer and packer go into the serving graph alike.
+    sample = ["good movie", "", "bad is the movie " * 20]
+    _, figures = export.export(
+        built, ["a", "b", "c"], str(tmp_path / "export"), sample, log=print
+    )
+    assert figures["max_abs_difference"] <= 1e-5
 
 
 @pytest.mark.parametrize(
