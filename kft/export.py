@@ -295,9 +295,14 @@ def load_sample(path):
 
 
 def keras_probabilities(built, values):
-    """The Keras model's probabilities on raw `values`, in this process."""
+    """The Keras model's probabilities on raw `values`, in this process.
+
+    Texts are tokenized in a graph, as the tf.data pipeline does in
+    training: some keras-hub tokenizers (byte-pair ones on words their
+    vocabulary cannot spell) answer differently when run eagerly.
+    """
     if built.modality == "text":
-        inputs = built.preprocessor(tf.constant(values))
+        inputs = tf.function(built.preprocessor)(tf.constant(values))
     else:
         inputs = tf.cast(
             tf.stack([data.decode_image(v, built.image_size) for v in values]),

@@ -57,9 +57,8 @@ def _from_table(path, column):
     if rows and column not in rows[0]:
         common.fail(
             f"{path} has no column '{column}'; columns: "
-            f"{', '.join(map(str, rows[0]))} (set --{column}_column)"
-            if column in ("text", "image")
-            else f"{path} has no column '{column}'"
+            f"{', '.join(map(str, rows[0]))} (set --text_column or "
+            "--image_column)"
         )
     label = _LABEL_COLUMN.value
     return [(str(row[column]), _label(row.get(label))) for row in rows]
