@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from conftest import make_texts, write_csv
+from conftest import make_texts, run_cli, write_csv
 from PIL import Image
 
 from kft import config as config_lib
@@ -326,3 +326,132 @@ def test_label_parsing_helpers():
             label_parsing.parse_number(bad)
     with pytest.raises(ValueError, match="invalid JSON"):
         label_parsing.parse_multi_label('["x",')
+
+
+# === Through kft-train, as a user runs it ===
+
+
+def _train(model_dir, *overrides, experiment="text_classifier"):
+    return run_cli(
+        "kft-train",
+        f"--experiment={experiment}",
+        f"--model_dir={model_dir}",
+        "--config.verbose=0",
+        "--config.plan=full",
+        "--config.epochs=1",
+        *overrides,
+    )
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, tfds_dir):
+    """Per source kind: (--config.data overrides, a line the log shows)."""
+    folder = tmp_path_factory.mktemp("sources")
+    tsv = write_csv(folder / "train.tsv", make_texts(45), delimiter="\t")
+    with open(tsv, "ab") as file:
+        file.write(b"caf\xe9 good\tpositive\n")
+    jsonl = folder / "train.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in make_texts(45)))
+    images = folder / "images"
+    broken_images(images)
+    for suffix, encode in FORMATS.items():
+        for label, level in (("bright", 220), ("dark", 30)):
+            for index in range(3):
+                file = images / label / suffix / f"{index}.{suffix}"
+                file.parent.mkdir(exist_ok=True)
+                file.write_bytes(encode(level + index))
+    tfds_flag = f"--config.data.tfds_data_dir={tfds_dir}"
+    return {
+        "tsv": ([f"--config.data.train={tsv}"], "skipped 1 bad records"),
+        "jsonl": (
+            [f"--config.data.train={jsonl}"],
+            "no test data given: holding out",
+        ),
+        "tfds_text": (
+            [
+                "--config.data.train=tfds:kft_tiny_texts:train[:80%]",
+                "--config.data.validation=tfds:kft_tiny_texts:train[80%:]",
+                "--config.data.test=tfds:kft_tiny_texts:test",
+                tfds_flag,
+            ],
+            "reading text 'sentence', label 'label'",
+        ),
+        "folder": (
+            [f"--config.data.train={images}"],
+            "skipped 2 bad records of 30",
+        ),
+        "tfds_images": (
+            [
+                "--config.data.train=tfds:kft_tiny_images:train[:80%]",
+                "--config.data.test=tfds:kft_tiny_images:test",
+                tfds_flag,
+            ],
+            "reading image 'image', label 'label'",
+        ),
+    }
+
+
+@pytest.mark.parametrize("kind", ["tsv", "jsonl", "tfds_text"])
+def test_text_classifier_trains_from(kind, sources, tiny_bert, tmp_path):
+    overrides, line = sources[kind]
+    result = _train(
+        tmp_path,
+        f"--config.backbone={tiny_bert}",
+        "--config.learning_rate=1e-3",
+        *overrides,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"kft: {line}" in result.stdout
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["labels"] == ["negative", "neutral", "positive"]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["data"]["split_seed"] == 0
+
+
+@pytest.mark.parametrize("kind", ["folder", "tfds_images"])
+def test_image_classifier_trains_from(kind, sources, tmp_path):
+    overrides, line = sources[kind]
+    result = _train(
+        tmp_path,
+        "--config.backbone=MobileNetV3Small",
+        "--config.weights=none",
+        "--config.data.image_size=32",
+        "--config.data.validation_fraction=0.25",
+        *overrides,
+        experiment="image_classifier",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"kft: {line}" in result.stdout
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["labels"]) == {"bright", "dark"}
+    assert metrics["num_examples"] == (6 if kind == "tfds_images" else 4)
+
+
+def _one_line_error(result, *words):
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, lines
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_bad_data_exits_2_with_one_line(tiny_bert, tmp_path):
+    messy = _csv_with(tmp_path / "m.csv", BAD_LINES)
+    pairs = write_csv(
+        tmp_path / "pairs.csv",
+        [{"question": "q", "context": "c", "label": i % 2} for i in range(9)],
+    )
+    cases = [
+        ([f"--config.data.train={messy}"], "5 of 21 records", "m.csv:5"),
+        (
+            [f"--config.data.train={messy}", "--config.data.on_error=raise"],
+            "bad record at",
+            "m.csv:5: malformed row",
+        ),
+        ([f"--config.data.train={pairs}"], "gives text pairs", "'context'"),
+    ]
+    for index, (overrides, *words) in enumerate(cases):
+        result = _train(
+            tmp_path / str(index), f"--config.backbone={tiny_bert}", *overrides
+        )
+        _one_line_error(result, *words)
