@@ -449,6 +449,10 @@ def test_bad_data_exits_2_with_one_line(tiny_bert, tmp_path):
             "m.csv:5: malformed row",
         ),
         ([f"--config.data.train={pairs}"], "gives text pairs", "'context'"),
+        (
+            ["--config.data.train=tfds:kft_nothing:train[:80%]"],
+            "cannot load tfds:kft_nothing:train[:80%]",
+        ),
     ]
     for index, (overrides, *words) in enumerate(cases):
         result = _train(

@@ -10,6 +10,11 @@ The split is read into memory (as encoded bytes for images): the held-out
 splits, the label vocabulary and the bad-record check need every example.
 """
 
+import contextlib
+
+import numpy as np
+from absl import logging as absl_logging
+
 from kft.data.columns import pick_columns
 from kft.errors import UserError
 
@@ -23,11 +28,29 @@ def parse_spec(spec):
     return parts[1], parts[2]
 
 
+@contextlib.contextmanager
+def _quiet_info_logs():
+    """Hides TFDS's INFO lines ("Load dataset info from ...") on stderr,
+    where they would bury the one line of a user error."""
+    previous = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(previous)
+
+
 def _dataset(spec, config):
     """Returns (builder, tf.data dataset of the chosen features, Columns)."""
     import tensorflow_datasets as tfds
 
     name, split = parse_spec(spec)
+    with _quiet_info_logs():
+        return _open(tfds, spec, name, split, config)
+
+
+def _open(tfds, spec, name, split, config):
+    """Opens the split of `name`, already prepared or downloaded now."""
     try:
         builder = tfds.builder(name, data_dir=config.tfds_data_dir or None)
         builder.download_and_prepare()
@@ -48,16 +71,33 @@ def _dataset(spec, config):
         raise
     except Exception as error:  # tfds raises many kinds; all are the user's
         first = str(error).splitlines()[0][:300] if str(error) else ""
+        hint = f"looked in {config.tfds_data_dir}"
+        if not config.tfds_data_dir:
+            hint = "offline, give a prepared copy: --config.data.tfds_data_dir"
         raise UserError(
-            f"cannot load {spec}: {type(error).__name__}: {first}"
+            f"cannot load {spec}: {type(error).__name__}: {first} ({hint})"
         ) from None
     return builder, dataset, columns
 
 
 def _label_name(feature):
-    """Maps a label value to its name (ClassLabel names, else the number)."""
+    """Maps a label value to its name: ClassLabel names, else the value."""
     names = getattr(feature, "names", None)
-    return (lambda v: names[int(v)]) if names else (lambda v: str(int(v)))
+    if names:
+        return lambda value: names[int(value)]
+    return lambda value: (
+        value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    )
+
+
+def _examples(dataset):
+    """Yields the dataset's examples as dicts of numpy values."""
+    import tensorflow_datasets as tfds
+
+    for batch in tfds.as_numpy(dataset.batch(512)):
+        keys = list(batch)
+        for row in range(len(batch[keys[0]])):
+            yield {key: batch[key][row] for key in keys}
 
 
 def read_tfds(spec, config, bad):
@@ -67,33 +107,26 @@ def read_tfds(spec, config, bad):
         (values, pairs or None, labels, `Columns`): values are encoded
         image bytes or texts.
     """
-    import tensorflow_datasets as tfds
-
     builder, dataset, columns = _dataset(spec, config)
     label_name = _label_name(builder.info.features[columns.label])
-    value_key = columns.image or columns.text
     values, pairs, labels = [], [], []
-    index = 0
-    for batch in tfds.as_numpy(dataset.batch(512)):
-        for row in range(len(batch[columns.label])):
-            example = {key: batch[key][row] for key in batch}
+    for index, example in enumerate(_examples(dataset)):
+        label = example[columns.label]
+        if isinstance(label, np.integer) and label < 0:
+            raise UserError(
+                f"{spec} has unlabelled examples (label -1, as GLUE test "
+                "splits do); use a labelled split"
+            )
+        if columns.image:
+            value, pair = example[columns.image], None
+        else:
             where = f"{spec} example {index}"
-            index += 1
-            label = int(example[columns.label])
-            if label < 0:
-                raise UserError(
-                    f"{spec} has unlabelled examples (label -1, as GLUE test "
-                    "splits do); use a labelled split"
-                )
-            if columns.image:
-                value, pair = example[value_key], None
-            else:
-                value, pair = _texts(example, columns, where, bad)
-                if value is None:
-                    continue
-            values.append(value)
-            pairs.append(pair)
-            labels.append(label_name(label))
+            value, pair = _texts(example, columns, where, bad)
+            if value is None:
+                continue
+        values.append(value)
+        pairs.append(pair)
+        labels.append(label_name(label))
     return values, pairs if columns.pair else None, labels, columns
 
 
