@@ -274,6 +274,20 @@ def test_jsonl_bad_lines(tmp_path):
     assert f"{path}:6 (not a JSON object)" in records.bad.listed()
 
 
+def test_jsonl_integer_labels_sort_as_numbers(tmp_path):
+    rows = [{"text": f"t {i}", "label": i % 11} for i in range(44)]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    splits = data.load_splits(_data_config(train=str(path)), seed=0)
+    assert splits.labels == [str(i) for i in range(11)]
+
+
+def test_unknown_on_error_is_a_user_error(tmp_path):
+    path = write_csv(tmp_path / "t.csv", make_texts(6))
+    with pytest.raises(UserError, match="valid: skip, raise"):
+        data.read_spec(path, _data_config(on_error="ignore"))
+
+
 def test_quoted_field_may_span_lines(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text('text,label\n"good\nmovie",positive\nbad,negative\n')

@@ -34,6 +34,13 @@ class BadRecords:
     count: int = 0
     examples: list = dataclasses.field(default_factory=list)
 
+    def __post_init__(self):
+        if self.on_error not in ("skip", "raise"):
+            raise UserError(
+                f"bad value '{self.on_error}' for --config.data.on_error; "
+                "valid: skip, raise"
+            )
+
     def add(self, where, reason):
         """Records one bad record at `where` (file:line), or raises."""
         if self.on_error == "raise":
