@@ -19,18 +19,18 @@ MAX_RECORD_LINES = 50
 
 
 def _read_lines(path):
-    """Returns [(line number, bytes)] of the file, without a byte-order mark."""
+    """Returns [(line number, text)]; the text is None where not UTF-8."""
     try:
         raw = path.read_bytes()
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror}") from None
-    if raw.startswith(b"\xef\xbb\xbf"):
+    if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark
         raw = raw[3:]
-    return list(enumerate(raw.splitlines(keepends=True), start=1))
+    lines = raw.splitlines(keepends=True)
+    return [(number, _decode(line)) for number, line in enumerate(lines, 1)]
 
 
 def _decode(line):
-    """The line as text, or None where it is not UTF-8."""
     try:
         return line.decode("utf-8")
     except UnicodeDecodeError:
@@ -39,9 +39,8 @@ def _decode(line):
 
 def _jsonl_rows(lines, path, bad):
     """Yields (where, dict) for each valid JSON object line."""
-    for number, line in lines:
+    for number, text in lines:
         where = f"{path}:{number}"
-        text = _decode(line)
         if text is None:
             bad.add(where, "not UTF-8")
             continue
@@ -66,7 +65,7 @@ def _csv_record(lines, start, delimiter):
     """
     end = start + 1
     while True:
-        texts = [_decode(line) for _, line in lines[start:end]]
+        texts = [text for _, text in lines[start:end]]
         if None in texts:
             return None, start + 1
         try:
@@ -83,9 +82,9 @@ def _csv_rows(lines, path, delimiter, bad):
     """Yields (where, dict) for each well-formed row after the header."""
     header, index = None, 0
     while index < len(lines):
-        number, line = lines[index]
+        number, text = lines[index]
         where = f"{path}:{number}"
-        if _decode(line) is None:
+        if text is None:
             if header is None:
                 raise UserError(f"cannot read {where}: the header is not UTF-8")
             bad.add(where, "not UTF-8")
@@ -114,7 +113,7 @@ def _example(row, columns, where, bad):
     """Returns (text, pair, label) of one row, or None if it is bad."""
     label = row.get(columns.label)
     if isinstance(label, list | dict):
-        bad.add(where, "label is a list (multi-label is not supported yet)")
+        bad.add(where, "label is not one value (multi-label is not supported)")
         return None
     if label is None or str(label).strip() == "":
         bad.add(where, "missing label")
