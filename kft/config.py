@@ -27,12 +27,30 @@ def default_config():
     config.data.train = ""
     config.data.validation = ""
     config.data.test = ""
-    config.data.text_column = "text"
+    # Column names of CSV/TSV/JSONL files, or feature names of a TFDS
+    # dataset. An empty text_column picks a known pair of texts
+    # (sentence1/sentence2, question/context, ...) or the first of text,
+    # sentence, content, review, document; an empty image_column (TFDS)
+    # picks image. A pair is kept on the splits, but the classifier takes
+    # one text, so a run given pairs stops with an error for now.
+    config.data.text_column = ""
+    config.data.text_pair_column = ""
     config.data.label_column = "label"
+    config.data.image_column = ""
+    # Bad records (an image that does not decode, an empty text, a missing
+    # label, a malformed row, a line that is not UTF-8): "skip" skips,
+    # counts and reports them, and stops only when more than
+    # max_bad_fraction of one spec's records are bad; "raise" stops at the
+    # first one.
+    config.data.on_error = "skip"
+    config.data.max_bad_fraction = 0.1
     # Used only when the matching spec is empty: a stratified, seeded split
     # of the training data.
     config.data.validation_fraction = 0.15
     config.data.test_fraction = 0.15
+    # The seed of those held-out splits; -1 takes `seed`. The run writes the
+    # seed it used to config.json, so a rerun holds out the same examples.
+    config.data.split_seed = -1
     config.data.tfds_data_dir = ""
     # Text: 0 picks the length from the data (this percentile of token
     # lengths, capped by the backbone's maximum).

@@ -52,6 +52,7 @@ CHOICES = {
     "optimizer.name": optim.OPTIMIZERS,
     "schedule.name": optim.SCHEDULES,
     "head.pooling": ("auto", "mean", "cls", "pooled", "avg", "max"),
+    "data.on_error": ("skip", "raise"),
 }
 
 
@@ -77,9 +78,18 @@ def make_strategy(name):
 
 def prepare(config):
     """Reads the data and builds the model; returns (built, splits)."""
-    splits = data.load_splits(config.data, config.seed)
+    if config.data.split_seed < 0:
+        config.data.split_seed = config.seed  # recorded in config.json
+    splits = data.load_splits(config.data, config.data.split_seed)
     for note in splits.notes:
         _log(note)
+    if splits.train.pairs is not None:
+        raise UserError(
+            f"{config.data.train} gives text pairs "
+            f"({splits.columns.describe()}), but the classifier takes one "
+            "text; to classify one column, set --config.data.text_column "
+            "(pair tasks are not supported yet)"
+        )
     built = builder.build(config, len(splits.labels))
     if built.modality != splits.modality:
         raise UserError(

@@ -120,7 +120,7 @@ BAD_INPUTS = [
     (["--config.epochs=two"], "expects int"),
     (["--config.data.train=/no/such.csv"], "data not found"),
     (["--config.data.train={empty}"], "holds no rows"),
-    (["--config.data.train={binary}"], "cannot read"),
+    (["--config.data.train={binary}"], "binary.csv:2 (not UTF-8)"),
     (["--config.data.train={no_label}"], "no column 'label'"),
     (["--config.data.train={one_class}"], "single class"),
     (

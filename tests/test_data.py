@@ -26,12 +26,11 @@ def test_text_files_read_alike(tmp_path, suffix):
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     else:
         write_csv(path, rows, delimiter="\t" if suffix == ".tsv" else ",")
-    values, labels, modality = data.read_spec(
-        str(path), config_lib.default_config().data
-    )
-    assert modality == "text"
-    assert values == [r["text"] for r in rows]
-    assert labels == [r["label"] for r in rows]
+    records = data.read_spec(str(path), config_lib.default_config().data)
+    assert records.modality == "text" and records.pairs is None
+    assert records.values == [r["text"] for r in rows]
+    assert records.labels == [r["label"] for r in rows]
+    assert records.bad.count == 0
 
 
 def test_missing_splits_are_held_out_and_announced(tmp_path):
@@ -43,7 +42,8 @@ def test_missing_splits_are_held_out_and_announced(tmp_path):
         9,
         9,
     )
-    assert len(splits.notes) == 2 and "stratified" in splits.notes[0]
+    assert splits.notes[0] == "reading text 'text', label 'label'"
+    assert len(splits.notes) == 3 and "stratified" in splits.notes[1]
     assert splits.labels == ["negative", "neutral", "positive"]
 
 
@@ -103,12 +103,11 @@ def test_text_batches_trim_padding_and_keep_every_example(tiny_bert):
 
 
 def test_image_folder_reads_classes(image_folder):
-    values, labels, modality = data.read_spec(
-        image_folder, config_lib.default_config().data
-    )
-    assert modality == "image" and sorted(set(labels)) == ["bright", "dark"]
+    records = data.read_spec(image_folder, config_lib.default_config().data)
+    assert records.modality == "image"
+    assert sorted(set(records.labels)) == ["bright", "dark"]
     split = data.Split(
-        "train", image_folder, values, np.array([0] * 8 + [1] * 8)
+        "train", image_folder, records.values, np.array([0] * 8 + [1] * 8)
     )
     (images, ids), *_ = list(data.image_batches(split, 24, 16, False, 0))
     assert images.shape == (16, 24, 24, 3)

@@ -8,6 +8,7 @@ from kft.data.pipeline import image_batches as image_batches
 from kft.data.pipeline import pick_sequence_length as pick_sequence_length
 from kft.data.pipeline import text_batches as text_batches
 from kft.data.pipeline import token_lengths as token_lengths
+from kft.data.sources import Records as Records
 from kft.data.sources import Split as Split
 from kft.data.sources import Splits as Splits
 from kft.data.sources import class_weights as class_weights

@@ -1,26 +1,25 @@
 """Data specs to labelled splits in memory.
 
-A spec (see CONTRACT.md) is a CSV, TSV or JSONL file, a folder with one
-sub-folder per class, or `tfds:NAME[/CONFIG]:SPLIT`. `load_splits` reads the
-train, validation and test specs, derives missing ones by a stratified,
-seeded split of the training data, and maps labels to ids with one
-vocabulary taken from the training data.
+A spec (see CONTRACT.md) is a CSV, TSV or JSONL file (kft.data.tables), a
+folder with one sub-folder per class (kft.data.images), or
+`tfds:NAME[/CONFIG]:SPLIT` (kft.data.tfds_source). `load_splits` reads the
+train, validation and test specs, skipping and reporting bad records
+(kft.data.bad_records), derives missing splits by a stratified, seeded
+split of the training data, and maps labels to ids with one vocabulary
+taken from the training data.
 """
 
-import csv
 import dataclasses
 import html
-import json
 import pathlib
 import re
 
 import numpy as np
-import tensorflow as tf
 
+from kft.data import images, tables, tfds_source
+from kft.data.bad_records import BadRecords
+from kft.data.columns import Columns
 from kft.errors import UserError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-TEXT_KEYS = ("text", "sentence", "content", "review", "document")
 
 
 @dataclasses.dataclass
@@ -32,12 +31,15 @@ class Split:
         source: where it came from, as the log and config.json say it.
         values: texts, image file paths, or encoded image bytes.
         label_ids: integer class ids, aligned with `values`.
+        pairs: the second texts of text pairs, aligned with `values`, or
+            None (single texts and images).
     """
 
     name: str
     source: str
     values: list
     label_ids: np.ndarray
+    pairs: list | None = None
 
     def __len__(self):
         return len(self.values)
@@ -45,7 +47,11 @@ class Split:
 
 @dataclasses.dataclass
 class Splits:
-    """The three splits; `validation` is None when its fraction is 0."""
+    """The three splits; `validation` is None when its fraction is 0.
+
+    `columns` names the training data's text, pair, image and label
+    columns (or TFDS features); None for image folders.
+    """
 
     train: Split
     validation: Split | None
@@ -53,6 +59,7 @@ class Splits:
     labels: list
     modality: str
     notes: list
+    columns: Columns | None = None
 
     def all(self):
         """The splits that exist (test may be the validation split)."""
@@ -60,128 +67,77 @@ class Splits:
         return [split for split in splits if split is not None]
 
 
+@dataclasses.dataclass
+class Records:
+    """What one spec holds once its bad records are skipped.
+
+    Args:
+        values: texts, image file paths, or encoded image bytes.
+        labels: label names (strings), aligned with `values`.
+        modality: "text" or "image".
+        pairs: second texts of text pairs, or None.
+        columns: the columns or features read (None for image folders).
+        bad: the bad records skipped.
+    """
+
+    values: list
+    labels: list
+    modality: str
+    pairs: list | None
+    columns: Columns | None
+    bad: BadRecords
+
+
 # === Reading specs ===
 
 
-def _read_table(path, config):
-    """Returns (texts, labels) from a CSV, TSV or JSONL file."""
-    suffix = path.suffix.lower()
-    text_column = config.text_column
-    label_column = config.label_column
-    try:
-        with open(path, newline="", encoding="utf-8") as file:
-            if suffix == ".jsonl":
-                rows = [json.loads(line) for line in file if line.strip()]
-            else:
-                delimiter = "\t" if suffix == ".tsv" else ","
-                rows = list(csv.DictReader(file, delimiter=delimiter))
-    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
-    if not rows:
-        raise UserError(f"{path} holds no rows")
-    columns = list(rows[0].keys())
-    for column in (text_column, label_column):
-        if column not in columns:
-            raise UserError(
-                f"{path} has no column '{column}'; columns: "
-                f"{', '.join(map(str, columns))} (set --config.data."
-                f"{'text' if column == text_column else 'label'}_column)"
-            )
-    texts, labels = [], []
-    for row in rows:
-        text, label = row.get(text_column), row.get(label_column)
-        if text is None or label is None or str(label).strip() == "":
-            continue
-        texts.append(str(text))
-        labels.append(str(label).strip())
-    return texts, labels
+def _drop_undecodable(values, labels, bad, names):
+    """Drops images that do not decode; `names` says where each one is."""
+    broken = set(images.undecodable(values))
+    for index in sorted(broken):
+        bad.add(names[index], "not a readable image")
+    keep = [i for i in range(len(values)) if i not in broken]
+    return [values[i] for i in keep], [labels[i] for i in keep]
 
 
-def _read_folder(path):
-    """Returns (file paths, class names) from a folder of class folders."""
-    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
-    if not classes:
+def _read(spec, config, bad):
+    """Returns (values, pairs, labels, columns, modality) of one spec."""
+    if spec.startswith("tfds:"):
+        read = tfds_source.read_tfds(spec, config, bad)
+        return *read, read[3].modality
+    path = pathlib.Path(spec).expanduser()
+    if path.is_dir():
+        values, labels = images.read_folder(path)
+        return values, None, labels, None, "image"
+    if not path.is_file():
+        raise UserError(f"data not found: {spec}")
+    if path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
         raise UserError(
-            f"image folder {path} has no class sub-folders "
-            "(expected one sub-folder per class)"
+            f"unsupported data file {spec}; use .csv, .tsv, .jsonl, "
+            "a folder of class folders or tfds:NAME:SPLIT"
         )
-    files, labels = [], []
-    for name in classes:
-        for file in sorted((path / name).rglob("*")):
-            if file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file():
-                files.append(str(file))
-                labels.append(name)
-    return files, labels
-
-
-def _read_tfds(spec, data_dir):
-    """Returns (values, labels, modality) from `tfds:NAME[/CONFIG]:SPLIT`."""
-    import tensorflow_datasets as tfds
-
-    # The split may hold colons itself: tfds:mnist:train[:80%].
-    parts = spec.split(":", 2)
-    if len(parts) != 3 or not parts[1] or not parts[2]:
-        raise UserError(f"bad TFDS spec '{spec}'; use tfds:NAME:SPLIT")
-    _, name, split = parts
-    try:
-        dataset, info = tfds.load(
-            name, split=split, data_dir=data_dir or None, with_info=True
-        )
-    except Exception as error:  # tfds raises many kinds; all are the user's
-        first = str(error).splitlines()[0][:300] if str(error) else ""
-        raise UserError(
-            f"cannot load {spec}: {type(error).__name__}: {first}"
-        ) from None
-    features = info.features
-    label_key = "label" if "label" in features else None
-    if label_key is None:
-        raise UserError(f"{spec} has no 'label' feature")
-    names = features[label_key].names
-    input_key = "image" if "image" in features else None
-    for key in TEXT_KEYS:
-        if input_key is None and key in features:
-            input_key = key
-    if input_key is None:
-        raise UserError(f"{spec}: no image or text feature found")
-    values, labels = [], []
-    for example in tfds.as_numpy(dataset):
-        if int(example[label_key]) < 0:
-            raise UserError(
-                f"{spec} has unlabelled examples (label -1, as GLUE test "
-                "splits do); use a labelled split"
-            )
-        value = example[input_key]
-        if input_key == "image":
-            value = tf.io.encode_png(value).numpy()
-        else:
-            value = value.decode("utf-8")
-        values.append(value)
-        labels.append(names[int(example[label_key])])
-    modality = "image" if input_key == "image" else "text"
-    return values, labels, modality
+    values, pairs, labels, columns = tables.read_table(path, config, bad)
+    return values, pairs, labels, columns, "text"
 
 
 def read_spec(spec, config):
-    """Returns (values, labels, modality) for one data spec."""
-    if spec.startswith("tfds:"):
-        return _read_tfds(spec, config.tfds_data_dir)
-    path = pathlib.Path(spec).expanduser()
-    if path.is_dir():
-        values, labels = _read_folder(path)
-        modality = "image"
-    elif path.is_file():
-        if path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
-            raise UserError(
-                f"unsupported data file {spec}; use .csv, .tsv, .jsonl, "
-                "a folder of class folders or tfds:NAME:SPLIT"
-            )
-        values, labels = _read_table(path, config)
-        modality = "text"
-    else:
-        raise UserError(f"data not found: {spec}")
-    if not values:
-        raise UserError(f"{spec} holds no labelled examples")
-    return values, labels, modality
+    """Reads one data spec into `Records`, skipping bad records.
+
+    Images are decode-checked here, so the pipeline can trust them.
+
+    Args:
+        spec: a file, a folder or `tfds:NAME[/CONFIG]:SPLIT`.
+        config: the `data` config block (columns, `tfds_data_dir`,
+            `on_error`).
+    """
+    bad = BadRecords(spec, config.on_error)
+    values, pairs, labels, columns, modality = _read(spec, config, bad)
+    if modality == "image":
+        names = values
+        if spec.startswith("tfds:"):
+            names = [f"{spec} example {i}" for i in range(len(values))]
+        values, labels = _drop_undecodable(values, labels, bad, names)
+    return Records(values, labels, modality, pairs, columns, bad)
 
 
 # === Splitting and labels ===
@@ -223,79 +179,123 @@ def _to_ids(labels, vocabulary, source):
     return np.array([index[label] for label in labels], dtype=np.int64)
 
 
+def _read_checked(spec, data_config, notes):
+    """`read_spec`, then the bad-record report (or error) into `notes`."""
+    records = read_spec(spec, data_config)
+    note = records.bad.check(len(records.values), data_config.max_bad_fraction)
+    if note:
+        notes.append(note)
+    if not records.values:
+        raise UserError(f"{spec} holds no labelled examples")
+    return records
+
+
+def _take(records, indices):
+    """(values, pairs, labels) of `records` at `indices`."""
+    pairs = records.pairs
+    return (
+        [records.values[i] for i in indices],
+        None if pairs is None else [pairs[i] for i in indices],
+        [records.labels[i] for i in indices],
+    )
+
+
+def _held_out(records, pool, data_config, seed, notes):
+    """Splits `pool` (indices into the training records) for each missing
+    validation or test spec; returns ({name: (values, pairs, labels,
+    source) or None}, the indices left for training)."""
+    held = {}
+    for name in ("test", "validation"):
+        if data_config[name]:
+            continue
+        fraction = data_config[f"{name}_fraction"]
+        if fraction <= 0:
+            held[name] = None
+            continue
+        labels = [records.labels[i] for i in pool]
+        kept, out = stratified_split(labels, fraction, seed)
+        source = f"{data_config.train} ({fraction:.0%} stratified, seed {seed})"
+        held[name] = (*_take(records, pool[out]), source)
+        pool = pool[kept]
+        notes.append(
+            f"no {name} data given: holding out {len(out)} training "
+            f"examples ({fraction:.0%}, stratified, data.split_seed {seed}) "
+            f"as {name}"
+        )
+    return held, pool
+
+
 def load_splits(data_config, seed):
-    """Reads the train, validation and test specs into `Splits`."""
+    """Reads the train, validation and test specs into `Splits`.
+
+    Args:
+        data_config: the `data` config block.
+        seed: the seed of the held-out splits.
+    """
     if not data_config.train:
         raise UserError("no training data; set --config.data.train")
-    values, labels, modality = read_spec(data_config.train, data_config)
-    vocabulary = _vocabulary(labels)
+    notes = []
+    records = _read_checked(data_config.train, data_config, notes)
+    vocabulary = _vocabulary(records.labels)
     if len(vocabulary) < 2:
         raise UserError(
             f"{data_config.train} has a single class ('{vocabulary[0]}'); "
             "classification needs at least two"
         )
-    pool = (np.array(values, dtype=object), np.array(labels, dtype=object))
-    notes = []
-    read = {}
+    if records.columns is not None:
+        notes.append(f"reading {records.columns.describe()}")
+    parts, pool = _held_out(
+        records, np.arange(len(records.values)), data_config, seed, notes
+    )
     for name in ("test", "validation"):
         spec = data_config[name]
         if spec:
-            split_values, split_labels, _ = read_spec(spec, data_config)
-            read[name] = (split_values, split_labels, spec)
-            continue
-        fraction = data_config[f"{name}_fraction"]
-        if fraction <= 0:
-            read[name] = None
-            continue
-        kept, held = stratified_split(pool[1], fraction, seed)
-        source = f"{data_config.train} ({fraction:.0%} stratified, seed {seed})"
-        read[name] = (list(pool[0][held]), list(pool[1][held]), source)
-        pool = (pool[0][kept], pool[1][kept])
-        notes.append(
-            f"no {name} data given: holding out {len(held)} training "
-            f"examples ({fraction:.0%}, stratified, seed {seed}) as {name}"
+            given = _read_checked(spec, data_config, notes)
+            parts[name] = (*_take(given, range(len(given.values))), spec)
+    splits = {"train": (*_take(records, pool), data_config.train)}
+    splits |= parts
+    made = {}
+    for name, part in splits.items():
+        made[name] = None if part is None else _split(name, part, vocabulary)
+    return _with_fallbacks(made, vocabulary, records, notes)
+
+
+def _split(name, part, vocabulary):
+    values, pairs, labels, source = part
+    if not values:
+        raise UserError(
+            f"the {name} split is empty ({source}); give more data or "
+            f"--config.data.{name}"
         )
-    train = Split(
-        "train",
-        data_config.train,
-        list(pool[0]),
-        _to_ids(list(pool[1]), vocabulary, data_config.train),
-    )
-    splits = {"train": train}
-    for name, item in read.items():
-        if item is None:
-            splits[name] = None
-            continue
-        split_values, split_labels, source = item
-        if not split_values:
-            raise UserError(
-                f"the {name} split is empty ({source}); give more data or "
-                f"--config.data.{name}"
-            )
-        ids = _to_ids(split_labels, vocabulary, source)
-        splits[name] = Split(name, source, list(split_values), ids)
-    if splits["validation"] is None:
+    ids = _to_ids(labels, vocabulary, source)
+    return Split(name, source, values, ids, pairs)
+
+
+def _with_fallbacks(made, vocabulary, records, notes):
+    """`Splits`, evaluating on validation when there is no test split."""
+    if made["validation"] is None:
         notes.append(
             "no validation data (validation_fraction 0): training on all "
             "of it and keeping the last epoch's weights"
         )
-    if splits["test"] is None:
-        if splits["validation"] is None:
+    if made["test"] is None:
+        if made["validation"] is None:
             raise UserError(
                 "no test and no validation data; give --config.data.test or "
                 "a test_fraction above 0"
             )
-        splits["test"] = splits["validation"]
+        made["test"] = made["validation"]
         notes.append(
             "no test data (test_fraction 0): evaluating on the validation split"
         )
     return Splits(
-        splits["train"],
-        splits["validation"],
-        splits["test"],
+        made["train"],
+        made["validation"],
+        made["test"],
         vocabulary,
-        modality,
+        records.modality,
         notes,
+        records.columns,
     )
 
 

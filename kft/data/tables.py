@@ -1,0 +1,160 @@
+"""CSV, TSV and JSONL files to texts, text pairs and labels.
+
+Files are read line by line, so one bad line (not UTF-8, invalid JSON, a
+CSV row with a stray quote or the wrong number of fields, an empty text, a
+missing label) is a bad record (kft.data.bad_records) and the rest of the
+file is kept. Long texts are not bad: the tokenizer truncates them to the
+sequence length.
+"""
+
+import csv
+import json
+
+from kft.data.columns import pick_columns
+from kft.errors import UserError
+
+# A quoted CSV field may span lines; a stray quote would otherwise swallow
+# the rest of the file into one field.
+MAX_RECORD_LINES = 50
+
+
+def _read_lines(path):
+    """Returns [(line number, text)]; the text is None where not UTF-8."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror}") from None
+    if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark
+        raw = raw[3:]
+    lines = raw.splitlines(keepends=True)
+    return [(number, _decode(line)) for number, line in enumerate(lines, 1)]
+
+
+def _decode(line):
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _jsonl_rows(lines, path, bad):
+    """Yields (where, dict) for each valid JSON object line."""
+    for number, text in lines:
+        where = f"{path}:{number}"
+        if text is None:
+            bad.add(where, "not UTF-8")
+            continue
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as error:
+            bad.add(where, f"invalid JSON: {error.msg}")
+            continue
+        if not isinstance(row, dict):
+            bad.add(where, "not a JSON object")
+            continue
+        yield where, row
+
+
+def _csv_record(lines, start, delimiter):
+    """Parses the record starting at lines[start]; returns (fields, end).
+
+    fields is None where the record is malformed: a quote that never
+    closes (within MAX_RECORD_LINES) or a stray quote inside a field.
+    """
+    end = start + 1
+    while True:
+        texts = [text for _, text in lines[start:end]]
+        if None in texts:
+            return None, start + 1
+        try:
+            reader = csv.reader(texts, delimiter=delimiter, strict=True)
+            return next(reader, []), end
+        except csv.Error as error:
+            unclosed = "unexpected end of data" in str(error)
+            if not unclosed or end >= min(len(lines), start + MAX_RECORD_LINES):
+                return None, start + 1
+            end += 1
+
+
+def _csv_rows(lines, path, delimiter, bad):
+    """Yields (where, dict) for each well-formed row after the header."""
+    header, index = None, 0
+    while index < len(lines):
+        number, text = lines[index]
+        where = f"{path}:{number}"
+        if text is None:
+            if header is None:
+                raise UserError(f"cannot read {where}: the header is not UTF-8")
+            bad.add(where, "not UTF-8")
+            index += 1
+            continue
+        fields, end = _csv_record(lines, index, delimiter)
+        if fields == []:  # a blank line
+            index = end
+            continue
+        if header is None and fields is None:
+            raise UserError(f"cannot read {where}: a malformed header line")
+        if fields is None:
+            bad.add(where, "malformed row (a stray quote?)")
+        elif header is None:
+            header = fields
+        elif len(fields) != len(header):
+            count = f"{len(fields)} fields, the header has {len(header)}"
+            bad.add(where, count)
+            end = index + 1  # resynchronize after a stray quote
+        else:
+            yield where, dict(zip(header, fields))
+        index = end
+
+
+def _example(row, columns, where, bad):
+    """Returns (text, pair, label) of one row, or None if it is bad."""
+    label = row.get(columns.label)
+    if isinstance(label, list | dict):
+        bad.add(where, "label is not one value (multi-label is not supported)")
+        return None
+    if label is None or str(label).strip() == "":
+        bad.add(where, "missing label")
+        return None
+    values = []
+    for name in (columns.text, columns.pair):
+        value = row.get(name) if name else ""
+        if name and (value is None or not str(value).strip()):
+            bad.add(where, f"empty {name}")
+            return None
+        values.append(str(value))
+    return values[0], values[1], str(label).strip()
+
+
+def read_table(path, config, bad):
+    """Reads a .csv, .tsv or .jsonl file, skipping bad records.
+
+    Args:
+        path: a `pathlib.Path`.
+        config: the `data` config block (column names).
+        bad: the spec's `BadRecords`.
+
+    Returns:
+        (texts, pairs or None, labels, `Columns`).
+    """
+    lines = _read_lines(path)
+    if path.suffix.lower() == ".jsonl":
+        rows = _jsonl_rows(lines, path, bad)
+    else:
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        rows = _csv_rows(lines, path, delimiter, bad)
+    columns, texts, pairs, labels = None, [], [], []
+    for where, row in rows:
+        if columns is None:
+            columns = pick_columns(list(row), config, path)
+        example = _example(row, columns, where, bad)
+        if example is not None:
+            texts.append(example[0])
+            pairs.append(example[1])
+            labels.append(example[2])
+    if columns is None and not bad.count:
+        raise UserError(f"{path} holds no rows")
+    has_pairs = columns is not None and columns.pair is not None
+    return texts, pairs if has_pairs else None, labels, columns
