@@ -65,9 +65,8 @@ def _about_center(image, linear):
     """The 3x3 map applying the 2x2 `linear` about the image center."""
     size = tf.cast(tf.shape(image)[0], tf.float32)
     center = (size - 1.0) / 2.0
-    offset = tf.constant([center, center]) - tf.linalg.matvec(
-        linear, tf.constant([center, center])
-    )
+    middle = tf.stack([center, center])
+    offset = middle - tf.linalg.matvec(linear, middle)
     top = tf.concat([linear, offset[:, tf.newaxis]], axis=1)
     return tf.concat([top, tf.constant([[0.0, 0.0, 1.0]])], axis=0)
 
