@@ -163,3 +163,36 @@ def test_text_batch_shapes_stay_in_their_set(tiny_bert, fixed, allowed):
                 lengths.add(mask.shape[1])
                 assert not drop or mask.shape[0] == 8
     assert lengths == allowed
+
+
+def test_soft_labels_train_with_class_weight_and_metrics():
+    import keras
+    import ml_collections
+
+    from kft import evaluation, training
+
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3, activation="softmax")]
+    )
+    config = ml_collections.ConfigDict(
+        {"label_smoothing": 0.1, "jit_compile": False, "steps_per_execution": 1}
+    )
+    training.compile_model(model, "adam", config, 3)
+    features = np.random.default_rng(0).normal(size=(16, 4))
+    shares = np.tile([[0.7, 0.3, 0.0]], (16, 1)).astype("float32")
+    history = model.fit(
+        features, shares, batch_size=8, class_weight={0: 2.0, 1: 1.0, 2: 1.0}
+    )
+    assert np.isfinite(history.history["loss"]).all()
+    predicted = model.predict(features, verbose=0).argmax(-1)
+    expected = float(np.mean(predicted == 0))
+    results = model.evaluate(features, shares, return_dict=True, verbose=0)
+    assert results["accuracy"] == pytest.approx(expected)
+    sparse = model.evaluate(
+        features, np.zeros(16, "int32"), return_dict=True, verbose=0
+    )
+    assert sparse["accuracy"] == pytest.approx(expected)
+    assert sparse["macro_f1"] == pytest.approx(results["macro_f1"])
+    metric = evaluation.MacroF1(3)
+    metric.update_state(shares[:2], np.eye(3, dtype="float32")[[0, 1]])
+    assert float(metric.result()) == pytest.approx((2 / 3) / 3)
