@@ -124,11 +124,13 @@ def test_same_seed_same_text_order(tiny_bert, text_csv):
     texts = [" ".join(["good"] * (i % 20 + 1)) for i in range(60)]
     split = _split(texts, [i % 3 for i in range(60)])
 
-    def order(seed):
+    def order(seed, epochs=1):
         dataset = data.text_batches(split, preprocessor, 8, True, seed)
-        return [y.numpy().tolist() for _, y in dataset]
+        return [[y.numpy().tolist() for _, y in dataset] for _ in range(epochs)]
 
-    assert order(3) == order(3)
+    first, second = order(3, epochs=2)
+    assert [first, second] == order(3, epochs=2)
+    assert first != second  # reshuffled every epoch
     assert order(3) != order(4)
 
 

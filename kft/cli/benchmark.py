@@ -6,6 +6,19 @@
 epoch and then warm, from the cache) next to the model's train step on the
 same batches, and prints both in examples/s with their ratio; the pipeline
 should be several times faster so that input never starves training.
+
+Measured on the shared 2-core CPU (2026-11-24, --train_batches=5 for the
+demo, 10 for digits), in examples/s:
+
+    experiment                      cold   warm  train  warm/train
+    drug_reviews_minilm             1675   3789   17.1      221x
+    digits_pretrain                 5059  17609   16.5     1067x
+    digits_pretrain, all augments   2071   2719   17.3      157x
+      (augment=flip,crop,rotate,zoom,color, mixup=0.2, cutmix=1.0)
+    digits_transfer, weights=none   1034   2925   15.6      187x
+
+Each run takes 30-75 s. The demo's text batches take 23 shapes (14 lengths)
+per epoch when trimmed, 9 (5 lengths) with data.text_shapes=fixed.
 """
 
 from absl import flags
