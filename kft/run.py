@@ -53,6 +53,12 @@ def check_choices(config):
                 + ", ".join(repr(v) if not v else v for v in valid)
             )
     data.parse_augment(config.data.augment)
+    for key in ("mixup", "cutmix"):
+        if config.data[key] < 0:
+            raise UserError(
+                f"bad value '{config.data[key]}' for --config.data.{key}; "
+                "valid: 0 (off) or a positive Beta alpha such as 0.2"
+            )
 
 
 def make_strategy(name):

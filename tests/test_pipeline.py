@@ -66,6 +66,16 @@ def test_augmentation_keeps_shape_dtype_range_and_seed(name):
     assert any(changed)
 
 
+def test_negative_mixing_alpha_is_a_user_error():
+    from kft import config as config_lib
+    from kft import run
+
+    config = config_lib.default_config()
+    config.data.cutmix = -1.0
+    with pytest.raises(UserError, match="data.cutmix"):
+        run.check_choices(config)
+
+
 def test_unknown_augmentation_is_a_user_error():
     assert augment.parse("true") == ["flip"]
     assert augment.parse(" flip, color ") == ["flip", "color"]
