@@ -23,7 +23,7 @@ def get_config():
     config.data.validation = "tfds:cifar10:train[90%:]"
     config.data.test = "tfds:cifar10:test"
     config.data.image_size = 160
-    config.data.augment = True
+    config.data.augment = "flip,crop"
     config.data.batch_size = 64
     config.plan = "two_phase"
     config.epochs = 5

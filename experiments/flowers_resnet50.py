@@ -22,7 +22,7 @@ def get_config():
     config.data.validation = "tfds:tf_flowers:train[70%:85%]"
     config.data.test = "tfds:tf_flowers:train[85%:]"
     config.data.image_size = 224
-    config.data.augment = True
+    config.data.augment = "flip,crop"
     config.plan = "two_phase"
     config.head_epochs = 2
     config.epochs = 4

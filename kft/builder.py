@@ -29,6 +29,8 @@ class Built:
         image_size: the square image size the model takes (images only).
         unused: names of backbone layers whose outputs the head ignores
             (BERT's pooler under mean pooling); they stay frozen.
+        resize: how images reach `image_size` (`data.RESIZE_MODES`); the
+            export resizes served images the same way.
     """
 
     model: keras.Model
@@ -37,6 +39,7 @@ class Built:
     preprocessor: object = None
     image_size: int = 0
     unused: tuple = ()
+    resize: str = "squash"
 
     @property
     def modality(self):
@@ -93,7 +96,9 @@ def build(config, num_outputs):
     unused = ()
     if family.modality == "text" and config.head.pooling != "pooled":
         unused = ("pooled_dense",)
-    return Built(model, backbone, family, preprocessor, size, unused)
+    return Built(
+        model, backbone, family, preprocessor, size, unused, config.data.resize
+    )
 
 
 def _text_model(backbone, num_outputs, config):

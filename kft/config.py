@@ -60,7 +60,22 @@ def default_config():
     config.data.clean_text = True
     # Images are resized to this square size; 0 uses the backbone's default.
     config.data.image_size = 0
-    config.data.augment = False
+    # Images: how a non-square image becomes square: "squash" (stretch),
+    # "crop" (center square) or "pad" (black borders); serving does the same.
+    config.data.resize = "squash"
+    # Training images only: a comma list of flip, crop, rotate, zoom, color
+    # (kft/data/augment.py), "" for none. Off here so the measured
+    # experiments stay as measured; image_classifier turns on "flip,crop".
+    config.data.augment = ""
+    # Mixup / cutmix Beta alphas (0 is off; 0.2 and 1.0 are usual). Either
+    # makes the training labels soft class shares.
+    config.data.mixup = 0.0
+    config.data.cutmix = 0.0
+    # Text batch shapes: "dynamic" trims each batch to its longest row
+    # (multiples of 16), "fixed" pads to a few lengths (powers of two up to
+    # the sequence length) so XLA/TPU compile a bounded number of shapes;
+    # "auto" is fixed when jit_compile is on or the strategy is TPU.
+    config.data.text_shapes = "auto"
     config.data.batch_size = 32
     config.data.eval_batch_size = 64
 

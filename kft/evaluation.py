@@ -13,9 +13,32 @@ import numpy as np
 from keras import ops
 
 
+def hard_labels(y_true, num_classes):
+    """Integer class ids from ids or from [batch, classes] class shares.
+
+    Mixup and cutmix give training batches soft labels; a metric then
+    counts the class with the largest share (the larger of the two mixed
+    images) as the true one.
+    """
+    if len(y_true.shape) == 2 and y_true.shape[-1] == num_classes > 1:
+        return ops.argmax(y_true, axis=-1)
+    return ops.reshape(ops.cast(y_true, "int32"), (-1,))
+
+
+def accuracy(num_classes):
+    """Accuracy over integer or soft labels (see `hard_labels`)."""
+
+    def accuracy(y_true, y_pred):
+        labels = ops.cast(hard_labels(y_true, num_classes), "int32")
+        predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        return ops.cast(ops.equal(labels, predicted), "float32")
+
+    return keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")
+
+
 @keras.saving.register_keras_serializable(package="kft")
 class MacroF1(keras.metrics.Metric):
-    """Macro-averaged F1 over integer labels and class probabilities."""
+    """Macro-averaged F1 over labels (ids or shares) and probabilities."""
 
     def __init__(self, num_classes, name="macro_f1", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -28,7 +51,7 @@ class MacroF1(keras.metrics.Metric):
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        y_true = hard_labels(y_true, self.num_classes)
         predicted = ops.argmax(y_pred, axis=-1)
         # A product of one-hot matrices, not bincount: XLA compiles it.
         actual = ops.one_hot(y_true, self.num_classes, dtype="float32")

@@ -104,10 +104,10 @@ def _add_text_endpoints(archive, model, preprocessor, table):
     )
 
 
-def _add_image_endpoints(archive, model, size, table):
+def _add_image_endpoints(archive, model, size, resize, table):
     def serve(image_bytes):
         images = tf.map_fn(
-            lambda value: data.decode_image(value, size),
+            lambda value: data.decode_image(value, size, resize),
             image_bytes,
             fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
         )
@@ -181,7 +181,11 @@ def write_saved_model(built, labels, path):
                 )
             else:
                 _add_image_endpoints(
-                    archive, built.model, built.image_size, table
+                    archive,
+                    built.model,
+                    built.image_size,
+                    built.resize,
+                    table,
                 )
             # Traced here; the table's file is copied into the assets.
             archive.write_out(path, verbose=False)
@@ -305,7 +309,12 @@ def keras_probabilities(built, values):
         inputs = tf.function(built.preprocessor)(tf.constant(values))
     else:
         inputs = tf.cast(
-            tf.stack([data.decode_image(v, built.image_size) for v in values]),
+            tf.stack(
+                [
+                    data.decode_image(v, built.image_size, built.resize)
+                    for v in values
+                ]
+            ),
             tf.float32,
         )
     return np.asarray(built.model.predict_on_batch(inputs), np.float32)

@@ -53,6 +53,8 @@ CHOICES = {
     "schedule.name": optim.SCHEDULES,
     "head.pooling": ("auto", "mean", "cls", "pooled", "avg", "max"),
     "data.on_error": ("skip", "raise"),
+    "data.resize": data.RESIZE_MODES,
+    "data.text_shapes": ("auto", "dynamic", "fixed"),
 }
 
 
@@ -66,6 +68,13 @@ def check_choices(config):
             raise UserError(
                 f"bad value '{node}' for --config.{key}; valid: "
                 + ", ".join(repr(v) if not v else v for v in valid)
+            )
+    data.parse_augment(config.data.augment)
+    for key in ("mixup", "cutmix"):
+        if config.data[key] < 0:
+            raise UserError(
+                f"bad value '{config.data[key]}' for --config.data.{key}; "
+                "valid: 0 (off) or a positive Beta alpha such as 0.2"
             )
 
 
@@ -120,17 +129,36 @@ def _set_sequence_length(built, train_split, config):
     config.data.sequence_length = length
 
 
+def fixed_text_shapes(config):
+    """Whether text batches pad to a few fixed lengths (XLA, TPU)."""
+    if config.data.text_shapes == "auto":
+        return bool(config.jit_compile) or config.strategy == "tpu"
+    return config.data.text_shapes == "fixed"
+
+
 def batches(built, split, config, training_data):
-    """The `tf.data` pipeline of `split` for the model's modality."""
+    """The `tf.data` pipeline of `split` for the model's modality.
+
+    Only training data is shuffled and augmented; with mixup or cutmix its
+    labels are float class shares [batch, classes], others integer ids.
+    """
     data_config = config.data
     size = (
         data_config.batch_size
         if training_data
         else (data_config.eval_batch_size)
     )
+    # TPUs need every batch full; elsewhere no example is dropped.
+    drop_remainder = training_data and config.strategy == "tpu"
     if built.modality == "text":
         return data.text_batches(
-            split, built.preprocessor, size, training_data, config.seed
+            split,
+            built.preprocessor,
+            size,
+            training_data,
+            config.seed,
+            fixed_shapes=fixed_text_shapes(config),
+            drop_remainder=drop_remainder,
         )
     return data.image_batches(
         split,
@@ -138,7 +166,12 @@ def batches(built, split, config, training_data):
         size,
         training_data,
         config.seed,
-        augment=data_config.augment,
+        augment=data.parse_augment(data_config.augment),
+        mixup=data_config.mixup,
+        cutmix=data_config.cutmix,
+        num_classes=built.model.output_shape[-1],
+        resize=data_config.resize,
+        drop_remainder=drop_remainder,
     )
 
 

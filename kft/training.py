@@ -96,10 +96,14 @@ def _loss(config, num_classes):
     smoothing = config.label_smoothing
 
     def loss(labels, probabilities):
-        labels = keras.ops.one_hot(
-            keras.ops.reshape(keras.ops.cast(labels, "int32"), (-1,)),
-            num_classes,
-        )
+        if len(labels.shape) == 2 and labels.shape[-1] == num_classes:
+            # Soft labels (mixup, cutmix): class shares per example.
+            labels = keras.ops.cast(labels, probabilities.dtype)
+        else:
+            labels = keras.ops.one_hot(
+                keras.ops.reshape(keras.ops.cast(labels, "int32"), (-1,)),
+                num_classes,
+            )
         return keras.losses.categorical_crossentropy(
             labels, probabilities, label_smoothing=smoothing
         )
@@ -112,7 +116,7 @@ def compile_model(model, optimizer, config, num_classes):
         optimizer=optimizer,
         loss=_loss(config, num_classes),
         metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            evaluation.accuracy(num_classes),
             evaluation.MacroF1(num_classes),
         ],
         jit_compile=config.jit_compile,
