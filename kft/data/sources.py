@@ -9,7 +9,6 @@ vocabulary taken from the training data.
 
 import csv
 import dataclasses
-import html
 import json
 import pathlib
 import re
@@ -212,7 +211,8 @@ def _vocabulary(labels):
     return unique
 
 
-def _to_ids(labels, vocabulary, source):
+def label_ids(labels, vocabulary, source):
+    """Class ids of `labels`; a label outside `vocabulary` is a UserError."""
     index = {label: i for i, label in enumerate(vocabulary)}
     unseen = sorted(set(labels) - set(index))
     if unseen:
@@ -259,7 +259,7 @@ def load_splits(data_config, seed):
         "train",
         data_config.train,
         list(pool[0]),
-        _to_ids(list(pool[1]), vocabulary, data_config.train),
+        label_ids(list(pool[1]), vocabulary, data_config.train),
     )
     splits = {"train": train}
     for name, item in read.items():
@@ -272,7 +272,7 @@ def load_splits(data_config, seed):
                 f"the {name} split is empty ({source}); give more data or "
                 f"--config.data.{name}"
             )
-        ids = _to_ids(split_labels, vocabulary, source)
+        ids = label_ids(split_labels, vocabulary, source)
         splits[name] = Split(name, source, list(split_values), ids)
     if splits["validation"] is None:
         notes.append(
@@ -310,11 +310,3 @@ def class_weights(label_ids, num_classes, kind="balanced"):
     if kind == "sqrt":
         weights = np.sqrt(weights)
     return {i: float(w) for i, w in enumerate(weights)}
-
-
-# === Text cleaning ===
-
-
-def clean_texts(texts):
-    """Undoes HTML entities and collapses white space."""
-    return [" ".join(html.unescape(text).split()) for text in texts]
