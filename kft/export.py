@@ -286,6 +286,26 @@ def sample_inputs(split, modality, count=CHECK_EXAMPLES):
     return values
 
 
+def serve_probabilities(path, split, modality, batch_size=64):
+    """`serving_default` of the SavedModel at `path` over all of `split`."""
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+    serve = tf.saved_model.load(path).signatures[SERVING]
+    key = list(serve.structured_input_signature[1])[0]
+    outputs = []
+    for start in range(0, len(split), batch_size):
+        part = data.Split(
+            split.name,
+            split.source,
+            split.values[start : start + batch_size],
+            split.label_ids[start : start + batch_size],
+        )
+        values = sample_inputs(part, modality, count=batch_size)
+        out = serve(**{key: tf.constant(values)})
+        outputs.append(out["probabilities"].numpy())
+    return np.concatenate(outputs)
+
+
 def save_sample(values, path):
     """Keeps the check's raw inputs in the run folder, for kft-export."""
     tf.io.write_file(path, tf.io.serialize_tensor(tf.constant(values)))

@@ -289,23 +289,97 @@ def _export_summary(figures):
     return {key: figures[key] for key in keys if key in figures}
 
 
-def export_run(model_dir, base):
-    """Exports a finished run's best weights to `base/<N>/` (kft-export)."""
+def load_run(model_dir, overrides=()):
+    """Rebuilds a finished run: returns (config, labels, built).
+
+    The config is the run's config.json with `overrides` applied; the model
+    carries the run's best weights.
+    """
     path = os.path.join(model_dir, "config.json")
     if not os.path.isfile(path):
         raise UserError(f"no config.json in {model_dir}; not a kft run folder")
     with open(path) as file:
         config = config_lib.from_json(file.read())
+    config_lib.apply_overrides(config, overrides)
     with open(os.path.join(model_dir, "labels.txt"), encoding="utf-8") as f:
         labels = f.read().splitlines()
     weights = os.path.join(model_dir, WEIGHTS_FILE)
     if not os.path.isfile(weights):
         raise UserError(f"{weights} is missing; did the run finish?")
-    sample = export.load_sample(os.path.join(model_dir, SAMPLE_FILE))
     config.weights = "none"  # the run's own weights replace them below
     built = builder.build(config, len(labels))
     if built.modality == "text":
         built.preprocessor.sequence_length = config.data.sequence_length
     built.model.load_weights(weights)
+    return config, labels, built
+
+
+def export_run(model_dir, base):
+    """Exports a finished run's best weights to `base/<N>/` (kft-export)."""
+    _, labels, built = load_run(model_dir)
+    sample = export.load_sample(os.path.join(model_dir, SAMPLE_FILE))
+    weights = os.path.join(model_dir, WEIGHTS_FILE)
     path, _ = export.export(built, labels, base, sample, weights, log=_log)
     return path
+
+
+def evaluation_split(config, labels, model_dir):
+    """The split kft-evaluate runs: --config.data.test, else the run's own.
+
+    The run's own test split is its test spec, or the test_split.jsonl it
+    held out of the training data, or (for TFDS images, which have no such
+    file) the same seeded split of the training data again.
+    """
+    spec = config.data.test
+    held_out = os.path.join(model_dir, TEST_SPLIT_FILE)
+    if not spec and os.path.isfile(held_out):
+        values, names = [], []
+        with open(held_out, encoding="utf-8") as file:
+            for line in file:
+                row = json.loads(line)
+                values.append(row.get("text", row.get("image")))
+                names.append(row["label"])
+        spec = held_out
+    elif spec:
+        notes = []
+        records = data.read_checked(spec, config.data, notes)
+        for note in notes:
+            _log(note)
+        values, names = records.values, records.labels
+    else:
+        seed = config.data.split_seed
+        return data.load_splits(
+            config.data, config.seed if seed < 0 else seed
+        ).test
+    return data.Split("test", spec, values, data.label_ids(names, labels, spec))
+
+
+def evaluate_run(model_dir, overrides=(), saved_model=""):
+    """kft-evaluate: metrics of a finished run (or its export) on a split.
+
+    Writes MODEL_DIR/eval/<split file name>/metrics.json; returns the dict.
+    """
+    config, labels, built = load_run(model_dir, overrides)
+    split = evaluation_split(config, labels, model_dir)
+    if saved_model:
+        probabilities = export.serve_probabilities(
+            saved_model, split, built.modality
+        )
+        report = evaluation.classification_report(
+            split.label_ids, probabilities, labels, split.name
+        )
+    else:
+        report = evaluate(built, split, labels, config)
+    report["source"] = split.source
+    report["model"] = saved_model or os.path.join(model_dir, WEIGHTS_FILE)
+    name = os.path.splitext(os.path.basename(split.source.rstrip("/")))[0]
+    folder = os.path.join(model_dir, "eval", _slug(name or "test"))
+    os.makedirs(folder, exist_ok=True)
+    evaluation.write_report(report, os.path.join(folder, "metrics.json"))
+    print(evaluation.format_table(report), flush=True)
+    _log(f"wrote {os.path.join(folder, 'metrics.json')}")
+    return report
+
+
+def _slug(text):
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)

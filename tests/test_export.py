@@ -255,3 +255,45 @@ def test_an_existing_version_is_never_overwritten(tiny_built, tmp_path):
     assert path == str(tmp_path / "2")
     assert (tmp_path / "1" / "keep").read_text() == "x"
     assert export.next_version(str(tmp_path)) == 3
+
+
+# === kft-evaluate on the same runs ===
+
+
+@pytest.mark.parametrize("run", ["text_run", "image_run"])
+@pytest.mark.parametrize("from_export", [False, True])
+def test_kft_evaluate_gives_the_run_metrics_back(run, from_export, request):
+    folder = request.getfixturevalue(run)
+    args = [f"--saved_model={folder / 'export' / '1'}"] if from_export else []
+    result = run_cli("kft-evaluate", f"--model_dir={folder}", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    name = "test" if run == "text_run" else "test_split"
+    again = json.loads((folder / "eval" / name / "metrics.json").read_text())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert again["num_examples"] == metrics["num_examples"]
+    assert again["confusion_matrix"] == metrics["confusion_matrix"]
+    assert again["macro_f1"] == pytest.approx(metrics["macro_f1"], abs=1e-9)
+
+
+def test_kft_evaluate_on_another_file(text_run, tmp_path):
+    from conftest import make_texts, write_csv
+
+    other = write_csv(tmp_path / "other.csv", make_texts(9, seed=5))
+    result = run_cli(
+        "kft-evaluate", f"--model_dir={text_run}", f"--config.data.test={other}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = json.loads(
+        (text_run / "eval" / "other" / "metrics.json").read_text()
+    )
+    assert again["num_examples"] == 9 and again["source"] == other
+    unknown = write_csv(
+        tmp_path / "bad.csv", [{"text": "good", "label": "meh"}]
+    )
+    result = run_cli(
+        "kft-evaluate",
+        f"--model_dir={text_run}",
+        f"--config.data.test={unknown}",
+    )
+    assert result.returncode == 2
+    assert "'meh'" in result.stderr and "bad.csv" in result.stderr

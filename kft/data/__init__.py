@@ -15,7 +15,8 @@ from kft.data.sources import Records as Records
 from kft.data.sources import Split as Split
 from kft.data.sources import Splits as Splits
 from kft.data.sources import class_weights as class_weights
-from kft.data.sources import clean_texts as clean_texts
+from kft.data.sources import label_ids as label_ids
 from kft.data.sources import load_splits as load_splits
+from kft.data.sources import read_checked as read_checked
 from kft.data.sources import read_spec as read_spec
 from kft.data.sources import stratified_split as stratified_split

@@ -10,7 +10,6 @@ taken from the training data.
 """
 
 import dataclasses
-import html
 import pathlib
 import re
 
@@ -168,7 +167,8 @@ def _vocabulary(labels):
     return unique
 
 
-def _to_ids(labels, vocabulary, source):
+def label_ids(labels, vocabulary, source):
+    """Class ids of `labels`; a label outside `vocabulary` is a UserError."""
     index = {label: i for i, label in enumerate(vocabulary)}
     unseen = sorted(set(labels) - set(index))
     if unseen:
@@ -179,7 +179,7 @@ def _to_ids(labels, vocabulary, source):
     return np.array([index[label] for label in labels], dtype=np.int64)
 
 
-def _read_checked(spec, data_config, notes):
+def read_checked(spec, data_config, notes):
     """`read_spec`, then the bad-record report (or error) into `notes`."""
     records = read_spec(spec, data_config)
     note = records.bad.check(len(records.values), data_config.max_bad_fraction)
@@ -235,7 +235,7 @@ def load_splits(data_config, seed):
     if not data_config.train:
         raise UserError("no training data; set --config.data.train")
     notes = []
-    records = _read_checked(data_config.train, data_config, notes)
+    records = read_checked(data_config.train, data_config, notes)
     vocabulary = _vocabulary(records.labels)
     if len(vocabulary) < 2:
         raise UserError(
@@ -250,7 +250,7 @@ def load_splits(data_config, seed):
     for name in ("test", "validation"):
         spec = data_config[name]
         if spec:
-            given = _read_checked(spec, data_config, notes)
+            given = read_checked(spec, data_config, notes)
             parts[name] = (*_take(given, range(len(given.values))), spec)
     splits = {"train": (*_take(records, pool), data_config.train)}
     splits |= parts
@@ -267,7 +267,7 @@ def _split(name, part, vocabulary):
             f"the {name} split is empty ({source}); give more data or "
             f"--config.data.{name}"
         )
-    ids = _to_ids(labels, vocabulary, source)
+    ids = label_ids(labels, vocabulary, source)
     return Split(name, source, values, ids, pairs)
 
 
@@ -310,11 +310,3 @@ def class_weights(label_ids, num_classes, kind="balanced"):
     if kind == "sqrt":
         weights = np.sqrt(weights)
     return {i: float(w) for i, w in enumerate(weights)}
-
-
-# === Text cleaning ===
-
-
-def clean_texts(texts):
-    """Undoes HTML entities and collapses white space."""
-    return [" ".join(html.unescape(text).split()) for text in texts]

@@ -1,0 +1,34 @@
+"""kft-evaluate: evaluate a finished run again, on its test split or another.
+
+    kft-evaluate --model_dir=DIR [--saved_model=DIR/export/1]
+        [--config.data.test=SPEC] [--config.KEY=VALUE ...]
+
+Uses the run's best weights (or, with --saved_model, an export, to check
+what a server would answer) and writes DIR/eval/<split>/metrics.json with
+the fields of the training run's metrics.json.
+"""
+
+from absl import flags
+
+from kft.cli import common
+
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "A kft-train run folder.")
+_SAVED_MODEL = flags.DEFINE_string(
+    "saved_model", "", "Evaluate this export instead of the best weights."
+)
+flags.mark_flags_as_required(["model_dir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    common.import_tensorflow_quietly()
+    from kft import run
+
+    run.evaluate_run(
+        _MODEL_DIR.value, common.config_overrides(), _SAVED_MODEL.value
+    )
+
+
+def run():
+    common.run_main(main)
