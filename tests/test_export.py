@@ -297,3 +297,37 @@ def test_kft_evaluate_on_another_file(text_run, tmp_path):
     )
     assert result.returncode == 2
     assert "'meh'" in result.stderr and "bad.csv" in result.stderr
+
+
+def test_served_images_are_resized_as_in_training(tmp_path):
+    """A wide image, served raw, meets the model padded, as training did."""
+    import tensorflow as tf
+
+    from kft import builder, data
+    from kft import config as config_lib
+
+    config = config_lib.default_config()
+    # Random MobileNets answer alike to every image; a random ResNet does not.
+    config.backbone = "ResNet50"
+    config.weights = "none"
+    config.data.image_size = 32
+    config.data.resize = "pad"
+    built = builder.build(config, 2)
+    head = built.model.layers[-1]  # zero-initialized: make it see the image
+    rng = np.random.default_rng(0)
+    head.set_weights([rng.normal(0, 1e-3, w.shape) for w in head.get_weights()])
+    pixels = np.zeros((16, 64, 3), np.uint8)
+    pixels[:, :32] = 255
+    wide = tf.io.encode_png(pixels).numpy()
+    path, _ = export.export(
+        built, ["a", "b"], str(tmp_path), [wide], log=lambda line: None
+    )
+
+    def model_on(mode):
+        image = data.decode_image(wide, 32, mode)[None]
+        return built.model.predict_on_batch(tf.cast(image, tf.float32))
+
+    split = data.Split("test", "wide.png", [wide], np.array([0]))
+    served = export.serve_probabilities(path, split, "image")
+    np.testing.assert_allclose(served, model_on("pad"), atol=1e-5)
+    assert np.abs(served - model_on("squash")).max() > 1e-4
