@@ -36,6 +36,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging as absl_logging
 
 from kft import data
 from kft.errors import ExportError, UserError
@@ -131,13 +132,16 @@ def _add_image_endpoints(archive, model, size, resize, table):
 @contextlib.contextmanager
 def _quiet_tf():
     """Keeps TF's INFO lines about renamed captures and shards out of logs."""
+    # TF logs through its own logger and, in newer modules, through absl's.
     logger = tf.get_logger()
-    level = logger.level
+    level, verbosity = logger.level, absl_logging.get_verbosity()
     logger.setLevel("WARNING")
+    absl_logging.set_verbosity(absl_logging.WARNING)
     try:
         yield
     finally:
         logger.setLevel(level)
+        absl_logging.set_verbosity(verbosity)
 
 
 @contextlib.contextmanager

@@ -242,7 +242,7 @@ def train(config, model_dir):
             class_weight=class_weight,
             log=_log,
         )
-    built.model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
+    save_weights(built.model, os.path.join(model_dir, WEIGHTS_FILE))
     built.backbone.save_weights(os.path.join(model_dir, BACKBONE_FILE))
     report = evaluate(built, splits.test, splits.labels, config)
     report["source"] = splits.test.source
@@ -312,6 +312,15 @@ def load_run(model_dir, overrides=()):
         built.preprocessor.sequence_length = config.data.sequence_length
     built.model.load_weights(weights)
     return config, labels, built
+
+
+def save_weights(model, path):
+    """Saves the weights alone, not the optimizer's moments with them.
+
+    A compiled model's save_weights writes its optimizer too (3 times the
+    size with AdamW); a model over the same layers has no optimizer.
+    """
+    keras.Model(model.input, model.output).save_weights(path)
 
 
 def export_run(model_dir, base):

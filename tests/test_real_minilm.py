@@ -6,7 +6,7 @@ Skips when the asset is absent (offline, not fetched); CI fetches it first.
 import numpy as np
 import pytest
 
-from kft import assets, builder, export, freeze, training
+from kft import assets, builder, export, freeze, run, training
 from kft import config as config_lib
 
 pytestmark = pytest.mark.skipif(
@@ -55,7 +55,7 @@ def test_minilm_export_holds_the_weights_once_and_matches(tmp_path):
     # A step so the optimizer holds slots: the export must not carry them.
     built.model.fit(inputs, np.array([2, 0, 1, 1]), epochs=1, verbose=0)
     weights = tmp_path / "model.weights.h5"
-    built.model.save_weights(weights)
+    run.save_weights(built.model, str(weights))  # as kft-train saves them
     path, figures = export.export(
         built,
         ["negative", "neutral", "positive"],
@@ -66,4 +66,5 @@ def test_minilm_export_holds_the_weights_once_and_matches(tmp_path):
     )
     assert path.endswith("/1")
     assert figures["max_abs_difference"] <= 1e-5
-    assert figures["size_ratio"] <= 1.1, figures
+    # Once, in float32: not twice, and not less (the file holds no slots).
+    assert 0.95 <= figures["size_ratio"] <= 1.1, figures
