@@ -13,7 +13,6 @@ from PIL import Image
 
 from kft import config as config_lib
 from kft import data
-from kft.data import label_parsing
 from kft.errors import UserError
 
 # === Tiny TFDS datasets, built and prepared for real ===
@@ -330,16 +329,16 @@ def test_held_out_split_depends_only_on_split_seed(tmp_path):
     assert "data.split_seed 7" in " ".join(first.notes)
 
 
-def test_label_parsing_helpers():
-    assert label_parsing.parse_multi_label("b| a |b") == ["a", "b"]
-    assert label_parsing.parse_multi_label('["x", "y"]') == ["x", "y"]
-    assert label_parsing.parse_multi_label(["y", 3]) == ["3", "y"]
-    assert label_parsing.parse_number("-2.5") == -2.5
-    for bad in ("nan", "four", True, None):
-        with pytest.raises(ValueError):
-            label_parsing.parse_number(bad)
-    with pytest.raises(ValueError, match="invalid JSON"):
-        label_parsing.parse_multi_label('["x",')
+def test_multi_label_rows_are_bad_records_until_supported(tmp_path):
+    path = tmp_path / "tags.jsonl"
+    rows = [{"text": "a", "label": ["x", "y"]}] + [
+        {"text": f"t{i}", "label": "x" if i % 2 else "y"} for i in range(9)
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    records = data.read_spec(str(path), _data_config())
+    assert len(records.values) == 9
+    assert "multi-label is not supported" in records.bad.examples[0]
+    assert records.bad.examples[0].startswith(f"{path}:1 ")
 
 
 # === Through kft-train, as a user runs it ===
