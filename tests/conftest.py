@@ -101,3 +101,14 @@ def run_cli(*args, env=None, timeout=600):
         timeout=timeout,
         env=full_env,
     )
+
+
+def train_cli(model_dir, *overrides, experiment="text_classifier"):
+    """kft-train on `model_dir`, quietly; `overrides` are --config flags."""
+    return run_cli(
+        "kft-train",
+        f"--experiment={experiment}",
+        f"--model_dir={model_dir}",
+        "--config.verbose=0",
+        *overrides,
+    )

@@ -4,22 +4,12 @@ import json
 import os
 
 import pytest
-from conftest import make_texts, run_cli, write_csv
-
-
-def _train(model_dir, *overrides, experiment="text_classifier"):
-    return run_cli(
-        "kft-train",
-        f"--experiment={experiment}",
-        f"--model_dir={model_dir}",
-        "--config.verbose=0",
-        *overrides,
-    )
+from conftest import make_texts, run_cli, train_cli, write_csv
 
 
 def test_text_classifier_end_to_end(tiny_bert, text_csv, tmp_path):
     train, test = text_csv
-    result = _train(
+    result = train_cli(
         tmp_path / "run",
         f"--config.backbone={tiny_bert}",
         f"--config.data.train={train}",
@@ -51,7 +41,7 @@ def test_text_classifier_end_to_end(tiny_bert, text_csv, tmp_path):
 
 
 def test_image_classifier_end_to_end(image_folder, tmp_path):
-    result = _train(
+    result = train_cli(
         tmp_path / "run",
         "--config.backbone=MobileNetV3Small",
         "--config.weights=none",
@@ -140,7 +130,9 @@ def test_user_errors_exit_2_with_one_line(
     args, message, files, tiny_bert, tmp_path
 ):
     args = [a.format(**files) for a in args]
-    result = _train(tmp_path / "run", f"--config.backbone={tiny_bert}", *args)
+    result = train_cli(
+        tmp_path / "run", f"--config.backbone={tiny_bert}", *args
+    )
     _user_error(result, message)
 
 

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, train_cli
 
 from kft import export
 from kft.errors import ExportError
@@ -14,14 +14,12 @@ CHECK = export.CHECK_FILE
 
 
 def _train(model_dir, *overrides, experiment):
-    result = run_cli(
-        "kft-train",
-        f"--experiment={experiment}",
-        f"--model_dir={model_dir}",
-        "--config.verbose=0",
+    result = train_cli(
+        model_dir,
         "--config.plan=full",
         "--config.epochs=1",
         *overrides,
+        experiment=experiment,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return model_dir

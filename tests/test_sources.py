@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from conftest import make_texts, run_cli, write_csv
+from conftest import make_texts, train_cli, write_csv
 from PIL import Image
 
 from kft import config as config_lib
@@ -345,14 +345,12 @@ def test_multi_label_rows_are_bad_records_until_supported(tmp_path):
 
 
 def _train(model_dir, *overrides, experiment="text_classifier"):
-    return run_cli(
-        "kft-train",
-        f"--experiment={experiment}",
-        f"--model_dir={model_dir}",
-        "--config.verbose=0",
+    return train_cli(
+        model_dir,
         "--config.plan=full",
         "--config.epochs=1",
         *overrides,
+        experiment=experiment,
     )
 
 
