@@ -137,6 +137,22 @@ def default_config():
     config.verbose = -1
     # Export a checked SavedModel into MODEL_DIR/export/<N>/ (kft/export.py).
     config.export = True
+
+    # Learning-rate range test (kft/lr_find.py): sweep the first phase's
+    # rate exponentially from min_rate to max_rate over `steps` steps,
+    # write lr_find.json and lr_find.png, restore the weights, and stop
+    # (exit 0) with the suggested peak rate in the log; with `apply`, set
+    # the first phase's peak rate to the suggestion and train on. The sweep
+    # stops early when the smoothed loss (moving average, factor
+    # `smoothing`) passes `divergence` times its best (0: never).
+    config.lr_find = False
+    config.lr_find_options = ml_collections.ConfigDict()
+    config.lr_find_options.min_rate = 1e-7
+    config.lr_find_options.max_rate = 1.0
+    config.lr_find_options.steps = 100
+    config.lr_find_options.divergence = 4.0
+    config.lr_find_options.smoothing = 0.98
+    config.lr_find_options.apply = False
     return config
 
 

@@ -22,6 +22,7 @@ from kft import (
     evaluation,
     export,
     freeze,
+    lr_find,
     optim,
     training,
 )
@@ -199,7 +200,11 @@ def write_labels(labels, model_dir):
 
 
 def train(config, model_dir):
-    """Fine-tunes, evaluates and fills `model_dir`; returns the metrics."""
+    """Fine-tunes, evaluates and fills `model_dir`; returns the metrics.
+
+    With `config.lr_find` and not `lr_find_options.apply`, it stops after
+    the learning-rate range test and returns None.
+    """
     started = time.time()
     os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
     set_seed(config.seed)
@@ -209,6 +214,8 @@ def train(config, model_dir):
     phases = freeze.plan_from_config(config)
     backbones.resolve(config.backbone)
     check_choices(config)
+    if config.lr_find:
+        lr_find.check_options(config.lr_find_options)
     _write_config(config, model_dir)
     strategy = make_strategy(config.strategy)
     with strategy.scope():
@@ -226,6 +233,11 @@ def train(config, model_dir):
         class_weight = data.class_weights(
             splits.train.label_ids, len(splits.labels), config.class_weight
         )
+    if config.lr_find:
+        with strategy.scope():
+            phases = _lr_find(built, splits, config, model_dir, class_weight)
+        if phases is None:
+            return None
     train_data = batches(built, splits.train, config, True)
     validation_data = None
     if splits.validation is not None:
@@ -265,6 +277,37 @@ def train(config, model_dir):
     print(evaluation.format_table(report), flush=True)
     _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
     return report
+
+
+def _lr_find(built, splits, config, model_dir, class_weight):
+    """Runs the range test; returns the phases to train, or None to stop.
+
+    The sweep reads a pipeline of its own, so the training pipeline
+    shuffles as it would have without the sweep.
+    """
+    phase = freeze.plan_from_config(config)[0]
+    dataset = batches(built, splits.train, config, True)
+    rate = lr_find.find(
+        built,
+        phase,
+        dataset,
+        config,
+        model_dir,
+        len(splits.labels),
+        class_weight=class_weight,
+        log=_log,
+    )
+    if not config.lr_find_options.apply:
+        key = lr_find.rate_key(config)
+        _log(
+            f"lr_find: sweep only; train with --config.{key} set from it, "
+            "or add --config.lr_find_options.apply=true"
+        )
+        return None
+    key = lr_find.apply(config, rate)
+    _write_config(config, model_dir)
+    _log(f"lr_find: training phase {phase.name} at {key}={rate:g}")
+    return freeze.plan_from_config(config)
 
 
 def _write_config(config, model_dir):

@@ -16,7 +16,7 @@ import warnings
 import keras
 import numpy as np
 
-from kft import evaluation, freeze, optim
+from kft import evaluation, freeze, optim, summaries
 from kft.errors import UserError
 
 # Keras warns about both for every tf.data input whose length it cannot see
@@ -34,15 +34,7 @@ class HistoryCSV(keras.callbacks.Callback):
         self.phase = phase
 
     def on_epoch_end(self, epoch, logs=None):
-        optimizer = self.model.optimizer
-        rate = optimizer.learning_rate
-        row = {
-            "phase": self.phase,
-            "epoch": epoch + 1,
-            "learning_rate": float(np.asarray(rate)),
-        }
-        row.update({k: float(v) for k, v in sorted((logs or {}).items())})
-        row.pop("loss_scale", None)
+        row = summaries.epoch_row(self.model, self.phase, epoch, logs)
         exists = os.path.exists(self.path)
         fields = list(row)
         if exists:
@@ -150,6 +142,9 @@ def train(
     optimizer = None
     epoch = 0
     summary = []
+    tensorboard = summaries.TensorBoardScalars(
+        os.path.join(model_dir, "tensorboard")
+    )
     for phase in phases:
         started = time.time()
         multipliers = freeze.apply_phase(
@@ -176,9 +171,7 @@ def train(
         callbacks = [
             HistoryCSV(os.path.join(model_dir, "history.csv"), phase.name),
             best,
-            keras.callbacks.TensorBoard(
-                os.path.join(model_dir, "tensorboard"), write_graph=False
-            ),
+            tensorboard.callback(phase.name, schedule),
         ]
         if config.early_stopping_patience:
             callbacks.append(

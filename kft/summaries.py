@@ -1,0 +1,112 @@
+"""TensorBoard logs that hold what history.csv holds, phases end to end.
+
+Keras's own TensorBoard callback counts its batch steps with the
+optimizer's iterations, which restart at 0 in every phase (each phase makes
+a fresh optimizer), so the phases were drawn on top of one another. This
+callback writes under MODEL_DIR/tensorboard/:
+
+    train/       epoch_<metric> for each training metric of history.csv and
+                 epoch_learning_rate, at step = history.csv's epoch column;
+                 batch_learning_rate at every optimizer step, counted on
+                 across phases; the phase's name (text, tag `phase`) at its
+                 first epoch
+    validation/  epoch_<metric> for each val_<metric> column
+
+Train and validation share tag names, so TensorBoard draws them on one
+chart, as with Keras's callback.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def epoch_row(model, phase, epoch, logs):
+    """history.csv's row for a finished epoch: phase, epoch, lr, metrics.
+
+    `epoch` is Keras's 0-based epoch, counted on across phases.
+    """
+    rate = model.optimizer.learning_rate
+    row = {
+        "phase": phase,
+        "epoch": epoch + 1,
+        "learning_rate": float(np.asarray(rate)),
+    }
+    row.update({k: float(v) for k, v in sorted((logs or {}).items())})
+    row.pop("loss_scale", None)
+    return row
+
+
+class TensorBoardScalars:
+    """One writer per run folder; `callback(phase, schedule)` per phase.
+
+    Args:
+        folder: the TensorBoard log folder (MODEL_DIR/tensorboard).
+    """
+
+    def __init__(self, folder):
+        self.writers = {
+            run: tf.summary.create_file_writer(os.path.join(folder, run))
+            for run in ("train", "validation")
+        }
+        self.steps_before = 0  # optimizer steps of the earlier phases
+
+    def callback(self, phase, schedule):
+        """A Keras callback for one phase's fit, on `schedule`'s rates."""
+        return _PhaseCallback(self, phase, schedule)
+
+    def write_epoch(self, row):
+        step = row["epoch"]
+        for key, value in row.items():
+            if key in ("phase", "epoch"):
+                continue
+            run = "validation" if key.startswith("val_") else "train"
+            tag = "epoch_" + key.removeprefix("val_")
+            with self.writers[run].as_default(step=step):
+                tf.summary.scalar(tag, value)
+
+    def write_rates(self, schedule, first, last):
+        """batch_learning_rate of the phase's optimizer steps [first, last)."""
+        steps = np.arange(first, last)
+        rates = np.broadcast_to(np.asarray(schedule(steps)), steps.shape)
+        with self.writers["train"].as_default():
+            for step, rate in zip(steps, rates):
+                tf.summary.scalar(
+                    "batch_learning_rate",
+                    float(rate),
+                    step=self.steps_before + int(step) + 1,
+                )
+
+    def write_phase(self, phase, epoch):
+        with self.writers["train"].as_default(step=epoch):
+            tf.summary.text("phase", phase)
+
+    def flush(self):
+        for writer in self.writers.values():
+            writer.flush()
+
+
+class _PhaseCallback(keras.callbacks.Callback):
+    def __init__(self, scalars, phase, schedule):
+        super().__init__()
+        self.scalars = scalars
+        self.phase = phase
+        self.schedule = schedule
+        self.steps_written = 0
+        self.first_epoch = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = epoch_row(self.model, self.phase, epoch, logs)
+        if self.first_epoch:
+            self.scalars.write_phase(self.phase, row["epoch"])
+            self.first_epoch = False
+        self.scalars.write_epoch(row)
+        done = int(self.model.optimizer.iterations)
+        self.scalars.write_rates(self.schedule, self.steps_written, done)
+        self.steps_written = done
+
+    def on_train_end(self, logs=None):
+        self.scalars.steps_before += int(self.model.optimizer.iterations)
+        self.scalars.flush()

@@ -1,0 +1,240 @@
+"""The learning-rate range test and the TensorBoard scalars of a run."""
+
+import csv
+import glob
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import train_cli
+
+from kft import config as config_lib
+from kft import freeze, lr_find, run, training
+from kft.errors import UserError
+
+
+def test_smooth_is_bias_corrected_moving_average():
+    assert lr_find.smooth([2.0, 2.0, 2.0], 0.9) == pytest.approx([2, 2, 2])
+    first, second = lr_find.smooth([1.0, 3.0], 0.5)
+    assert first == pytest.approx(1.0)
+    assert second == pytest.approx((0.25 * 1 + 0.5 * 3) / 0.75)
+
+
+def test_suggestion_is_a_tenth_of_the_minimum_clipped_to_the_range():
+    rates = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+    assert lr_find.suggest(rates, [3, 2, 1, 2, 9]) == (1e-4, "")
+    low, note = lr_find.suggest(rates, [1, 2, 3, 4, 5])
+    assert low == 1e-5 and "min_rate" in note
+    high, note = lr_find.suggest(rates, [5, 4, 3, 2, float("nan")])
+    assert high == 1e-3 and note == ""
+    high, note = lr_find.suggest(rates, [5, 4, 3, 2, 1])
+    assert high == 1e-2 and "max_rate" in note
+
+
+@pytest.mark.parametrize(
+    "key, value", [("steps", 1), ("min_rate", 0.0), ("max_rate", 1e-8)]
+)
+def test_bad_options_are_user_errors(key, value):
+    options = config_lib.default_config().lr_find_options
+    options[key] = value
+    with pytest.raises(UserError, match="lr_find_options"):
+        lr_find.check_options(options)
+
+
+def _text_config(tiny_bert, text_csv):
+    config = config_lib.default_config()
+    config.backbone = tiny_bert
+    config.data.train, config.data.test = text_csv
+    config.data.batch_size = 8
+    return config
+
+
+def _image_config(image_folder):
+    config = config_lib.default_config()
+    config.backbone = "MobileNetV3Small"
+    config.weights = "none"
+    config.data.train = image_folder
+    config.data.image_size = 32
+    config.data.batch_size = 4
+    config.plan = "full"
+    return config
+
+
+@pytest.fixture(params=["text", "image"])
+def prepared(request, tiny_bert, text_csv, image_folder):
+    if request.param == "text":
+        config = _text_config(tiny_bert, text_csv)
+    else:
+        config = _image_config(image_folder)
+    run.set_seed(0)
+    built, splits = run.prepare(config)
+    return config, built, splits
+
+
+def _numpy(variables):
+    return [keras.ops.convert_to_numpy(v) for v in variables]
+
+
+def _trainable_flags(model):
+    return [layer.trainable for layer in model._flatten_layers()]
+
+
+def test_sweep_leaves_model_and_optimizer_bit_identical(prepared):
+    config, built, splits = prepared
+    model = built.model
+    classes = len(splits.labels)
+    dataset = run.batches(built, splits.train, config, True)
+    # A compiled model whose optimizer holds moments (one step of made-up
+    # gradients: cheaper than tracing a fit).
+    optimizer = keras.optimizers.Adam(1e-3)
+    training.compile_model(model, optimizer, config, classes)
+    trained = model.trainable_variables
+    optimizer.apply([keras.ops.full(v.shape, 0.01) for v in trained], trained)
+    weights, variables = _numpy(model.weights), _numpy(model.variables)
+    moments, flags = _numpy(optimizer.variables), _trainable_flags(model)
+    options = config.lr_find_options
+    options.steps, options.max_rate, options.divergence = 6, 1e-1, 0.0
+    phase = freeze.plan_from_config(config)[0]
+
+    result = lr_find.sweep(built, phase, dataset, config, classes)
+
+    assert all(map(np.array_equal, weights, _numpy(model.weights)))
+    assert all(map(np.array_equal, variables, _numpy(model.variables)))
+    assert model.optimizer is optimizer
+    assert all(map(np.array_equal, moments, _numpy(optimizer.variables)))
+    assert _trainable_flags(model) == flags
+    assert len(result["rates"]) == len(result["losses"]) == 6
+    assert len(result["smoothed"]) == result["steps_run"] == 6
+    assert result["rates"][0] == pytest.approx(1e-7, rel=1e-5)
+    assert result["rates"][-1] == pytest.approx(1e-1, rel=1e-5)
+    assert np.all(np.diff(np.log(result["rates"])) > 0)
+    # The sweep trained: a run that trains nothing would pass the checks
+    # above however badly the weights were restored.
+    assert len(set(result["losses"])) > 1
+    assert 1e-7 <= result["suggestion"] <= 1e-1
+
+
+def test_sweep_stops_when_the_loss_diverges(tiny_bert, text_csv):
+    config = _text_config(tiny_bert, text_csv)
+    config.plan = "full"
+    config.optimizer.name = "sgd"
+    config.optimizer.clipnorm = 0.0
+    run.set_seed(0)
+    built, splits = run.prepare(config)
+    options = config.lr_find_options
+    options.min_rate, options.max_rate, options.steps = 1e-3, 1e5, 40
+    dataset = run.batches(built, splits.train, config, True)
+    phase = freeze.plan_from_config(config)[0]
+    result = lr_find.sweep(built, phase, dataset, config, len(splits.labels))
+    assert result["steps_run"] < 40
+    smoothed = [s for s in result["smoothed"] if s is not None]
+    assert len(smoothed) < result["steps_run"] or (
+        smoothed[-1] > 4 * min(smoothed)
+    )
+
+
+def test_apply_sets_the_first_phase_rate():
+    config = config_lib.default_config()
+    assert lr_find.apply(config, 2e-3) == "head_learning_rate"
+    assert freeze.plan_from_config(config)[0].learning_rate == 2e-3
+    config.plan, config.head_epochs = "two_phase", 0
+    assert lr_find.apply(config, 3e-4) == "learning_rate"
+    config.plan = "custom"
+    config.phases = json.dumps(
+        [
+            {"epochs": 0, "trainable": ["head"], "learning_rate": 1.0},
+            {"epochs": 1, "trainable": ["all"], "learning_rate": 1.0},
+        ]
+    )
+    assert lr_find.apply(config, 4e-5) == "phases"
+    assert freeze.plan_from_config(config)[0].learning_rate == 4e-5
+
+
+def _cli_text_run(tiny_bert, text_csv, model_dir, *overrides):
+    train, test = text_csv
+    result = train_cli(
+        model_dir,
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={train}",
+        f"--config.data.test={test}",
+        "--config.data.batch_size=8",
+        "--config.lr_find=true",
+        "--config.lr_find_options.steps=20",
+        *overrides,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_cli_lr_find_sweeps_and_stops(tiny_bert, text_csv, tmp_path):
+    result = _cli_text_run(tiny_bert, text_csv, tmp_path)
+    found = json.loads((tmp_path / "lr_find.json").read_text())
+    assert found["phase"] == "head"
+    assert 0 < found["steps_run"] == len(found["rates"]) <= 20
+    assert found["rates"][0] <= found["suggestion"] <= found["rates"][-1]
+    png = (tmp_path / "lr_find.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    assert f"suggested peak rate {found['suggestion']:.2g}" in result.stdout
+    assert "--config.head_learning_rate" in result.stdout
+    assert not (tmp_path / "history.csv").exists()
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def _events(folder):
+    """{tag: {step: value}} of every scalar and text event under `folder`."""
+    tags = {}
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                array = tf.make_ndarray(value.tensor)
+                tags.setdefault(value.tag, {})[event.step] = array.item()
+    return tags
+
+
+def test_applied_rate_trains_and_tensorboard_matches_history(
+    tiny_bert, text_csv, tmp_path
+):
+    _cli_text_run(
+        tiny_bert,
+        text_csv,
+        tmp_path,
+        "--config.lr_find_options.apply=true",
+        "--config.plan=two_phase",
+        "--config.epochs=2",
+        "--config.export=false",
+    )
+    found = json.loads((tmp_path / "lr_find.json").read_text())
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["head_learning_rate"] == found["suggestion"]
+    with open(tmp_path / "history.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["phase"] for row in rows] == ["head", "full", "full"]
+    train = _events(tmp_path / "tensorboard" / "train")
+    validation = _events(tmp_path / "tensorboard" / "validation")
+    expected_train, expected_validation = {}, {}
+    for row in rows:
+        epoch = int(row["epoch"])
+        for key, value in row.items():
+            if key in ("phase", "epoch"):
+                continue
+            name = "epoch_" + key.removeprefix("val_")
+            target = (
+                expected_validation
+                if key.startswith("val_")
+                else (expected_train)
+            )
+            target.setdefault(name, {})[epoch] = np.float32(value)
+    scalars = {tag: v for tag, v in train.items() if tag.startswith("epoch_")}
+    assert scalars == expected_train
+    assert validation == expected_validation
+    assert train["phase"] == {1: b"head", 2: b"full"}
+    rates = train["batch_learning_rate"]
+    steps = sorted(rates)
+    assert steps == list(range(1, len(steps) + 1))  # phases end to end
+    # The head phase warms up to the suggestion; the full phase to 5e-5.
+    peaks = {round(rate, 12) for rate in rates.values()}
+    assert round(np.float32(found["suggestion"]).item(), 12) in peaks
+    assert round(np.float32(5e-5).item(), 12) in peaks
