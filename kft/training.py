@@ -198,6 +198,7 @@ def train(
                 "seconds": round(time.time() - started, 1),
             }
         )
+    tensorboard.close()
     best.restore(model)
     if best.best is None:
         log("no validation data: keeping the last epoch's weights")
