@@ -21,6 +21,9 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.scalar import metadata
+
+_SCALAR = metadata.create_summary_metadata(display_name=None, description=None)
 
 
 def epoch_row(model, phase, epoch, logs):
@@ -88,10 +91,16 @@ class TensorBoardScalars:
 
     def _series(self, values, first_step):
         # One graph call for an epoch's steps: 16 us a step against 500 us
-        # for eager summaries, measured on the 2-core CPU.
+        # for eager summaries, measured on the 2-core CPU. tf.summary.write
+        # with the scalar plugin's metadata is what tf.summary.scalar
+        # writes, without the loop's name scope ("while/") in the tag.
         for index in tf.range(tf.size(values)):
-            step = first_step + tf.cast(index, tf.int64)
-            tf.summary.scalar("batch_learning_rate", values[index], step=step)
+            tf.summary.write(
+                "batch_learning_rate",
+                values[index],
+                step=first_step + tf.cast(index, tf.int64),
+                metadata=_SCALAR,
+            )
 
     def write_phase(self, phase, epoch):
         with self.writers["train"].as_default(step=epoch):
