@@ -2,9 +2,9 @@
 
 The steps, in order: write config.json, read the data, build the model,
 pick the text sequence length, train through the freeze plan, evaluate the
-test split, write labels.txt, metrics.json and the best weights, and
-export a SavedModel for TF Serving, checked against the Keras model on a
-sample of the test split.
+test split, write labels.txt, metrics.json, predictions.jsonl and the best
+weights, export a SavedModel for TF Serving, checked against the Keras
+model on a sample of the test split, and write report.html.
 """
 
 import dataclasses
@@ -27,6 +27,7 @@ from kft import (
     training,
 )
 from kft import config as config_lib
+from kft import report as report_lib
 from kft.errors import UserError
 
 WEIGHTS_FILE = "checkpoints/best.weights.h5"
@@ -318,6 +319,7 @@ def train(config, model_dir):
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     evaluation.write_report(report, os.path.join(model_dir, "metrics.json"))
     print(evaluation.format_table(report), flush=True)
+    _log(f"report: {report_lib.write(model_dir)}")
     _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
     return report
 
@@ -443,6 +445,8 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     evaluation.write_report(report, os.path.join(folder, "metrics.json"))
     print(evaluation.format_table(report), flush=True)
     _log(f"wrote {os.path.join(folder, 'metrics.json')}")
+    run_config = json.loads(config_lib.to_json(config))
+    _log(f"report: {report_lib.write(folder, run_config)}")
     return report
 
 
