@@ -10,6 +10,7 @@ import io
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 # Metrics drawn first, in this order; any other history column follows.
 _FIRST = ("loss", "accuracy", "macro_f1")
@@ -96,7 +97,7 @@ def curves(history, spans, peaks=()):
         _phase_marks(axes, spans, peaks)
         axes.set_xlabel("epoch")
         axes.set_ylabel(title(name))
-        axes.set_xticks(epochs)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8, loc="best")
     return to_png(figure)
@@ -164,6 +165,7 @@ def overlay(histories, metrics):
         where = "validation" if metric.startswith("val_") else "training"
         axes.set_title(f"{where} {title(base)}")
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
     return to_png(figure)
