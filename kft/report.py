@@ -464,7 +464,8 @@ def _mistakes(run, count):
 
 def _mistake_row(row):
     if "text" in row:
-        text = row["text"]
+        # Entities such as &#039; as the model saw them, after cleaning.
+        text = html.unescape(row["text"])
         if len(text) > _TEXT_CHARACTERS:
             text = text[:_TEXT_CHARACTERS] + " ..."
         shown = escape(text)
