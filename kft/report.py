@@ -283,6 +283,8 @@ def _summary(run):
         f"macro-F1 <b>{metrics['macro_f1']:.4f}</b>."
     )
     parts = [f"<p>{text}</p>", note(_baseline(metrics))]
+    if "model" in metrics:  # a kft-evaluate folder
+        parts.append(note(f"Model evaluated: {escape(metrics['model'])}."))
     parts.append(
         note(
             "Accuracy counts examples; macro-F1 averages the F1 of every "
@@ -412,12 +414,12 @@ def _per_class(metrics):
 
 
 def _average_row(per_class, count):
-    def mean(key):
-        return sum(row[key] for row in per_class.values()) / len(per_class)
-
-    return ["macro average", mean("precision"), mean("recall"), mean("f1")] + [
-        count
+    """Unweighted means over classes (the last is macro-F1), total support."""
+    means = [
+        sum(row[key] for row in per_class.values()) / len(per_class)
+        for key in ("precision", "recall", "f1")
     ]
+    return ["macro average", *means, count]
 
 
 def _confusion(images):
