@@ -2,11 +2,12 @@
 
 The steps, in order: write config.json, read the data, build the model,
 pick the text sequence length, train through the freeze plan, evaluate the
-test split, write labels.txt, metrics.json and the best weights, and
-export a SavedModel for TF Serving, checked against the Keras model on a
-sample of the test split.
+test split, write labels.txt, metrics.json, predictions.jsonl and the best
+weights, export a SavedModel for TF Serving, checked against the Keras
+model on a sample of the test split, and write report.html.
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -27,6 +28,7 @@ from kft import (
     training,
 )
 from kft import config as config_lib
+from kft import report as report_lib
 from kft.errors import UserError
 
 WEIGHTS_FILE = "checkpoints/best.weights.h5"
@@ -37,6 +39,8 @@ EXPORT_DIR = "export"
 SAMPLE_FILE = "checkpoints/export_sample.tensor"
 # A test split held out of the training data, as kft-predict input.
 TEST_SPLIT_FILE = "test_split.jsonl"
+# One line per evaluated example: input, true and predicted label.
+PREDICTIONS_FILE = "predictions.jsonl"
 
 
 def _log(message):
@@ -185,13 +189,59 @@ def predict(model, dataset):
     return np.concatenate(labels), np.concatenate(probabilities)
 
 
-def evaluate(built, split, labels, config):
-    """Runs `split` through the model; returns the metrics.json dict."""
-    dataset = batches(built, split, config, training_data=False)
-    y_true, probabilities = predict(built.model, dataset)
+def predict_in_order(built, split, config):
+    """The model's probabilities for `split`, in the split's example order.
+
+    Text batches are grouped by length, so examples come back reordered;
+    the dataset carries each example's index in place of its label, which
+    undoes that.
+    """
+    indexed = dataclasses.replace(split, label_ids=np.arange(len(split)))
+    dataset = batches(built, indexed, config, training_data=False)
+    order, probabilities = predict(built.model, dataset)
+    ordered = np.zeros_like(probabilities)
+    ordered[order] = probabilities
+    return ordered
+
+
+def evaluate(built, split, labels, config, folder=""):
+    """Runs `split` through the model; returns the metrics.json dict.
+
+    With `folder`, also writes its predictions.jsonl.
+    """
+    probabilities = predict_in_order(built, split, config)
+    if folder:
+        write_predictions(split, probabilities, labels, built.modality, folder)
     return evaluation.classification_report(
-        y_true, probabilities, labels, split.name
+        split.label_ids, probabilities, labels, split.name
     )
+
+
+def write_predictions(split, probabilities, labels, modality, folder):
+    """Writes one JSON line per example: input, label, prediction, odds.
+
+    `probability` is the predicted class's, `label_probability` the true
+    class's. Encoded images (TFDS) get their index only.
+    """
+    key = "text" if modality == "text" else "image"
+    path = os.path.join(folder, PREDICTIONS_FILE)
+    with open(path, "w", encoding="utf-8") as file:
+        for index, (value, label_id) in enumerate(
+            zip(split.values, split.label_ids)
+        ):
+            row = {"index": index}
+            if isinstance(value, str):
+                row[key] = value
+            predicted = int(np.argmax(probabilities[index]))
+            row.update(
+                label=labels[label_id],
+                predicted=labels[predicted],
+                probability=round(float(probabilities[index][predicted]), 6),
+                label_probability=round(
+                    float(probabilities[index][label_id]), 6
+                ),
+            )
+            file.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def write_labels(labels, model_dir):
@@ -220,6 +270,7 @@ def train(config, model_dir):
     strategy = make_strategy(config.strategy)
     with strategy.scope():
         built, splits = prepare(config)
+    prepare_seconds = round(time.time() - started, 1)
     _write_config(config, model_dir)  # now with the picked sequence length
     write_labels(splits.labels, model_dir)
     _log(
@@ -256,8 +307,13 @@ def train(config, model_dir):
         )
     save_weights(built.model, os.path.join(model_dir, WEIGHTS_FILE))
     built.backbone.save_weights(os.path.join(model_dir, BACKBONE_FILE))
-    report = evaluate(built, splits.test, splits.labels, config)
+    for entry, phase in zip(timing["phases"], phases):
+        entry["learning_rate"] = phase.learning_rate
+    evaluate_started = time.time()
+    report = evaluate(built, splits.test, splits.labels, config, model_dir)
     report["source"] = splits.test.source
+    timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
+    timing["prepare_seconds"] = prepare_seconds
     if not config.data.test:
         _write_held_out(splits.test, splits.labels, built.modality, model_dir)
     sample = export.sample_inputs(splits.test, built.modality)
@@ -275,6 +331,7 @@ def train(config, model_dir):
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     evaluation.write_report(report, os.path.join(model_dir, "metrics.json"))
     print(evaluation.format_table(report), flush=True)
+    _log(f"report: {report_lib.write(model_dir)}")
     _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
     return report
 
@@ -413,23 +470,26 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     """
     config, labels, built = load_run(model_dir, overrides)
     split = evaluation_split(config, labels, model_dir)
+    name = os.path.splitext(os.path.basename(split.source.rstrip("/")))[0]
+    folder = os.path.join(model_dir, "eval", _slug(name or "test"))
+    os.makedirs(folder, exist_ok=True)
     if saved_model:
         probabilities = export.serve_probabilities(
             saved_model, split, built.modality
         )
+        write_predictions(split, probabilities, labels, built.modality, folder)
         report = evaluation.classification_report(
             split.label_ids, probabilities, labels, split.name
         )
     else:
-        report = evaluate(built, split, labels, config)
+        report = evaluate(built, split, labels, config, folder)
     report["source"] = split.source
     report["model"] = saved_model or os.path.join(model_dir, WEIGHTS_FILE)
-    name = os.path.splitext(os.path.basename(split.source.rstrip("/")))[0]
-    folder = os.path.join(model_dir, "eval", _slug(name or "test"))
-    os.makedirs(folder, exist_ok=True)
     evaluation.write_report(report, os.path.join(folder, "metrics.json"))
     print(evaluation.format_table(report), flush=True)
     _log(f"wrote {os.path.join(folder, 'metrics.json')}")
+    run_config = json.loads(config_lib.to_json(config))
+    _log(f"report: {report_lib.write(folder, run_config)}")
     return report
 
 

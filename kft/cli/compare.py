@@ -1,0 +1,32 @@
+"""kft-compare: finished runs side by side, and which one won.
+
+    kft-compare DIR [DIR ...] [--output=compare.html]
+
+Prints one line per run (plan, backbone, learning rates, best validation
+figure, test accuracy and macro-F1, time) and names the winner by test
+macro-F1; writes the same table, with the runs' validation curves overlaid,
+to --output (the plot also beside it as PNG).
+"""
+
+from absl import flags
+
+from kft.cli import common
+
+_OUTPUT = flags.DEFINE_string(
+    "output",
+    "compare.html",
+    "Where to write the HTML comparison; its plot goes beside it as .png.",
+)
+
+
+def main(argv):
+    folders = argv[1:]
+    if not folders:
+        common.fail("give one or more run folders: kft-compare DIR [DIR ...]")
+    from kft import compare
+
+    compare.compare(folders, _OUTPUT.value)
+
+
+def run():
+    common.run_main(main)

@@ -1,0 +1,316 @@
+"""report.html and kft-compare: written by real runs, rendered by Chromium.
+
+The pages are opened in headless Chromium with every host unresolvable,
+so a page that needed the network would show holes; the screenshot must
+not be blank and the rendered DOM must hold the expected headings and
+images. Without Chromium these tests skip, unless KFT_REQUIRE_CHROMIUM is
+set (CI sets it, so they never skip there).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from kft import report
+
+HEADINGS = [
+    "Summary",
+    "Configuration",
+    "Training curves",
+    "Per-class precision, recall and F1",
+    "Confusion matrix",
+    "Most confident mistakes",
+    "Timing",
+]
+PLOTS = (report.CURVES_FILE, report.CONFUSION_FILE, report.NORMALIZED_FILE)
+
+
+def _chromium():
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path:
+        return path
+    if os.environ.get("KFT_REQUIRE_CHROMIUM"):
+        pytest.fail("KFT_REQUIRE_CHROMIUM is set but chromium is missing")
+    pytest.skip("chromium is not installed (apt-get install chromium)")
+
+
+def _open(page, folder, *mode):
+    """Runs headless Chromium on `page` with no network; returns stdout."""
+    result = subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            f"--user-data-dir={folder / 'chromium-profile'}",
+            *mode,
+            f"file://{page}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def _screenshot_is_not_blank(page, folder, height=2400):
+    from PIL import Image
+
+    shot = folder / "shot.png"
+    _open(page, folder, f"--screenshot={shot}", f"--window-size=1200,{height}")
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
+    assert pixels.std() > 20, pixels.std()
+    assert np.mean(pixels < 200) > 0.02  # text, tables and plots, not white
+
+
+def _rendered(page, folder):
+    """(h2 headings, <img> count) of the DOM Chromium rendered."""
+    dom = _open(page, folder, "--dump-dom")
+    headings = re.findall(r"<h2>(.*?)</h2>", dom)
+    sources = re.findall(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", dom)
+    assert len(sources) == len(re.findall(r"<img\b", dom))
+    for source in sources:  # embedded, so the page needs no other file
+        assert source.startswith("data:image/png;base64,"), source[:80]
+    return headings, len(sources)
+
+
+def _train(model_dir, *overrides, experiment="text_classifier"):
+    result = run_cli(
+        "kft-train",
+        f"--experiment={experiment}",
+        f"--model_dir={model_dir}",
+        "--config.verbose=0",
+        "--config.export=false",
+        *overrides,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def text_runs(tiny_bert, text_csv, tmp_path_factory):
+    """Two tiny text runs of different plans: {plan: (folder, stdout)}."""
+    train, test = text_csv
+    runs = {}
+    for plan, epochs in (("two_phase", 2), ("linear_probe", 2)):
+        folder = tmp_path_factory.mktemp("runs") / plan
+        result = _train(
+            folder,
+            f"--config.backbone={tiny_bert}",
+            f"--config.data.train={train}",
+            f"--config.data.test={test}",
+            f"--config.plan={plan}",
+            f"--config.epochs={epochs}",
+            "--config.learning_rate=1e-3",
+        )
+        runs[plan] = (folder, result.stdout)
+    return runs
+
+
+def _expected_headings(folder):
+    metrics = json.loads((folder / "metrics.json").read_text())
+    extra = ["Other figures"] if report.other_figures(metrics) else []
+    return HEADINGS + extra
+
+
+def test_text_run_report_renders(text_runs, tmp_path):
+    folder, stdout = text_runs["two_phase"]
+    page = folder / report.REPORT_FILE
+    assert f"kft: report: {page}" in stdout
+    for name in PLOTS:
+        assert (folder / name).read_bytes()[:4] == b"\x89PNG", name
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text
+    _screenshot_is_not_blank(page, tmp_path)
+    headings, images = _rendered(page, tmp_path)
+    assert headings == _expected_headings(folder)
+    assert images == len(PLOTS)  # text mistakes are text, not images
+    rows = [
+        json.loads(line)
+        for line in (folder / "predictions.jsonl").read_text().splitlines()
+    ]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    right = sum(row["label"] == row["predicted"] for row in rows)
+    assert right / len(rows) == pytest.approx(metrics["accuracy"])
+    assert [row["text"] for row in rows[:2]] == _test_texts()[:2]
+
+
+def _test_texts():
+    from conftest import make_texts
+
+    return [row["text"] for row in make_texts(21, seed=2)]
+
+
+def test_image_run_report_shows_mistakes_as_thumbnails(image_folder, tmp_path):
+    folder = tmp_path / "run"
+    _train(
+        folder,
+        "--config.backbone=MobileNetV3Small",
+        "--config.weights=none",
+        f"--config.data.train={image_folder}",
+        "--config.data.image_size=32",
+        "--config.plan=full",
+        "--config.epochs=1",
+        "--config.data.validation_fraction=0.25",
+        "--config.data.test_fraction=0.25",
+        experiment="image_classifier",
+    )
+    rows = [
+        json.loads(line)
+        for line in (folder / "predictions.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 4 and all(os.path.isfile(r["image"]) for r in rows)
+    wrong = sum(row["label"] != row["predicted"] for row in rows)
+    page = folder / report.REPORT_FILE
+    _screenshot_is_not_blank(page, tmp_path)
+    headings, images = _rendered(page, tmp_path)
+    assert headings == _expected_headings(folder)
+    assert images == len(PLOTS) + wrong
+
+
+# === The page from hand-written run files (no training) ===
+
+
+def _write_run(folder, predictions, **extra):
+    folder.mkdir()
+    labels = ["cat", "<dog>"]
+    metrics = {
+        "split": "test",
+        "num_examples": 4,
+        "accuracy": 0.5,
+        "macro_f1": 0.5,
+        "per_class": {
+            label: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+            for label in labels
+        },
+        "confusion_matrix": [[1, 1], [1, 1]],
+        "labels": labels,
+        **extra,
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "config.json").write_text(json.dumps({"plan": "full"}))
+    (folder / "history.csv").write_text(
+        "phase,epoch,learning_rate,loss,val_loss\n"
+        "full,1,0.001,0.9,1.0\nfull,2,0.0005,0.5,0.8\n"
+    )
+    with open(folder / "predictions.jsonl", "w") as file:
+        for index, row in enumerate(predictions):
+            file.write(json.dumps({"index": index, **row}) + "\n")
+
+
+def test_report_escapes_text_and_lists_any_extra_figure(tmp_path):
+    _write_run(
+        tmp_path / "run",
+        [
+            {
+                "text": "right-answer",
+                "label": "cat",
+                "predicted": "cat",
+                "probability": 0.99,
+            },
+            {
+                "text": "<script>alert(1)</script>",
+                "label": "cat",
+                "predicted": "<dog>",
+                "probability": 0.6,
+            },
+            {
+                "text": "sure <b>dog</b>",
+                "label": "<dog>",
+                "predicted": "cat",
+                "probability": 0.9,
+            },
+        ],
+        roc_auc=0.875,
+        threshold={"value": 0.35, "macro_f1": 0.61},
+    )
+    text = open(report.write(str(tmp_path / "run"))).read()
+    assert "<script>" not in text and "<b>dog</b>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;dog&gt;" in text
+    mistakes = text.split("<h2>Most confident mistakes</h2>")[1]
+    assert mistakes.index("sure &lt;b&gt;dog") < mistakes.index("alert(1)")
+    assert "right-answer" not in mistakes.split("<h2>")[0]
+    other = text.split("<h2>Other figures</h2>")[1]
+    for field in ("roc_auc", "0.8750", "threshold.value", "0.3500"):
+        assert field in other, field
+
+
+def test_image_mistakes_are_embedded_thumbnails(tmp_path):
+    from PIL import Image
+
+    paths = []
+    for index in range(3):
+        path = tmp_path / f"photo{index}.png"
+        Image.new("RGB", (300, 200), (index * 80, 30, 90)).save(path)
+        paths.append(str(path))
+    predictions = [
+        {
+            "image": path,
+            "label": "cat",
+            "predicted": "<dog>",
+            "probability": 0.7,
+        }
+        for path in paths
+    ]
+    predictions.append(
+        {
+            "image": str(tmp_path / "gone.png"),
+            "label": "cat",
+            "predicted": "<dog>",
+            "probability": 0.5,
+        }
+    )
+    _write_run(tmp_path / "run", predictions)
+    text = open(report.write(str(tmp_path / "run"), mistakes=3)).read()
+    thumbnails = re.findall(r"<img class='thumbnail'[^>]*>", text)
+    assert len(thumbnails) == 3
+    assert "gone.png (unreadable)" not in text  # only the top 3 are shown
+    assert "photo2.png" in text
+
+
+# === kft-compare ===
+
+
+def test_kft_compare_names_the_winner(text_runs, tmp_path):
+    folders = [str(folder) for folder, _ in text_runs.values()]
+    output = tmp_path / "out" / "compare.html"
+    result = run_cli("kft-compare", *folders, f"--output={output}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = {}
+    for plan, (folder, _) in text_runs.items():
+        metrics = json.loads((folder / "metrics.json").read_text())
+        scores[plan] = (metrics["macro_f1"], metrics["accuracy"])
+        line = next(
+            line for line in result.stdout.splitlines() if line.startswith(plan)
+        )
+        assert f"{metrics['macro_f1']:.4f}" in line
+        assert f"{metrics['accuracy']:.4f}" in line
+    best = max(scores, key=scores.get)
+    assert (
+        f"Winner by test macro-F1 (the deciding metric; accuracy breaks "
+        f"ties): {best} ({best}), macro-F1 {scores[best][0]:.4f}"
+    ) in result.stdout
+    assert "head 0.001, full 0.001" in result.stdout  # two_phase's rates
+    assert (output.parent / "compare.png").is_file()
+    _screenshot_is_not_blank(output, tmp_path, height=900)
+    headings, images = _rendered(output, tmp_path)
+    assert headings == ["Winner", "Runs", "Validation curves", "Run folders"]
+    assert images == 1
+
+
+def test_kft_compare_refuses_a_folder_that_is_no_run(text_runs, tmp_path):
+    folder, _ = text_runs["two_phase"]
+    result = run_cli("kft-compare", str(folder), str(tmp_path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert str(tmp_path) in lines[0] and "not a finished kft run" in lines[0]
