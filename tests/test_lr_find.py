@@ -56,7 +56,8 @@ def test_suggestion_notes_a_range_to_widen():
 
 
 @pytest.mark.parametrize(
-    "key, value", [("steps", 1), ("min_rate", 0.0), ("max_rate", 1e-8)]
+    "key, value",
+    [("steps", 1), ("min_rate", 0.0), ("max_rate", 1e-8), ("smoothing", 1.0)],
 )
 def test_bad_options_are_user_errors(key, value):
     options = config_lib.default_config().lr_find_options
@@ -202,6 +203,21 @@ def test_cli_lr_find_sweeps_and_stops(tiny_bert, text_csv, tmp_path):
     assert "--config.head_learning_rate" in result.stdout
     assert not (tmp_path / "history.csv").exists()
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_cli_bad_option_is_a_user_error(tiny_bert, text_csv, tmp_path):
+    train, _ = text_csv
+    result = train_cli(
+        tmp_path,
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={train}",
+        "--config.lr_find=true",
+        "--config.lr_find_options.max_rate=1e-9",
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "min_rate < max_rate" in lines[0], lines
+    assert not (tmp_path / "config.json").exists()  # stopped before work
 
 
 def _events(folder):
