@@ -29,9 +29,9 @@ on two 100-step sweeps on the 2-core CPU (`kft-train --experiment=NAME
     drug_reviews_minilm (full, MiniLM)      8.1e-7     3.1e-6   2.1e-4
     digits_pretrain (ResNet50, scratch)     2.4e-4     0.1      1.8e-4
 
-The demo's rate, picked by a grid of full runs, is 1e-4; digits_pretrain
-trains at 1e-3 and its sweep blows up past 3e-3. On curves this flat and
-noisy (small batches, class weights) the minimum and the steepest slope
+The demo's measured recipe trains at 1e-4; digits_pretrain trains at 1e-3
+and its sweep blows up past 3e-3. On curves this flat and noisy (small
+batches; class weights in the demo) the minimum and the steepest slope
 are arg-extremes of noise, off by up to three decades; the valley, which
 reads a long stretch of the curve, landed within a factor of 6 both
 times. No rule reads a flat curve well, so look at lr_find.png too. When
