@@ -24,6 +24,8 @@ CURVES_FILE = "curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
 NORMALIZED_FILE = "confusion_matrix_normalized.png"
 PREDICTIONS_FILE = "predictions.jsonl"
+# Left by --config.lr_find=true (kft.lr_find), shown when present.
+LR_FIND_JSON, LR_FIND_PLOT = "lr_find.json", "lr_find.png"
 # metrics.json fields with a section of their own; any other field is
 # listed under "Other figures".
 _SHOWN = {
@@ -177,6 +179,7 @@ def render(run, images, mistakes=20):
         _summary(run),
         _configuration(run.config),
         _curves(run, images),
+        _lr_find(run.folder),
         _per_class(run.metrics),
         _confusion(images),
         _mistakes(run, mistakes),
@@ -389,6 +392,28 @@ def _curves(run, images):
             )
         )
     return section("Training curves", *parts)
+
+
+def _lr_find(folder):
+    """The learning-rate range test's plot and suggestion, if one ran."""
+    plot = os.path.join(folder, LR_FIND_PLOT)
+    result = _read_json(os.path.join(folder, LR_FIND_JSON))
+    if not result or not os.path.isfile(plot):
+        return ""
+    with open(plot, "rb") as file:
+        data = file.read()
+    return section(
+        "Learning-rate range test",
+        image(data, "loss against learning rate"),
+        note(
+            f"Phase {escape(result.get('phase', ''))}: the loss over "
+            f"{result.get('steps_run')} training steps while the rate grew "
+            "exponentially, before training, from the same weights. "
+            f"Suggested peak rate {result.get('suggestion', 0):.2g} "
+            f"({escape(result.get('rule', ''))}). "
+            f"{escape(result.get('note') or '')}"
+        ),
+    )
 
 
 def _per_class(metrics):

@@ -275,3 +275,7 @@ def test_applied_rate_trains_and_tensorboard_matches_history(
     peaks = {round(rate, 12) for rate in rates.values()}
     assert round(np.float32(found["suggestion"]).item(), 12) in peaks
     assert round(np.float32(5e-5).item(), 12) in peaks
+    # The run's report shows the sweep it trained with.
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Learning-rate range test</h2>" in page
+    assert f"Suggested peak rate {found['suggestion']:.2g}" in page
