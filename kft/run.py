@@ -1,8 +1,9 @@
 """One fine-tuning run from a resolved config to a filled run folder.
 
 The steps, in order: write config.json, read the data, build the model,
-pick the text sequence length, train through the freeze plan, evaluate the
-test split, write labels.txt, metrics.json and the best weights, and
+pick the text sequence length, train through the freeze plan, tune a
+two-class run's decision threshold on validation, evaluate the test split,
+write labels.txt, threshold.json, metrics.json and the best weights, and
 export a SavedModel for TF Serving, checked against the Keras model on a
 sample of the test split.
 """
@@ -23,6 +24,7 @@ from kft import (
     export,
     freeze,
     optim,
+    threshold,
     training,
 )
 from kft import config as config_lib
@@ -70,6 +72,7 @@ def check_choices(config):
                 + ", ".join(repr(v) if not v else v for v in valid)
             )
     data.parse_augment(config.data.augment)
+    threshold.parse(config.eval.threshold)
     for key in ("mixup", "cutmix"):
         if config.data[key] < 0:
             raise UserError(
@@ -184,12 +187,15 @@ def predict(model, dataset):
     return np.concatenate(labels), np.concatenate(probabilities)
 
 
-def evaluate(built, split, labels, config):
-    """Runs `split` through the model; returns the metrics.json dict."""
+def evaluate(built, split, labels, config, cut=None):
+    """Runs `split` through the model; returns the metrics.json dict.
+
+    `cut` is the binary decision threshold (kft/threshold.py), None argmax.
+    """
     dataset = batches(built, split, config, training_data=False)
     y_true, probabilities = predict(built.model, dataset)
     return evaluation.classification_report(
-        y_true, probabilities, labels, split.name
+        y_true, probabilities, labels, split.name, cut
     )
 
 
@@ -214,6 +220,7 @@ def train(config, model_dir):
     with strategy.scope():
         built, splits = prepare(config)
     _write_config(config, model_dir)  # now with the picked sequence length
+    threshold.check(config.eval.threshold, len(splits.labels))
     write_labels(splits.labels, model_dir)
     _log(
         f"{len(splits.train)} training, "
@@ -244,7 +251,17 @@ def train(config, model_dir):
         )
     built.model.save_weights(os.path.join(model_dir, WEIGHTS_FILE))
     built.backbone.save_weights(os.path.join(model_dir, BACKBONE_FILE))
-    report = evaluate(built, splits.test, splits.labels, config)
+    record = threshold.choose(
+        config.eval.threshold,
+        splits.labels,
+        lambda: _validation_outputs(built, splits.validation, config),
+        _log,
+    )
+    threshold.save(record, model_dir)
+    cut = threshold.value(record)
+    report = evaluate(built, splits.test, splits.labels, config, cut)
+    if record and "tuning" in record:
+        report["threshold_tuning"] = record["tuning"]
     report["source"] = splits.test.source
     if not config.data.test:
         _write_held_out(splits.test, splits.labels, built.modality, model_dir)
@@ -258,6 +275,7 @@ def train(config, model_dir):
             sample,
             weights_file=os.path.join(model_dir, WEIGHTS_FILE),
             log=_log,
+            threshold=cut,
         )
         report["export"] = {"path": path, **_export_summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
@@ -265,6 +283,13 @@ def train(config, model_dir):
     print(evaluation.format_table(report), flush=True)
     _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
     return report
+
+
+def _validation_outputs(built, split, config):
+    """(label ids, probabilities) of the validation split, None without."""
+    if split is None:
+        return None
+    return predict(built.model, batches(built, split, config, False))
 
 
 def _write_config(config, model_dir):
@@ -316,10 +341,19 @@ def load_run(model_dir, overrides=()):
 
 def export_run(model_dir, base):
     """Exports a finished run's best weights to `base/<N>/` (kft-export)."""
-    _, labels, built = load_run(model_dir)
+    config, labels, built = load_run(model_dir)
     sample = export.load_sample(os.path.join(model_dir, SAMPLE_FILE))
     weights = os.path.join(model_dir, WEIGHTS_FILE)
-    path, _ = export.export(built, labels, base, sample, weights, log=_log)
+    record = threshold.load(config.eval.threshold, model_dir, len(labels))
+    path, _ = export.export(
+        built,
+        labels,
+        base,
+        sample,
+        weights,
+        log=_log,
+        threshold=threshold.value(record),
+    )
     return path
 
 
@@ -360,16 +394,18 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     Writes MODEL_DIR/eval/<split file name>/metrics.json; returns the dict.
     """
     config, labels, built = load_run(model_dir, overrides)
+    record = threshold.load(config.eval.threshold, model_dir, len(labels))
+    cut = threshold.value(record)
     split = evaluation_split(config, labels, model_dir)
     if saved_model:
         probabilities = export.serve_probabilities(
             saved_model, split, built.modality
         )
         report = evaluation.classification_report(
-            split.label_ids, probabilities, labels, split.name
+            split.label_ids, probabilities, labels, split.name, cut
         )
     else:
-        report = evaluate(built, split, labels, config)
+        report = evaluate(built, split, labels, config, cut)
     report["source"] = split.source
     report["model"] = saved_model or os.path.join(model_dir, WEIGHTS_FILE)
     name = os.path.splitext(os.path.basename(split.source.rstrip("/")))[0]
