@@ -14,7 +14,9 @@
 
 Both return `probabilities` (`float32 [None, C]`), `class_id`
 (`int64 [None]`) and `label` (`tf.string [None]`, looked up in
-`assets/labels.txt`).
+`assets/labels.txt`). `class_id` is the argmax, or, for a two-class run
+with a decision threshold (kft/threshold.py), 1 where P(class 1) >= the
+threshold, so served labels agree with the run's metrics.
 
 Only the variables the signatures use are saved (Keras's `ExportArchive`
 keeps the optimizer's slots out), so the SavedModel holds each weight once.
@@ -39,6 +41,7 @@ import tensorflow as tf
 from absl import logging as absl_logging
 
 from kft import data
+from kft import threshold as threshold_lib
 from kft.errors import ExportError, UserError
 
 SERVING = "serving_default"
@@ -64,9 +67,14 @@ def _label_table(labels_path):
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
-def _outputs(probabilities, table):
+def _outputs(probabilities, table, threshold=None):
     probabilities = tf.cast(probabilities, tf.float32)
-    class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+    if threshold is None:
+        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+    else:
+        # float32 on both sides, as kft.threshold.decide compares.
+        cut = tf.constant(threshold, tf.float32)
+        class_id = tf.cast(probabilities[:, 1] >= cut, tf.int64)
     return {
         "probabilities": probabilities,
         "class_id": class_id,
@@ -81,7 +89,7 @@ def _text_inputs(model):
     }
 
 
-def _add_text_endpoints(archive, model, preprocessor, table):
+def _add_text_endpoints(archive, model, preprocessor, decide):
     for layer in preprocessor.layers():
         archive.track(layer)
     names = list(model.input)
@@ -92,10 +100,10 @@ def _add_text_endpoints(archive, model, preprocessor, table):
             name: tf.cast(packed[name], model.input[name].dtype)
             for name in names
         }
-        return _outputs(model(inputs, training=False), table)
+        return decide(model(inputs, training=False))
 
     def serve_preprocessed(inputs):
-        return _outputs(model(inputs, training=False), table)
+        return decide(model(inputs, training=False))
 
     archive.add_endpoint(
         SERVING, serve, [tf.TensorSpec([None], tf.string, name="text")]
@@ -105,19 +113,17 @@ def _add_text_endpoints(archive, model, preprocessor, table):
     )
 
 
-def _add_image_endpoints(archive, model, size, resize, table):
+def _add_image_endpoints(archive, model, size, resize, decide):
     def serve(image_bytes):
         images = tf.map_fn(
             lambda value: data.decode_image(value, size, resize),
             image_bytes,
             fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
         )
-        return _outputs(
-            model(tf.cast(images, tf.float32), training=False), table
-        )
+        return decide(model(tf.cast(images, tf.float32), training=False))
 
     def serve_preprocessed(image):
-        return _outputs(model(image, training=False), table)
+        return decide(model(image, training=False))
 
     archive.add_endpoint(
         SERVING, serve, [tf.TensorSpec([None], tf.string, name="image_bytes")]
@@ -166,8 +172,12 @@ def _plain_tensorflow_truncation(preprocessor):
             packer.truncate = truncate
 
 
-def write_saved_model(built, labels, path):
-    """Writes the SavedModel of `built` (a `builder.Built`) to `path`."""
+def write_saved_model(built, labels, path, threshold=None):
+    """Writes the SavedModel of `built` (a `builder.Built`) to `path`.
+
+    `threshold`: the two-class decision threshold on P(class 1), or None
+    for argmax class ids.
+    """
     with tempfile.TemporaryDirectory() as scratch:
         labels_path = os.path.join(scratch, "labels.txt")
         with open(labels_path, "w", encoding="utf-8") as file:
@@ -178,10 +188,14 @@ def write_saved_model(built, labels, path):
         # weight beside the one the endpoints capture (2x the size). The
         # endpoints' own variables are all a SavedModel needs.
         archive.track(table)
+
+        def decide(probabilities):
+            return _outputs(probabilities, table, threshold)
+
         with _plain_tensorflow_truncation(built.preprocessor), _quiet_tf():
             if built.modality == "text":
                 _add_text_endpoints(
-                    archive, built.model, built.preprocessor, table
+                    archive, built.model, built.preprocessor, decide
                 )
             else:
                 _add_image_endpoints(
@@ -189,7 +203,7 @@ def write_saved_model(built, labels, path):
                     built.model,
                     built.image_size,
                     built.resize,
-                    table,
+                    decide,
                 )
             # Traced here; the table's file is copied into the assets.
             archive.write_out(path, verbose=False)
@@ -344,20 +358,25 @@ def keras_probabilities(built, values):
     return np.asarray(built.model.predict_on_batch(inputs), np.float32)
 
 
-def check(path, built, labels, values):
+def check(path, built, labels, values, threshold=None):
     """Compares the SavedModel at `path` with the Keras model on `values`.
 
     Returns the figures written to kft_export_check.json; raises
     ExportError when a probability differs by more than TOLERANCE or a label
-    differs (except a near tie, where the two best probabilities are closer
-    than TOLERANCE and either answer is right).
+    differs (except a near tie, where the two best probabilities, or
+    P(class 1) and the decision `threshold`, are closer than TOLERANCE and
+    either answer is right).
     """
     expected = keras_probabilities(built, values)
     report, got, class_ids, got_labels = _run_in_fresh_process(path, values)
     difference = float(np.max(np.abs(got - expected))) if len(values) else 0.0
-    top2 = np.sort(expected, axis=-1)[:, -2:]
-    tie = (top2[:, 1] - top2[:, 0]) < TOLERANCE
-    wrong_ids = (class_ids != expected.argmax(-1)) & ~tie
+    if threshold is None:
+        top2 = np.sort(expected, axis=-1)[:, -2:]
+        tie = (top2[:, 1] - top2[:, 0]) < TOLERANCE
+    else:
+        tie = np.abs(expected[:, 1] - threshold) < TOLERANCE
+    expected_ids = threshold_lib.decide(expected, threshold)
+    wrong_ids = (class_ids != expected_ids) & ~tie
     wrong_labels = [
         i for i, label in enumerate(got_labels) if label != labels[class_ids[i]]
     ]
@@ -368,6 +387,7 @@ def check(path, built, labels, values):
         "class_id_mismatches": int(wrong_ids.sum()),
         "label_mismatches": len(wrong_labels),
         "near_ties": int(tie.sum()),
+        "threshold": threshold,
         **report,
     }
     problems = []
@@ -409,7 +429,9 @@ def _size(path):
     )
 
 
-def export(built, labels, base, sample, weights_file=None, log=print):
+def export(
+    built, labels, base, sample, weights_file=None, log=print, threshold=None
+):
     """Writes, checks and publishes `base/<N>/`; returns (path, figures).
 
     Args:
@@ -419,13 +441,15 @@ def export(built, labels, base, sample, weights_file=None, log=print):
         sample: raw inputs for the parity check (see `sample_inputs`).
         weights_file: the run's weights file, to compare sizes with.
         log: where progress lines go.
+        threshold: the two-class decision threshold the served class ids
+            apply (kft/threshold.py); None for argmax.
     """
     os.makedirs(base, exist_ok=True)
     started = time.time()
     temporary = tempfile.mkdtemp(prefix=".kft-export-", dir=base)
     try:
-        write_saved_model(built, labels, temporary)
-        figures = check(temporary, built, labels, sample)
+        write_saved_model(built, labels, temporary, threshold)
+        figures = check(temporary, built, labels, sample, threshold)
         figures["saved_model_bytes"] = _size(temporary)
         figures["variables_bytes"] = _size(os.path.join(temporary, "variables"))
         if weights_file and os.path.isfile(weights_file):

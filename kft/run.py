@@ -1,9 +1,10 @@
 """One fine-tuning run from a resolved config to a filled run folder.
 
 The steps, in order: write config.json, read the data, build the model,
-pick the text sequence length, train through the freeze plan, evaluate the
-test split, write labels.txt, metrics.json, predictions.jsonl and the best
-weights, export a SavedModel for TF Serving, checked against the Keras
+pick the text sequence length, train through the freeze plan, tune a
+two-class run's decision threshold on validation, evaluate the test split,
+write labels.txt, threshold.json, metrics.json, predictions.jsonl and the
+best weights, export a SavedModel for TF Serving, checked against the Keras
 model on a sample of the test split, and write report.html.
 """
 
@@ -25,6 +26,7 @@ from kft import (
     freeze,
     lr_find,
     optim,
+    threshold,
     training,
 )
 from kft import config as config_lib
@@ -75,6 +77,7 @@ def check_choices(config):
                 + ", ".join(repr(v) if not v else v for v in valid)
             )
     data.parse_augment(config.data.augment)
+    threshold.parse(config.eval.threshold)
     for key in ("mixup", "cutmix"):
         if config.data[key] < 0:
             raise UserError(
@@ -204,25 +207,30 @@ def predict_in_order(built, split, config):
     return ordered
 
 
-def evaluate(built, split, labels, config, folder=""):
+def evaluate(built, split, labels, config, cut=None, folder=""):
     """Runs `split` through the model; returns the metrics.json dict.
 
+    `cut` is the binary decision threshold (kft/threshold.py), None argmax.
     With `folder`, also writes its predictions.jsonl.
     """
     probabilities = predict_in_order(built, split, config)
     if folder:
-        write_predictions(split, probabilities, labels, built.modality, folder)
+        write_predictions(
+            split, probabilities, labels, built.modality, folder, cut
+        )
     return evaluation.classification_report(
-        split.label_ids, probabilities, labels, split.name
+        split.label_ids, probabilities, labels, split.name, cut
     )
 
 
-def write_predictions(split, probabilities, labels, modality, folder):
+def write_predictions(split, probabilities, labels, modality, folder, cut):
     """Writes one JSON line per example: input, label, prediction, odds.
 
-    `probability` is the predicted class's, `label_probability` the true
-    class's. Encoded images (TFDS) get their index only.
+    `predicted` is decided as the metrics decide (`cut`, the threshold, or
+    argmax); `probability` is the predicted class's, `label_probability`
+    the true class's. Encoded images (TFDS) get their index only.
     """
+    decisions = threshold.decide(probabilities, cut)
     key = "text" if modality == "text" else "image"
     path = os.path.join(folder, PREDICTIONS_FILE)
     with open(path, "w", encoding="utf-8") as file:
@@ -232,7 +240,7 @@ def write_predictions(split, probabilities, labels, modality, folder):
             row = {"index": index}
             if isinstance(value, str):
                 row[key] = value
-            predicted = int(np.argmax(probabilities[index]))
+            predicted = int(decisions[index])
             row.update(
                 label=labels[label_id],
                 predicted=labels[predicted],
@@ -272,6 +280,7 @@ def train(config, model_dir):
         built, splits = prepare(config)
     prepare_seconds = round(time.time() - started, 1)
     _write_config(config, model_dir)  # now with the picked sequence length
+    threshold.check(config.eval.threshold, len(splits.labels))
     write_labels(splits.labels, model_dir)
     _log(
         f"{len(splits.train)} training, "
@@ -310,7 +319,17 @@ def train(config, model_dir):
     for entry, phase in zip(timing["phases"], phases):
         entry["learning_rate"] = phase.learning_rate
     evaluate_started = time.time()
-    report = evaluate(built, splits.test, splits.labels, config, model_dir)
+    record = threshold.choose(
+        config.eval.threshold,
+        splits.labels,
+        lambda: _validation_outputs(built, splits.validation, config),
+        _log,
+    )
+    threshold.save(record, model_dir)
+    cut = threshold.value(record)
+    report = evaluate(built, splits.test, splits.labels, config, cut, model_dir)
+    if record and "tuning" in record:
+        report["threshold_tuning"] = record["tuning"]
     report["source"] = splits.test.source
     timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
     timing["prepare_seconds"] = prepare_seconds
@@ -326,6 +345,7 @@ def train(config, model_dir):
             sample,
             weights_file=os.path.join(model_dir, WEIGHTS_FILE),
             log=_log,
+            threshold=cut,
         )
         report["export"] = {"path": path, **_export_summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
@@ -365,6 +385,13 @@ def _lr_find(built, splits, config, model_dir, class_weight):
     _write_config(config, model_dir)
     _log(f"lr_find: training phase {phase.name} at {key}={rate:g}")
     return freeze.plan_from_config(config)
+
+
+def _validation_outputs(built, split, config):
+    """(label ids, probabilities) of the validation split, None without."""
+    if split is None:
+        return None
+    return predict(built.model, batches(built, split, config, False))
 
 
 def _write_config(config, model_dir):
@@ -425,10 +452,19 @@ def save_weights(model, path):
 
 def export_run(model_dir, base):
     """Exports a finished run's best weights to `base/<N>/` (kft-export)."""
-    _, labels, built = load_run(model_dir)
+    config, labels, built = load_run(model_dir)
     sample = export.load_sample(os.path.join(model_dir, SAMPLE_FILE))
     weights = os.path.join(model_dir, WEIGHTS_FILE)
-    path, _ = export.export(built, labels, base, sample, weights, log=_log)
+    record = threshold.load(config.eval.threshold, model_dir, len(labels))
+    path, _ = export.export(
+        built,
+        labels,
+        base,
+        sample,
+        weights,
+        log=_log,
+        threshold=threshold.value(record),
+    )
     return path
 
 
@@ -469,6 +505,8 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     Writes MODEL_DIR/eval/<split file name>/metrics.json; returns the dict.
     """
     config, labels, built = load_run(model_dir, overrides)
+    record = threshold.load(config.eval.threshold, model_dir, len(labels))
+    cut = threshold.value(record)
     split = evaluation_split(config, labels, model_dir)
     name = os.path.splitext(os.path.basename(split.source.rstrip("/")))[0]
     folder = os.path.join(model_dir, "eval", _slug(name or "test"))
@@ -477,12 +515,14 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
         probabilities = export.serve_probabilities(
             saved_model, split, built.modality
         )
-        write_predictions(split, probabilities, labels, built.modality, folder)
+        write_predictions(
+            split, probabilities, labels, built.modality, folder, cut
+        )
         report = evaluation.classification_report(
-            split.label_ids, probabilities, labels, split.name
+            split.label_ids, probabilities, labels, split.name, cut
         )
     else:
-        report = evaluate(built, split, labels, config, folder)
+        report = evaluate(built, split, labels, config, cut, folder)
     report["source"] = split.source
     report["model"] = saved_model or os.path.join(model_dir, WEIGHTS_FILE)
     evaluation.write_report(report, os.path.join(folder, "metrics.json"))

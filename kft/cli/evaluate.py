@@ -5,7 +5,9 @@
 
 Uses the run's best weights (or, with --saved_model, an export, to check
 what a server would answer) and writes DIR/eval/<split>/metrics.json with
-the fields of the training run's metrics.json.
+the fields of the training run's metrics.json. A two-class run decides with
+the threshold kft-train stored in DIR/threshold.json;
+--config.eval.threshold=argmax (or a number) overrides it.
 """
 
 from absl import flags
