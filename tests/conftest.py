@@ -112,3 +112,25 @@ def train_cli(model_dir, *overrides, experiment="text_classifier"):
         "--config.verbose=0",
         *overrides,
     )
+
+
+# A small CNN with random weights at 32 px: an image run in seconds.
+TINY_IMAGE_FLAGS = (
+    "--config.backbone=MobileNetV3Small",
+    "--config.weights=none",
+    "--config.data.image_size=32",
+)
+
+
+def tiny_image_config(image_folder):
+    """What TINY_IMAGE_FLAGS configure, on `image_folder`, in-process."""
+    from kft import config as config_lib
+
+    config = config_lib.default_config()
+    config.backbone = "MobileNetV3Small"
+    config.weights = "none"
+    config.data.train = image_folder
+    config.data.image_size = 32
+    config.data.batch_size = 4
+    config.plan = "full"
+    return config

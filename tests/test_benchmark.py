@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from conftest import make_texts, write_csv
+from conftest import make_texts, tiny_image_config, write_csv
 
 from kft import benchmark
 from kft import config as config_lib
@@ -29,15 +29,9 @@ def test_data_benchmark_text(tiny_bert, tmp_path):
 
 
 def test_data_benchmark_images(image_folder):
-    config = config_lib.default_config()
-    config.backbone = "MobileNetV3Small"
-    config.weights = "none"
-    config.data.train = image_folder
-    config.data.image_size = 32
-    config.data.batch_size = 4
+    config = tiny_image_config(image_folder)
     config.data.augment = "flip,crop,rotate,zoom,color"
     config.data.mixup = 0.2
-    config.plan = "full"
     result = benchmark.data(config, pipeline_batches=2, train_batches=2)
     _check(result)
     assert "shapes" not in result

@@ -4,7 +4,7 @@ import json
 import os
 
 import pytest
-from conftest import make_texts, run_cli, train_cli, write_csv
+from conftest import TINY_IMAGE_FLAGS, make_texts, run_cli, train_cli, write_csv
 
 
 def test_text_classifier_end_to_end(tiny_bert, text_csv, tmp_path):
@@ -43,10 +43,8 @@ def test_text_classifier_end_to_end(tiny_bert, text_csv, tmp_path):
 def test_image_classifier_end_to_end(image_folder, tmp_path):
     result = train_cli(
         tmp_path / "run",
-        "--config.backbone=MobileNetV3Small",
-        "--config.weights=none",
+        *TINY_IMAGE_FLAGS,
         f"--config.data.train={image_folder}",
-        "--config.data.image_size=32",
         "--config.plan=full",
         "--config.epochs=1",
         "--config.data.validation_fraction=0.25",

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_cli, train_cli
+from conftest import TINY_IMAGE_FLAGS, run_cli, train_cli
 
 from kft import export
 from kft.errors import ExportError
@@ -42,10 +42,8 @@ def text_run(tiny_bert, text_csv, tmp_path_factory):
 def image_run(image_folder, tmp_path_factory):
     return _train(
         tmp_path_factory.mktemp("image") / "run",
-        "--config.backbone=MobileNetV3Small",
-        "--config.weights=none",
+        *TINY_IMAGE_FLAGS,
         f"--config.data.train={image_folder}",
-        "--config.data.image_size=32",
         "--config.data.validation_fraction=0.25",
         "--config.data.test_fraction=0.25",
         experiment="image_classifier",

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import train_cli
+from conftest import tiny_image_config, train_cli
 
 from kft import config as config_lib
 from kft import freeze, lr_find, run, training
@@ -74,23 +74,12 @@ def _text_config(tiny_bert, text_csv):
     return config
 
 
-def _image_config(image_folder):
-    config = config_lib.default_config()
-    config.backbone = "MobileNetV3Small"
-    config.weights = "none"
-    config.data.train = image_folder
-    config.data.image_size = 32
-    config.data.batch_size = 4
-    config.plan = "full"
-    return config
-
-
 @pytest.fixture(params=["text", "image"])
 def prepared(request, tiny_bert, text_csv, image_folder):
     if request.param == "text":
         config = _text_config(tiny_bert, text_csv)
     else:
-        config = _image_config(image_folder)
+        config = tiny_image_config(image_folder)
     run.set_seed(0)
     built, splits = run.prepare(config)
     return config, built, splits

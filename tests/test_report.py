@@ -15,7 +15,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import TINY_IMAGE_FLAGS, run_cli
 
 from kft import report
 
@@ -153,10 +153,8 @@ def test_image_run_report_shows_mistakes_as_thumbnails(image_folder, tmp_path):
     folder = tmp_path / "run"
     _train(
         folder,
-        "--config.backbone=MobileNetV3Small",
-        "--config.weights=none",
+        *TINY_IMAGE_FLAGS,
         f"--config.data.train={image_folder}",
-        "--config.data.image_size=32",
         "--config.plan=full",
         "--config.epochs=1",
         "--config.data.validation_fraction=0.25",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from conftest import make_texts, train_cli, write_csv
+from conftest import TINY_IMAGE_FLAGS, make_texts, train_cli, write_csv
 from PIL import Image
 
 from kft import config as config_lib
@@ -424,9 +424,7 @@ def test_image_classifier_trains_from(kind, sources, tmp_path):
     overrides, line = sources[kind]
     result = _train(
         tmp_path,
-        "--config.backbone=MobileNetV3Small",
-        "--config.weights=none",
-        "--config.data.image_size=32",
+        *TINY_IMAGE_FLAGS,
         "--config.data.validation_fraction=0.25",
         *overrides,
         experiment="image_classifier",
