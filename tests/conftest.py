@@ -5,6 +5,7 @@ offline machine; the real-weights tests skip when the assets are absent.
 """
 
 import csv
+import json
 import os
 import pathlib
 import subprocess
@@ -134,3 +135,14 @@ def tiny_image_config(image_folder):
     config.data.batch_size = 4
     config.plan = "full"
     return config
+
+
+def predict_cli(run_dir, input_path):
+    """kft-predict on `run_dir`'s first export; (result, JSON lines)."""
+    result = run_cli(
+        "kft-predict",
+        f"--saved_model={run_dir / 'export' / '1'}",
+        f"--input={input_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, [json.loads(line) for line in result.stdout.splitlines()]

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import TINY_IMAGE_FLAGS, run_cli, train_cli
+from conftest import TINY_IMAGE_FLAGS, predict_cli, run_cli, train_cli
 
 from kft import export
 from kft.errors import ExportError
@@ -146,13 +146,7 @@ def test_kft_export_of_a_folder_that_is_no_run(tmp_path):
 
 def test_kft_predict_reproduces_the_test_accuracy(text_run, text_csv):
     _, test = text_csv
-    result = run_cli(
-        "kft-predict",
-        f"--saved_model={text_run / 'export' / '1'}",
-        f"--input={test}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    result, lines = predict_cli(text_run, test)
     assert len(lines) == 21
     assert {"input", "label", "class_id", "probabilities", "true_label"} <= set(
         lines[0]
@@ -172,29 +166,14 @@ def test_kft_predict_on_images_reports_unreadable_files(
     good = sorted(os.listdir(os.path.join(image_folder, "dark")))[:2]
     names = [os.path.join(image_folder, "dark", n) for n in good]
     listing.write_text("\n".join([*names, str(broken)]) + "\n")
-    result = run_cli(
-        "kft-predict",
-        f"--saved_model={image_run / 'export' / '1'}",
-        f"--input={listing}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    result, lines = predict_cli(image_run, listing)
     assert [("error" in line) for line in lines] == [False, False, True]
     assert lines[0]["label"] in ("bright", "dark")
     assert "1 could not be read" in result.stderr
-    result = run_cli(
-        "kft-predict",
-        f"--saved_model={image_run / 'export' / '1'}",
-        f"--input={image_folder}",
-    )
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    result, lines = predict_cli(image_run, image_folder)
     assert len(lines) == 16 and all("true_label" in line for line in lines)
     # The held-out test split, written by kft-train, gives its accuracy back.
-    result = run_cli(
-        "kft-predict",
-        f"--saved_model={image_run / 'export' / '1'}",
-        f"--input={image_run / 'test_split.jsonl'}",
-    )
+    result, lines = predict_cli(image_run, image_run / "test_split.jsonl")
     metrics = json.loads((image_run / "metrics.json").read_text())
     assert f"accuracy {metrics['accuracy']:.4f} (" in result.stderr
     assert len(result.stdout.splitlines()) == metrics["num_examples"]

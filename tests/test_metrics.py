@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_texts, run_cli, write_csv
+from conftest import make_texts, predict_cli, run_cli, write_csv
 from sklearn import metrics as sk
 
 from kft import evaluation, threshold
@@ -411,13 +411,7 @@ def test_binary_run_tunes_stores_and_applies_the_threshold(binary_run):
 
 def test_kft_predict_reproduces_the_thresholded_accuracy(binary_run):
     model_dir, _ = binary_run
-    result = run_cli(
-        "kft-predict",
-        f"--saved_model={model_dir / 'export' / '1'}",
-        f"--input={model_dir / 'test_split.jsonl'}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    result, lines = predict_cli(model_dir, model_dir / "test_split.jsonl")
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert len(lines) == metrics["num_examples"]
     right = sum(line["label"] == line["true_label"] for line in lines)
