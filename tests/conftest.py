@@ -146,3 +146,35 @@ def predict_cli(run_dir, input_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result, [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def assert_decisions_match_sklearn(figures, y_true, y_pred, classes):
+    """Accuracy, F1s, confusion matrix and per-class figures as sklearn."""
+    from sklearn import metrics as sk
+
+    ids = list(range(classes))
+    precision, recall, f1, support = sk.precision_recall_fscore_support(
+        y_true, y_pred, labels=ids, zero_division=0
+    )
+    assert figures["accuracy"] == pytest.approx(
+        sk.accuracy_score(y_true, y_pred)
+    )
+    assert figures["macro_f1"] == pytest.approx(
+        sk.f1_score(
+            y_true, y_pred, labels=ids, average="macro", zero_division=0
+        )
+    )
+    assert figures["weighted_f1"] == pytest.approx(
+        sk.f1_score(
+            y_true, y_pred, labels=ids, average="weighted", zero_division=0
+        )
+    )
+    assert (
+        figures["confusion_matrix"]
+        == sk.confusion_matrix(y_true, y_pred, labels=ids).tolist()
+    )
+    for i, row in enumerate(figures["per_class"].values()):
+        assert row["precision"] == pytest.approx(precision[i])
+        assert row["recall"] == pytest.approx(recall[i])
+        assert row["f1"] == pytest.approx(f1[i])
+        assert row["support"] == support[i]

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import assert_decisions_match_sklearn
 from sklearn import metrics as sk
 
 from kft import evaluation
@@ -32,28 +33,7 @@ def test_report_matches_sklearn(name):
     report = evaluation.classification_report(
         y_true, _probabilities(y_pred, classes), labels, "test"
     )
-    ids = list(range(classes))
-    precision, recall, f1, support = sk.precision_recall_fscore_support(
-        y_true, y_pred, labels=ids, zero_division=0
-    )
-    assert report["accuracy"] == pytest.approx(
-        sk.accuracy_score(y_true, y_pred)
-    )
-    assert report["macro_f1"] == pytest.approx(
-        sk.f1_score(
-            y_true, y_pred, labels=ids, average="macro", zero_division=0
-        )
-    )
-    assert (
-        report["confusion_matrix"]
-        == sk.confusion_matrix(y_true, y_pred, labels=ids).tolist()
-    )
-    for i, label in enumerate(labels):
-        row = report["per_class"][label]
-        assert row["precision"] == pytest.approx(precision[i])
-        assert row["recall"] == pytest.approx(recall[i])
-        assert row["f1"] == pytest.approx(f1[i])
-        assert row["support"] == support[i]
+    assert_decisions_match_sklearn(report, y_true, y_pred, classes)
     assert report["num_examples"] == len(y_true)
     assert report["labels"] == labels
 

@@ -10,7 +10,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_texts, predict_cli, run_cli, write_csv
+from conftest import (
+    assert_decisions_match_sklearn,
+    make_texts,
+    predict_cli,
+    run_cli,
+    write_csv,
+)
 from sklearn import metrics as sk
 
 from kft import evaluation, threshold
@@ -144,42 +150,15 @@ def test_decisions_match_sklearn(name, cut):
         y_pred = probabilities.argmax(axis=1)
     else:
         y_pred = (probabilities[:, 1] >= cut).astype(int)
-    _assert_decisions(report, y_true, y_pred, classes)
+    assert_decisions_match_sklearn(report, y_true, y_pred, classes)
     if cut is None:
         assert report["threshold"] is None and "at_argmax" not in report
     else:
         assert report["threshold"] == cut
         argmax = probabilities.argmax(axis=1)
-        _assert_decisions(report["at_argmax"], y_true, argmax, classes)
-
-
-def _assert_decisions(figures, y_true, y_pred, classes):
-    ids = list(range(classes))
-    precision, recall, f1, support = sk.precision_recall_fscore_support(
-        y_true, y_pred, labels=ids, zero_division=0
-    )
-    assert figures["accuracy"] == pytest.approx(
-        sk.accuracy_score(y_true, y_pred)
-    )
-    assert figures["macro_f1"] == pytest.approx(
-        sk.f1_score(
-            y_true, y_pred, labels=ids, average="macro", zero_division=0
+        assert_decisions_match_sklearn(
+            report["at_argmax"], y_true, argmax, classes
         )
-    )
-    assert figures["weighted_f1"] == pytest.approx(
-        sk.f1_score(
-            y_true, y_pred, labels=ids, average="weighted", zero_division=0
-        )
-    )
-    assert (
-        figures["confusion_matrix"]
-        == sk.confusion_matrix(y_true, y_pred, labels=ids).tolist()
-    )
-    for i, row in enumerate(figures["per_class"].values()):
-        assert row["precision"] == pytest.approx(precision[i])
-        assert row["recall"] == pytest.approx(recall[i])
-        assert row["f1"] == pytest.approx(f1[i])
-        assert row["support"] == support[i]
 
 
 @pytest.mark.parametrize("kept", [0, 1])
