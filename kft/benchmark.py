@@ -75,7 +75,7 @@ def data(config, pipeline_batches=50, train_batches=5):
     run.set_seed(config.seed)
     run.check_choices(config)
     built, splits = run.prepare(config)
-    dataset = run.batches(built, splits.train, config, True)
+    dataset = run.batches(built, splits.train, config, True).dataset(0, 1)
     cold, examples = time_pipeline(dataset)
     warm, _ = time_pipeline(dataset, pipeline_batches)
     _compile_last_phase(built, config, len(splits.labels))
@@ -100,8 +100,8 @@ def _shapes_by_mode(built, split, config):
     chosen = config.data.text_shapes
     for mode in ("dynamic", "fixed"):
         config.data.text_shapes = mode
-        dataset = run.batches(built, split, config, True)
-        counts[mode] = len(text_shapes(dataset, epochs=3))
+        dataset = run.batches(built, split, config, True).dataset(0, 3)
+        counts[mode] = len(text_shapes(dataset))
     config.data.text_shapes = chosen
     return counts
 

@@ -162,6 +162,26 @@ def default_config():
     # text ("0.3") fixes it. Applied to the test metrics, kft-evaluate and
     # the export's class_id and label.
     config.eval.threshold = "auto"
+
+    # Resuming (kft/checkpoint.py). Rerunning kft-train with the same
+    # --model_dir resumes from the last good checkpoint: same phase, epoch,
+    # step, optimizer state, schedule position, trainable layers, data order
+    # and random state. false refuses a folder that holds a run (kft-train
+    # --overwrite starts over).
+    config.resume = True
+    # Op determinism and fixed seeds: a run killed and resumed ends with
+    # weights bitwise equal to an uninterrupted run's (slower on GPUs).
+    config.deterministic = False
+    config.checkpoint = ml_collections.ConfigDict()
+    # A checkpoint every N optimizer steps (0: epoch ends only) and at every
+    # epoch end; the last `keep` are kept, and the best weights apart.
+    config.checkpoint.every_steps = 200
+    config.checkpoint.keep = 2
+    # A NaN or Inf loss restores the last good checkpoint and retries at
+    # the phase's learning rate times `nan_lr_factor`, at most
+    # `nan_retries` times, then stops naming the step and the rate.
+    config.checkpoint.nan_retries = 2
+    config.checkpoint.nan_lr_factor = 0.3
     return config
 
 

@@ -1,11 +1,13 @@
 """The exception types entry points turn into one line instead of a trace.
 
 `UserError` (a mistake the user can fix) exits with status 2, `ExportError`
-(an export that failed its check) with 1; anything else is a bug and keeps
-its traceback (exit status 1).
+(an export that failed its check) and `Diverged` (a loss that went NaN) with
+1, `Interrupted` (SIGTERM or Ctrl-C, after a checkpoint) with 128 + the
+signal number; anything else is a bug and keeps its traceback (status 1).
 """
 
 import difflib
+import signal
 
 
 class UserError(Exception):
@@ -28,3 +30,17 @@ class ExportError(Exception):
 
     Not the user's doing, so the commands exit with status 1, with one line.
     """
+
+
+class Interrupted(Exception):
+    """SIGTERM or Ctrl-C during training: a checkpoint is written and the
+    same command resumes the run."""
+
+    def __init__(self, signum, step):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+        self.step = step
+
+
+class Diverged(Exception):
+    """The loss went NaN or Inf, and retrying at lower rates did not help."""

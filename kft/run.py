@@ -20,9 +20,11 @@ import tensorflow as tf
 from kft import (
     backbones,
     builder,
+    checkpoint,
     data,
     evaluation,
     export,
+    files,
     freeze,
     lr_find,
     optim,
@@ -43,6 +45,7 @@ SAMPLE_FILE = "checkpoints/export_sample.tensor"
 TEST_SPLIT_FILE = "test_split.jsonl"
 # One line per evaluated example: input, true and predicted label.
 PREDICTIONS_FILE = "predictions.jsonl"
+METRICS = "metrics.json"
 
 
 def _log(message):
@@ -232,39 +235,46 @@ def write_predictions(split, probabilities, labels, modality, folder, cut):
     """
     decisions = threshold.decide(probabilities, cut)
     key = "text" if modality == "text" else "image"
-    path = os.path.join(folder, PREDICTIONS_FILE)
-    with open(path, "w", encoding="utf-8") as file:
-        for index, (value, label_id) in enumerate(
-            zip(split.values, split.label_ids)
-        ):
-            row = {"index": index}
-            if isinstance(value, str):
-                row[key] = value
-            predicted = int(decisions[index])
-            row.update(
-                label=labels[label_id],
-                predicted=labels[predicted],
-                probability=round(float(probabilities[index][predicted]), 6),
-                label_probability=round(
-                    float(probabilities[index][label_id]), 6
-                ),
-            )
-            file.write(json.dumps(row, ensure_ascii=False) + "\n")
+    rows = []
+    for index, (value, label_id) in enumerate(
+        zip(split.values, split.label_ids)
+    ):
+        row = {"index": index}
+        if isinstance(value, str):
+            row[key] = value
+        predicted = int(decisions[index])
+        row.update(
+            label=labels[label_id],
+            predicted=labels[predicted],
+            probability=round(float(probabilities[index][predicted]), 6),
+            label_probability=round(float(probabilities[index][label_id]), 6),
+        )
+        rows.append(row)
+    _write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
+
+
+def _write_jsonl(path, rows):
+    lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    files.write_text(path, "".join(lines))
 
 
 def write_labels(labels, model_dir):
-    with open(os.path.join(model_dir, "labels.txt"), "w") as file:
-        file.write("".join(f"{label}\n" for label in labels))
+    path = os.path.join(model_dir, "labels.txt")
+    files.write_text(path, "".join(f"{label}\n" for label in labels))
 
 
-def train(config, model_dir):
+def train(config, model_dir, overwrite=False):
     """Fine-tunes, evaluates and fills `model_dir`; returns the metrics.
 
-    With `config.lr_find` and not `lr_find_options.apply`, it stops after
-    the learning-rate range test and returns None.
+    A `model_dir` that holds an unfinished run of the same config resumes
+    it (kft/checkpoint.py); a finished one is left as it is. With
+    `config.lr_find` and not `lr_find_options.apply`, it stops after the
+    learning-rate range test and returns None.
     """
     started = time.time()
-    os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
+    requested = json.loads(config_lib.to_json(config))
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     set_seed(config.seed)
     if config.precision != "float32":
         keras.mixed_precision.set_global_policy(config.precision)
@@ -274,11 +284,19 @@ def train(config, model_dir):
     check_choices(config)
     if config.lr_find:
         lr_find.check_options(config.lr_find_options)
+    record = _open_folder(config, requested, model_dir, overwrite)
+    if record.get("finished"):
+        _log(
+            f"{model_dir} holds this run, finished; nothing to do "
+            "(--overwrite starts it over)"
+        )
+        return json.loads(files.read_text(os.path.join(model_dir, METRICS)))
     _write_config(config, model_dir)
     strategy = make_strategy(config.strategy)
     with strategy.scope():
         built, splits = prepare(config)
     prepare_seconds = round(time.time() - started, 1)
+    _check_same_data(record, splits, config, model_dir)
     _write_config(config, model_dir)  # now with the picked sequence length
     threshold.check(config.eval.threshold, len(splits.labels))
     write_labels(splits.labels, model_dir)
@@ -293,9 +311,16 @@ def train(config, model_dir):
         class_weight = data.class_weights(
             splits.train.label_ids, len(splits.labels), config.class_weight
         )
-    if config.lr_find:
+    if config.lr_find and record.get("lr_find_rate") is not None:
+        key = lr_find.apply(config, record["lr_find_rate"])
+        _log(f"lr_find: resuming at {key}={record['lr_find_rate']:g}")
+        phases = freeze.plan_from_config(config)
+        _write_config(config, model_dir)
+    elif config.lr_find:
         with strategy.scope():
-            phases = _lr_find(built, splits, config, model_dir, class_weight)
+            phases = _lr_find(
+                built, splits, config, model_dir, class_weight, record
+            )
         if phases is None:
             return None
     train_data = batches(built, splits.train, config, True)
@@ -313,23 +338,24 @@ def train(config, model_dir):
             len(splits.labels),
             class_weight=class_weight,
             log=_log,
+            resume=config.resume,
         )
     save_weights(built.model, os.path.join(model_dir, WEIGHTS_FILE))
     built.backbone.save_weights(os.path.join(model_dir, BACKBONE_FILE))
     for entry, phase in zip(timing["phases"], phases):
         entry["learning_rate"] = phase.learning_rate
     evaluate_started = time.time()
-    record = threshold.choose(
+    record_threshold = threshold.choose(
         config.eval.threshold,
         splits.labels,
         lambda: _validation_outputs(built, splits.validation, config),
         _log,
     )
-    threshold.save(record, model_dir)
-    cut = threshold.value(record)
+    threshold.save(record_threshold, model_dir)
+    cut = threshold.value(record_threshold)
     report = evaluate(built, splits.test, splits.labels, config, cut, model_dir)
-    if record and "tuning" in record:
-        report["threshold_tuning"] = record["tuning"]
+    if record_threshold and "tuning" in record_threshold:
+        report["threshold_tuning"] = record_threshold["tuning"]
     report["source"] = splits.test.source
     timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
     timing["prepare_seconds"] = prepare_seconds
@@ -349,21 +375,80 @@ def train(config, model_dir):
         )
         report["export"] = {"path": path, **_export_summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
-    evaluation.write_report(report, os.path.join(model_dir, "metrics.json"))
+    evaluation.write_report(report, os.path.join(model_dir, METRICS))
     print(evaluation.format_table(report), flush=True)
     _log(f"report: {report_lib.write(model_dir)}")
+    checkpoint.write_run(model_dir, record | {"finished": True})
     _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
     return report
 
 
-def _lr_find(built, splits, config, model_dir, class_weight):
+def _open_folder(config, requested, model_dir, overwrite):
+    """Starts, resumes or refuses `model_dir`; returns its run record.
+
+    A folder holds a run when it has config.json. --overwrite empties it;
+    `resume=false` refuses it; otherwise the run must have been asked for
+    with the same config (keys in checkpoint.RESUMABLE_CHANGES aside).
+    """
+    has_run = files.exists(os.path.join(model_dir, "config.json"))
+    if has_run and overwrite:
+        for name in files.listdir(model_dir):
+            files.remove(os.path.join(model_dir, name))
+        _log(f"--overwrite: emptied {model_dir}")
+        has_run = False
+    if has_run and not config.resume:
+        raise UserError(
+            f"{model_dir} already holds a run; add --overwrite to replace "
+            "it, or leave resume on to resume it"
+        )
+    record = checkpoint.read_run(model_dir) if has_run else None
+    if record is not None:
+        differences = checkpoint.config_differences(record["config"], requested)
+        if differences:
+            more = len(differences) - 1
+            raise UserError(
+                f"{model_dir} holds a run with another config "
+                f"({differences[0]}{f', and {more} more' if more else ''}); "
+                "rerun it as it was, or use another --model_dir, or add "
+                "--overwrite to start over"
+            )
+        _log(f"{model_dir} holds this run: resuming it")
+        checkpoint.remove_temporaries(model_dir)
+        return record
+    files.makedirs(os.path.join(model_dir, "checkpoints"))
+    record = {"config": requested, "finished": False}
+    checkpoint.write_run(model_dir, record)
+    return record
+
+
+def _check_same_data(record, splits, config, model_dir):
+    """A resumed run must see the labels and data size it started with."""
+    seen = {
+        "labels": list(splits.labels),
+        "train_examples": len(splits.train),
+        "sequence_length": config.data.sequence_length,
+    }
+    for key, value in seen.items():
+        if key in record and record[key] != value:
+            raise UserError(
+                f"the data changed since the run in {model_dir} started: "
+                f"{key} {record[key]} there, {value} now; use another "
+                "--model_dir, or add --overwrite to start over"
+            )
+    record.update(seen)
+    checkpoint.write_run(model_dir, record)
+
+
+def _lr_find(built, splits, config, model_dir, class_weight, record):
     """Runs the range test; returns the phases to train, or None to stop.
 
-    The sweep reads a pipeline of its own, so the training pipeline
-    shuffles as it would have without the sweep.
+    The sweep reads epoch 0's batches (repeated as needed); training
+    shuffles each epoch by its own seed, so it sees the same batches as
+    without the sweep. The applied rate goes into the run record, so a
+    resumed run trains at it without sweeping again.
     """
     phase = freeze.plan_from_config(config)[0]
-    dataset = batches(built, splits.train, config, True)
+    dataset = batches(built, splits.train, config, True).dataset(0)
     rate = lr_find.find(
         built,
         phase,
@@ -382,6 +467,8 @@ def _lr_find(built, splits, config, model_dir, class_weight):
         )
         return None
     key = lr_find.apply(config, rate)
+    record["lr_find_rate"] = float(rate)
+    checkpoint.write_run(model_dir, record)
     _write_config(config, model_dir)
     _log(f"lr_find: training phase {phase.name} at {key}={rate:g}")
     return freeze.plan_from_config(config)
@@ -395,8 +482,8 @@ def _validation_outputs(built, split, config):
 
 
 def _write_config(config, model_dir):
-    with tf.io.gfile.GFile(os.path.join(model_dir, "config.json"), "w") as f:
-        f.write(config_lib.to_json(config))
+    path = os.path.join(model_dir, "config.json")
+    files.write_text(path, config_lib.to_json(config))
 
 
 def _write_held_out(split, labels, modality, model_dir):
@@ -404,11 +491,11 @@ def _write_held_out(split, labels, modality, model_dir):
     if not split.values or not isinstance(split.values[0], str):
         return  # encoded images from TFDS: the spec itself reproduces them
     key = "text" if modality == "text" else "image"
-    path = os.path.join(model_dir, TEST_SPLIT_FILE)
-    with open(path, "w", encoding="utf-8") as file:
-        for value, label_id in zip(split.values, split.label_ids):
-            row = {key: value, "label": labels[label_id]}
-            file.write(json.dumps(row, ensure_ascii=False) + "\n")
+    rows = [
+        {key: value, "label": labels[label_id]}
+        for value, label_id in zip(split.values, split.label_ids)
+    ]
+    _write_jsonl(os.path.join(model_dir, TEST_SPLIT_FILE), rows)
 
 
 def _export_summary(figures):
@@ -423,15 +510,14 @@ def load_run(model_dir, overrides=()):
     carries the run's best weights.
     """
     path = os.path.join(model_dir, "config.json")
-    if not os.path.isfile(path):
+    if not files.exists(path):
         raise UserError(f"no config.json in {model_dir}; not a kft run folder")
-    with open(path) as file:
-        config = config_lib.from_json(file.read())
+    config = config_lib.from_json(files.read_text(path))
     config_lib.apply_overrides(config, overrides)
-    with open(os.path.join(model_dir, "labels.txt"), encoding="utf-8") as f:
-        labels = f.read().splitlines()
+    labels = files.read_text(os.path.join(model_dir, "labels.txt"))
+    labels = labels.splitlines()
     weights = os.path.join(model_dir, WEIGHTS_FILE)
-    if not os.path.isfile(weights):
+    if not files.exists(weights):
         raise UserError(f"{weights} is missing; did the run finish?")
     config.weights = "none"  # the run's own weights replace them below
     built = builder.build(config, len(labels))
@@ -477,13 +563,12 @@ def evaluation_split(config, labels, model_dir):
     """
     spec = config.data.test
     held_out = os.path.join(model_dir, TEST_SPLIT_FILE)
-    if not spec and os.path.isfile(held_out):
+    if not spec and files.exists(held_out):
         values, names = [], []
-        with open(held_out, encoding="utf-8") as file:
-            for line in file:
-                row = json.loads(line)
-                values.append(row.get("text", row.get("image")))
-                names.append(row["label"])
+        for line in files.read_text(held_out).splitlines():
+            row = json.loads(line)
+            values.append(row.get("text", row.get("image")))
+            names.append(row["label"])
         spec = held_out
     elif spec:
         notes = []
@@ -510,7 +595,7 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     split = evaluation_split(config, labels, model_dir)
     name = os.path.splitext(os.path.basename(split.source.rstrip("/")))[0]
     folder = os.path.join(model_dir, "eval", _slug(name or "test"))
-    os.makedirs(folder, exist_ok=True)
+    files.makedirs(folder)
     if saved_model:
         probabilities = export.serve_probabilities(
             saved_model, split, built.modality

@@ -2,8 +2,9 @@
 
 Keras's own TensorBoard callback counts its batch steps with the
 optimizer's iterations, which restart at 0 in every phase (each phase makes
-a fresh optimizer), so the phases were drawn on top of one another. This
-callback writes under MODEL_DIR/tensorboard/:
+a fresh optimizer), so the phases were drawn on top of one another. The
+trainer (kft/training.py) writes through this class at each epoch's end,
+under MODEL_DIR/tensorboard/:
 
     train/       epoch_<metric> for each training metric of history.csv and
                  epoch_learning_rate, at step = history.csv's epoch column;
@@ -18,7 +19,6 @@ chart, as with Keras's callback.
 
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.scalar import metadata
@@ -43,7 +43,7 @@ def epoch_row(model, phase, epoch, logs):
 
 
 class TensorBoardScalars:
-    """One writer per run folder; `callback(phase, schedule)` per phase.
+    """One writer per run folder, written at each epoch's end.
 
     Args:
         folder: the TensorBoard log folder (MODEL_DIR/tensorboard).
@@ -54,7 +54,7 @@ class TensorBoardScalars:
             run: tf.summary.create_file_writer(os.path.join(folder, run))
             for run in ("train", "validation")
         }
-        self.steps_before = 0  # optimizer steps of the earlier phases
+        self.steps_before = 0  # optimizer steps before this phase
         # Traced per instance: a traced summary op keeps the writer that was
         # the default when it was traced.
         self._write_series = tf.function(
@@ -64,10 +64,6 @@ class TensorBoardScalars:
                 tf.TensorSpec([], tf.int64),
             ],
         )
-
-    def callback(self, phase, schedule):
-        """A Keras callback for one phase's fit, on `schedule`'s rates."""
-        return _PhaseCallback(self, phase, schedule)
 
     def write_epoch(self, row):
         step = row["epoch"]
@@ -113,27 +109,3 @@ class TensorBoardScalars:
     def close(self):
         for writer in self.writers.values():
             writer.close()
-
-
-class _PhaseCallback(keras.callbacks.Callback):
-    def __init__(self, scalars, phase, schedule):
-        super().__init__()
-        self.scalars = scalars
-        self.phase = phase
-        self.schedule = schedule
-        self.steps_written = 0
-        self.first_epoch = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = epoch_row(self.model, self.phase, epoch, logs)
-        if self.first_epoch:
-            self.scalars.write_phase(self.phase, row["epoch"])
-            self.first_epoch = False
-        self.scalars.write_epoch(row)
-        done = int(self.model.optimizer.iterations)
-        self.scalars.write_rates(self.schedule, self.steps_written, done)
-        self.steps_written = done
-
-    def on_train_end(self, logs=None):
-        self.scalars.steps_before += int(self.model.optimizer.iterations)
-        self.scalars.flush()

@@ -93,10 +93,12 @@ def test_mixing_gives_label_shares_summing_to_one(mix):
     assert not np.allclose(shares, labels)
 
 
-def _batches(split, training, seed, **options):
+def _batches(split, training, seed, epoch=0, **options):
     dataset = data.image_batches(
         split, 16, 4, training, seed, num_classes=3, **options
     )
+    if training:
+        dataset = dataset.dataset(epoch, epoch + 1)
     return [(x.numpy(), y.numpy()) for x, y in dataset]
 
 
@@ -123,6 +125,34 @@ def test_same_seed_same_order_and_augmentation():
         np.testing.assert_array_equal(x, x2)
         np.testing.assert_array_equal(y, y2)
     assert not np.array_equal(first[0][0], other[0][0])
+    next_epoch = _batches(split, True, 7, epoch=1, **options)
+    assert not np.array_equal(first[0][0], next_epoch[0][0])
+
+
+def test_an_epoch_is_the_same_alone_after_others_or_resumed():
+    """Epoch e's batches depend on (seed, e) only: read alone, after the
+    epochs before it, or from a step in the middle (a resumed run)."""
+    split = _images()
+    epochs = data.image_batches(
+        split,
+        16,
+        4,
+        True,
+        3,
+        augment=["flip", "crop"],
+        mixup=0.4,
+        num_classes=3,
+    )
+    steps = epochs.steps()
+    assert steps == 3
+    run = [x.numpy() for x, _ in epochs.dataset(0, 3)]
+    assert len(run) == 3 * steps
+    alone = [x.numpy() for x, _ in epochs.dataset(2, 3)]
+    resumed = [x.numpy() for x, _ in epochs.dataset(1, 3, skip=2)]
+    for got, expected in zip(alone, run[2 * steps :], strict=True):
+        np.testing.assert_array_equal(got, expected)
+    for got, expected in zip(resumed, run[steps + 2 :], strict=True):
+        np.testing.assert_array_equal(got, expected)
 
 
 def test_same_seed_same_text_order(tiny_bert, text_csv):
@@ -134,13 +164,17 @@ def test_same_seed_same_text_order(tiny_bert, text_csv):
     texts = [" ".join(["good"] * (i % 20 + 1)) for i in range(60)]
     split = _split(texts, [i % 3 for i in range(60)])
 
-    def order(seed, epochs=1):
-        dataset = data.text_batches(split, preprocessor, 8, True, seed)
-        return [[y.numpy().tolist() for _, y in dataset] for _ in range(epochs)]
+    def order(seed, epochs=1, first=0):
+        batches = data.text_batches(split, preprocessor, 8, True, seed)
+        return [
+            [y.numpy().tolist() for _, y in batches.dataset(e, e + 1)]
+            for e in range(first, first + epochs)
+        ]
 
     first, second = order(3, epochs=2)
     assert [first, second] == order(3, epochs=2)
     assert first != second  # reshuffled every epoch
+    assert [second] == order(3, first=1)  # epoch 1 without epoch 0 first
     assert order(3) != order(4)
 
 
@@ -165,15 +199,14 @@ def test_text_batch_shapes_stay_in_their_set(tiny_bert, fixed, allowed):
     for drop in (False, True):
         dataset = data.text_batches(
             split, preprocessor, 8, True, 0, fixed, drop_remainder=drop
-        )
-        for _ in range(2):
-            for inputs, _ in dataset:
-                mask = inputs["padding_mask"].numpy()
-                width = mask.shape[1]
-                smaller = max([a for a in allowed if a < width], default=0)
-                assert smaller < mask.sum(axis=1).max() <= width
-                lengths.add(mask.shape[1])
-                assert not drop or mask.shape[0] == 8
+        ).dataset(0, 2)
+        for inputs, _ in dataset:
+            mask = inputs["padding_mask"].numpy()
+            width = mask.shape[1]
+            smaller = max([a for a in allowed if a < width], default=0)
+            assert smaller < mask.sum(axis=1).max() <= width
+            lengths.add(mask.shape[1])
+            assert not drop or mask.shape[0] == 8
     assert lengths == allowed
 
 

@@ -6,12 +6,14 @@ experiment's config with type checks; see `kft.config.override`.
 """
 
 import os
+import shlex
 import sys
 import tempfile
 
 from absl import app, flags
+from absl import logging as absl_logging
 
-from kft.errors import ExportError, UserError
+from kft.errors import Diverged, ExportError, Interrupted, UserError
 
 # TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) hides the
 # lines users need; users can still set these themselves.
@@ -71,6 +73,9 @@ def import_tensorflow_quietly(modules=("keras_hub",)):
             for module in modules:
                 importlib.import_module(module)
             tf.config.list_physical_devices()
+            # absl apps log INFO; TensorFlow's checkpoint saver logs a line
+            # per save there.
+            absl_logging.set_verbosity(absl_logging.WARNING)
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)
@@ -93,19 +98,32 @@ def fail(message):
 
 
 def run_main(main):
-    """Runs an absl main, turning UserError into exit status 2."""
+    """Runs an absl main, turning kft.errors into one line and a status."""
 
     def guarded(argv):
+        name = os.path.basename(sys.argv[0]) or "kft"
         try:
             main(argv)
         except UserError as error:
             fail(str(error))
-        except ExportError as error:
-            name = os.path.basename(sys.argv[0]) or "kft"
+        except (ExportError, Diverged) as error:
             print(f"{name}: {error}", file=sys.stderr, flush=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+            print(
+                f"{name}: interrupted; the same command resumes from the "
+                "last checkpoint",
+                file=sys.stderr,
+            )
             sys.exit(130)
+        except Interrupted as error:
+            print(
+                f"{name}: stopped by {error}, checkpoint written at step "
+                f"{error.step}; to resume, run the same command: "
+                f"{shlex.join(sys.argv)}",
+                file=sys.stderr,
+                flush=True,
+            )
+            sys.exit(128 + error.signum)
 
     app.run(guarded, flags_parser=parse_flags)

@@ -5,6 +5,10 @@
 NAME is a file in experiments/ (without .py), or give a path to any .py
 file that defines get_config(). Every config field can be overridden with
 --config.KEY=VALUE, nested keys dotted (--config.data.train=reviews.csv).
+
+Rerunning the same command on the same --model_dir resumes an unfinished
+run from its last checkpoint; SIGTERM or Ctrl-C writes one and exits with
+128 + the signal number (143, 130) and the line to resume with.
 """
 
 from absl import flags
@@ -16,6 +20,12 @@ _EXPERIMENT = flags.DEFINE_string(
 )
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "Run folder: config, history, metrics, checkpoints."
+)
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Empty a --model_dir that holds a run and start over (by default the "
+    "same command resumes it).",
 )
 flags.mark_flags_as_required(["experiment", "model_dir"])
 
@@ -31,7 +41,7 @@ def main(argv):
     common.import_tensorflow_quietly()
     from kft import run
 
-    run.train(config, _MODEL_DIR.value)
+    run.train(config, _MODEL_DIR.value, overwrite=_OVERWRITE.value)
 
 
 def run():

@@ -5,6 +5,7 @@ The rest of kft imports the names below from `kft.data`.
 
 from kft.data.augment import parse as parse_augment  # noqa: F401
 from kft.data.pipeline import RESIZE_MODES as RESIZE_MODES
+from kft.data.pipeline import Epochs as Epochs
 from kft.data.pipeline import decode_image as decode_image
 from kft.data.pipeline import fixed_lengths as fixed_lengths
 from kft.data.pipeline import image_batches as image_batches

@@ -11,6 +11,53 @@ import tensorflow as tf
 
 from kft.data import augment as augment_lib
 
+# === Epochs ===
+
+
+def _epoch_seed(seed, epoch):
+    """The shuffle and augmentation seed of one epoch: (seed, epoch) alone."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2**31 - 1)
+
+
+class Epochs:
+    """Training batches whose order is a function of the seed and epoch.
+
+    tf.data's `reshuffle_each_iteration` draws each epoch's order from how
+    many epochs came before in the same process, which a resumed run
+    cannot replay; here epoch `e` is shuffled and augmented with seeds made
+    of (seed, e) only. The examples are decoded or tokenized and cached
+    once for all epochs.
+
+    Args:
+        make_epoch: epoch number -> that epoch's batches, a tf.data.Dataset.
+    """
+
+    def __init__(self, make_epoch):
+        self._make_epoch = make_epoch
+        self._steps = None
+
+    def dataset(self, first=0, last=None, skip=0):
+        """Epochs [first, last) back to back (one without `last`), without
+        the first `skip` batches of epoch `first`."""
+        batches = self._make_epoch(first)
+        if skip:
+            batches = batches.skip(skip)
+        for epoch in range(first + 1, first + 1 if last is None else last):
+            batches = batches.concatenate(self._make_epoch(epoch))
+        return batches.prefetch(tf.data.AUTOTUNE)
+
+    def steps(self):
+        """Batches per epoch, the same every epoch (the first call reads
+        one epoch, which fills the cache)."""
+        if self._steps is None:
+            self._steps = int(
+                self.dataset(0, 1).reduce(
+                    tf.constant(0, tf.int64), lambda count, _: count + 1
+                )
+            )
+        return self._steps
+
+
 # === Text pipeline ===
 
 
@@ -74,13 +121,15 @@ def text_batches(
 ):
     """Tokenized, length-grouped batches of `split` for `model.fit`.
 
-    Examples are tokenized once and cached; each epoch shuffles (training
-    only, in an order fixed by `seed`), groups examples of similar length
-    into the same batch (as Hugging Face's `group_by_length`), and trims
+    Examples are tokenized once and cached; each training epoch shuffles
+    (in an order fixed by `seed` and the epoch, see `Epochs`), groups
+    examples of similar length into the same batch (as Hugging Face's
+    `group_by_length`), and trims
     each batch's padding to its longest row, rounded up to `granularity`
     (dynamic shapes: least padding) or, with `fixed_shapes`, to one of the
     few `fixed_lengths` (for XLA and TPU, so recompiles stay bounded).
     `drop_remainder` drops each bucket's partial batch (TPU needs it).
+    Training data comes as `Epochs`, other data as one `tf.data.Dataset`.
     """
     length = preprocessor.sequence_length
     texts = tf.constant(list(split.values))
@@ -90,28 +139,32 @@ def text_batches(
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     dataset = dataset.unbatch().cache()
-    if training:
-        dataset = dataset.shuffle(
-            len(split), seed=seed, reshuffle_each_iteration=True
-        )
     if fixed_shapes:
         lengths = fixed_lengths(length)
     else:
         lengths = list(range(granularity, length, granularity)) + [length]
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda inputs, _: tf.reduce_sum(
-            tf.cast(inputs["padding_mask"], tf.int32)
-        ),
-        bucket_boundaries=[b + 1 for b in lengths[:-1]],
-        bucket_batch_sizes=[batch_size] * len(lengths),
-        drop_remainder=drop_remainder,
-    )
-    dataset = dataset.map(_trim(lengths))
-    if training:
-        # bucket_by_sequence_length emits a bucket when it fills; shuffle the
-        # batches too so that lengths do not drift through the epoch.
-        dataset = dataset.shuffle(64, seed=seed)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def batches(examples, epoch_seed=None):
+        if epoch_seed is not None:
+            examples = examples.shuffle(len(split), seed=epoch_seed)
+        examples = examples.bucket_by_sequence_length(
+            element_length_func=lambda inputs, _: tf.reduce_sum(
+                tf.cast(inputs["padding_mask"], tf.int32)
+            ),
+            bucket_boundaries=[b + 1 for b in lengths[:-1]],
+            bucket_batch_sizes=[batch_size] * len(lengths),
+            drop_remainder=drop_remainder,
+        )
+        examples = examples.map(_trim(lengths))
+        if epoch_seed is not None:
+            # bucket_by_sequence_length emits a bucket when it fills;
+            # shuffle the batches too so lengths do not drift in an epoch.
+            examples = examples.shuffle(64, seed=epoch_seed + 1)
+        return examples
+
+    if not training:
+        return batches(dataset).prefetch(tf.data.AUTOTUNE)
+    return Epochs(lambda epoch: batches(dataset, _epoch_seed(seed, epoch)))
 
 
 def _pack(preprocessor, texts):
@@ -161,10 +214,8 @@ def _resize_shorter_side(image, size):
 
 
 def _seeds(seed):
-    """An endless, seeded stream of stateless seeds, new every epoch."""
-    return tf.data.Dataset.random(
-        seed=seed, rerandomize_each_iteration=True
-    ).batch(2)
+    """An endless stream of stateless seeds, fixed by `seed`."""
+    return tf.data.Dataset.random(seed=seed).batch(2)
 
 
 def _shuffle_buffer(count, example_bytes, budget=2**29):
@@ -192,6 +243,7 @@ def image_batches(
     augmented: the `augment` ops of kft.data.augment per image, then mixup
     or cutmix per batch (Beta alphas; 0 is off), which turn the labels into
     float [batch, num_classes] class shares. Other labels stay integers.
+    Training data comes as `Epochs`, other data as one `tf.data.Dataset`.
     """
     values = list(split.values)
     dataset = tf.data.Dataset.from_tensor_slices(
@@ -206,26 +258,39 @@ def image_batches(
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if len(split) * size * size * 3 < 2**30:
         dataset = dataset.cache()
-    if training:
-        buffer = _shuffle_buffer(len(split), size * size * 3)
-        dataset = dataset.shuffle(
-            buffer, seed=seed, reshuffle_each_iteration=True
+    if not training:
+        return (
+            dataset.map(
+                lambda image, label: (tf.cast(image, tf.float32), label)
+            )
+            .batch(batch_size, drop_remainder=drop_remainder)
+            .prefetch(tf.data.AUTOTUNE)
         )
-    dataset = dataset.map(
-        lambda image, label: (tf.cast(image, tf.float32), label)
-    )
-    if training and augment:
-        dataset = tf.data.Dataset.zip(dataset, _seeds(seed)).map(
-            lambda example, key: (
-                augment_lib.augment_image(example[0], augment, key),
-                example[1],
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
+    buffer = _shuffle_buffer(len(split), size * size * 3)
+
+    def batches(epoch):
+        epoch_seed = _epoch_seed(seed, epoch)
+        examples = dataset.shuffle(buffer, seed=epoch_seed).map(
+            lambda image, label: (tf.cast(image, tf.float32), label)
         )
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    if training and (mixup or cutmix):
-        dataset = _mix(dataset, num_classes, mixup, cutmix, seed + 1)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+        if augment:
+            examples = tf.data.Dataset.zip(
+                examples, _seeds(epoch_seed + 1)
+            ).map(
+                lambda example, key: (
+                    augment_lib.augment_image(example[0], augment, key),
+                    example[1],
+                ),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        examples = examples.batch(batch_size, drop_remainder=drop_remainder)
+        if mixup or cutmix:
+            examples = _mix(
+                examples, num_classes, mixup, cutmix, epoch_seed + 2
+            )
+        return examples
+
+    return Epochs(batches)
 
 
 def _mix(dataset, num_classes, mixup, cutmix, seed):
