@@ -1,8 +1,8 @@
 """Run folders and data on a remote file system, through kft.files.
 
 TensorFlow's in-memory `ram://` file system stands in for a `gs://`
-bucket: nothing written there is visible to `open` or `os`, so each test
-fails if its code path still reads or writes with them.
+bucket: nothing written there is visible to `open` or `os`, so a code
+path that still reads or writes with them fails here.
 """
 
 import json
@@ -167,7 +167,7 @@ def test_csv_and_image_folder_read_from_remote_as_locally(
             for value in here.values
         ]
         assert there.bad.count == 0
-    assert len(there.values) == 16  # every image decoded from ram://
+    assert len(there.values) == 16  # every image decoded from ram:// too
     with pytest.raises(UserError, match="data not found"):
         data.read_spec(f"{ram}/missing.csv", config)
 
