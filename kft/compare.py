@@ -12,7 +12,7 @@ import dataclasses
 import math
 import os
 
-from kft import plots, report
+from kft import files, plots, report
 
 DECIDING_METRIC = "macro_f1"
 
@@ -172,7 +172,7 @@ def overlay_metrics(runs):
 
 def write_html(runs, rows, text, path):
     """Writes compare.html (self-contained) and its plot beside it."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    files.makedirs(os.path.dirname(path) or ".")
     metrics = overlay_metrics(runs)
     parts = [report.section("Winner", f"<p>{report.escape(text)}</p>")]
     parts.append(
@@ -190,8 +190,7 @@ def write_html(runs, rows, text, path):
     if metrics:
         histories = {row.name: run.history for row, run in zip(rows, runs)}
         data = plots.overlay(histories, metrics)
-        with open(os.path.splitext(path)[0] + ".png", "wb") as file:
-            file.write(data)
+        files.write_bytes(os.path.splitext(path)[0] + ".png", data)
         where = "validation" if metrics[0].startswith("val_") else "training"
         parts.append(
             report.section(
@@ -207,12 +206,15 @@ def write_html(runs, rows, text, path):
         )
     folders = [
         f"<li>{report.escape(row.name)}: "
-        f"{report.escape(os.path.abspath(run.folder))}</li>"
+        f"{report.escape(_full_path(run.folder))}</li>"
         for row, run in zip(rows, runs)
     ]
     parts.append(report.section("Run folders", f"<ul>{''.join(folders)}</ul>"))
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(report.page("kft-compare", parts))
+    files.write_text(path, report.page("kft-compare", parts))
+
+
+def _full_path(folder):
+    return os.path.abspath(folder) if files.is_local(folder) else folder
 
 
 def compare(folders, output):

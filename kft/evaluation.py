@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kft import files
 from kft import threshold as threshold_lib
 
 
@@ -291,5 +292,5 @@ def _more_lines(report):
 
 
 def write_report(report, path):
-    with open(path, "w") as file:
-        json.dump(report, file, indent=2)
+    """Writes metrics.json (atomically; `path` may be remote)."""
+    files.write_text(path, json.dumps(report, indent=2))

@@ -24,6 +24,16 @@ The folder is written under a hidden temporary name, loaded and run in a
 fresh Python process that imports only `tensorflow` and `tensorflow_text`,
 compared with the Keras model, and only then renamed to its number: TF
 Serving, which polls the base folder, never sees a partial version.
+
+A remote base (`gs://...`; `ram://` in tests) is built and checked in a
+local temporary folder the same way (the checking process cannot see the
+parent's `ram://` files, and checking before the upload saves uploading a
+refused export). It is then uploaded to a hidden staging folder under the
+base and copied from there into `BASE/<N>/` (a copy within the bucket),
+`saved_model.pb` and then kft_export_check.json last: gfile cannot rename
+folders (object stores have no folders; `ram://` renames lose files), and
+a version without `saved_model.pb` is one TF Serving cannot load and a
+version without the check file one kft does not count as complete.
 """
 
 import contextlib
@@ -34,13 +44,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging as absl_logging
 
-from kft import data
+from kft import data, files
 from kft import threshold as threshold_lib
 from kft.errors import ExportError, UserError
 
@@ -330,7 +341,7 @@ def save_sample(values, path):
 
 
 def load_sample(path):
-    if not os.path.isfile(path):
+    if not files.exists(path):
         raise UserError(f"{path} is missing; is this a kft-train run folder?")
     # Texts come back as UTF-8 bytes, which tokenizers take as they are.
     return list(tf.io.parse_tensor(tf.io.read_file(path), tf.string).numpy())
@@ -413,11 +424,7 @@ def check(path, built, labels, values, threshold=None):
 
 def next_version(base):
     """1 + the largest integer folder name under `base` (1 when none)."""
-    numbers = (
-        [int(name) for name in os.listdir(base) if name.isdigit()]
-        if os.path.isdir(base)
-        else []
-    )
+    numbers = [int(name) for name in files.listdir(base) if name.isdigit()]
     return max(numbers, default=0) + 1
 
 
@@ -437,32 +444,38 @@ def export(
     Args:
         built: the trained `builder.Built`.
         labels: class names in class-id order.
-        base: the folder TF Serving polls.
+        base: the folder TF Serving polls, local or remote (`gs://...`).
         sample: raw inputs for the parity check (see `sample_inputs`).
         weights_file: the run's weights file, to compare sizes with.
         log: where progress lines go.
         threshold: the two-class decision threshold the served class ids
             apply (kft/threshold.py); None for argmax.
     """
-    os.makedirs(base, exist_ok=True)
+    local = files.is_local(base)
+    if local:
+        os.makedirs(base, exist_ok=True)
     started = time.time()
-    temporary = tempfile.mkdtemp(prefix=".kft-export-", dir=base)
+    # Under a local base, beside the versions, so the rename is atomic.
+    temporary = tempfile.mkdtemp(
+        prefix=".kft-export-", dir=base if local else None
+    )
     try:
         write_saved_model(built, labels, temporary, threshold)
         figures = check(temporary, built, labels, sample, threshold)
         figures["saved_model_bytes"] = _size(temporary)
         figures["variables_bytes"] = _size(os.path.join(temporary, "variables"))
-        if weights_file and os.path.isfile(weights_file):
-            weights_bytes = os.path.getsize(weights_file)
+        if weights_file and files.exists(weights_file):
+            weights_bytes = files.size(weights_file)
             figures["weights_file_bytes"] = weights_bytes
             figures["size_ratio"] = round(
                 figures["saved_model_bytes"] / weights_bytes, 4
             )
         figures["export_seconds"] = round(time.time() - started, 1)
-        path = _publish(temporary, base, figures)
-    except BaseException:
+        publish = _publish if local else _upload
+        path = publish(temporary, base, figures)
+    finally:
+        # Gone already where _publish renamed it.
         shutil.rmtree(temporary, ignore_errors=True)
-        raise
     log(
         f"exported {path}: serving and Keras agree on {figures['examples']} "
         f"test examples (max |diff| {figures['max_abs_difference']:.1e}), "
@@ -487,3 +500,33 @@ def _publish(temporary, base, figures):
             continue  # another writer took this number first
         return path
     raise UserError(f"could not find a free version number in {base}")
+
+
+def _upload(temporary, base, figures):
+    """Publishes the checked local folder under a remote `base` as `<N>/`.
+
+    The upload goes to a hidden staging folder, which TF Serving and
+    `next_version` ignore, so a failed or interrupted upload leaves no
+    numbered folder. The copy into `<N>/` writes `saved_model.pb` after
+    the variables and assets it needs, and the check file last. Unlike a
+    local rename, choosing the number is not atomic: two exports to one
+    remote base at the same moment could pick the same number.
+    """
+    staging = os.path.join(base, f".kft-export-{uuid.uuid4().hex}")
+    path = None
+    try:
+        files.copy_tree(temporary, staging)
+        figures["version"] = next_version(base)
+        path = os.path.join(base, str(figures["version"]))
+        # Until saved_model.pb is there, nothing loads the version.
+        files.copy_tree(staging, path, last=["saved_model.pb"])
+        files.write_text(
+            os.path.join(path, CHECK_FILE), json.dumps(figures, indent=2)
+        )
+    except BaseException:
+        if path is not None:
+            files.remove(path)
+        raise
+    finally:
+        files.remove(staging)
+    return path

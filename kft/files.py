@@ -11,6 +11,9 @@ import os
 import tensorflow as tf
 
 gfile = tf.io.gfile
+# What gfile raises for a missing or unreadable path, local or remote
+# (tf.errors.NotFoundError, PermissionDeniedError, ...); `.message` says why.
+Error = tf.errors.OpError
 
 
 def is_local(path):
@@ -31,7 +34,18 @@ def makedirs(path):
 
 
 def listdir(path):
-    return sorted(gfile.listdir(path)) if gfile.isdir(path) else []
+    """Sorted names in folder `path`; [] if it is not a folder.
+
+    Folder names lose the trailing "/" that object stores list them with.
+    """
+    if not gfile.isdir(path):
+        return []
+    return sorted(name.rstrip("/") for name in gfile.listdir(path))
+
+
+def walk(path):
+    """`os.walk` for local or remote folders: (folder, folders, files)."""
+    return gfile.walk(path)
 
 
 def open_file(path, mode="r"):
@@ -39,9 +53,9 @@ def open_file(path, mode="r"):
     return gfile.GFile(path, mode)
 
 
-def read_text(path):
-    with gfile.GFile(path, "r") as file:
-        return file.read()
+def read_text(path, errors="strict"):
+    """The UTF-8 text of `path`; `errors` as in `bytes.decode`."""
+    return read_bytes(path).decode("utf-8", errors)
 
 
 def read_bytes(path):
@@ -77,18 +91,25 @@ def size(path):
     return gfile.stat(path).length
 
 
-def copy_tree(source, target):
+def copy_tree(source, target, last=()):
     """Copies folder `source` into `target` file by file (gfile has no
-    recursive copy); `target` must not exist yet."""
+    recursive copy); `target` must not exist yet.
+
+    The files in `last` (paths relative to `source`) are copied after all
+    others, in that order: a reader that waits for them finds the rest.
+    """
+    copies = []
     for folder, _, names in gfile.walk(source):
         relative = os.path.relpath(folder, source)
         destination = target
         if relative != ".":
             destination = os.path.join(target, relative)
         gfile.makedirs(destination)
-        for name in names:
-            gfile.copy(
-                os.path.join(folder, name),
-                os.path.join(destination, name),
-                overwrite=True,
-            )
+        copies += [
+            (os.path.join(folder, name), os.path.join(destination, name))
+            for name in names
+        ]
+    ends = [os.path.join(target, name) for name in last]
+    copies.sort(key=lambda pair: ends.index(pair[1]) if pair[1] in ends else -1)
+    for source_file, target_file in copies:
+        gfile.copy(source_file, target_file, overwrite=True)

@@ -2,10 +2,11 @@
 
 Everything comes from the run folder's own files (config.json,
 history.csv, metrics.json, predictions.jsonl), so a report can be written
-again for any run. The plots go beside the page as PNG files too, for
-papers and chats; in the page they are embedded as base64, so it opens
-with no network and no other file. Every text from the data or the config
-is escaped: reviews contain HTML.
+again for any run, in a local or a remote (`gs://...`) folder. The plots
+go beside the page as PNG files too, for papers and chats; in the page
+they are embedded as base64, so it opens with no network and no other
+file. Every text from the data or the config is escaped: reviews contain
+HTML.
 """
 
 import base64
@@ -16,7 +17,7 @@ import io
 import json
 import os
 
-from kft import plots
+from kft import files, plots
 from kft.errors import UserError
 
 REPORT_FILE = "report.html"
@@ -70,12 +71,11 @@ class Run:
 def load(folder, config=None):
     """Reads a finished run's files; UserError if `folder` is not one."""
     path = os.path.join(folder, "metrics.json")
-    if not os.path.isfile(path):
+    if not files.exists(path):
         raise UserError(
             f"{folder} is not a finished kft run folder (no metrics.json)"
         )
-    with open(path, encoding="utf-8") as file:
-        metrics = json.load(file)
+    metrics = json.loads(files.read_text(path))
     if config is None:
         config = _read_json(os.path.join(folder, "config.json"))
     return Run(
@@ -88,17 +88,16 @@ def load(folder, config=None):
 
 
 def _read_json(path):
-    if not os.path.isfile(path):
+    if not files.exists(path):
         return {}
-    with open(path, encoding="utf-8") as file:
-        return json.load(file)
+    return json.loads(files.read_text(path))
 
 
 def _read_jsonl(path):
-    if not os.path.isfile(path):
+    if not files.exists(path):
         return []
-    with open(path, encoding="utf-8") as file:
-        return [json.loads(line) for line in file if line.strip()]
+    lines = io.StringIO(files.read_text(path), newline=None)
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def read_history(path):
@@ -106,18 +105,18 @@ def read_history(path):
 
     A resumed run may have written an epoch twice; its last row counts.
     """
-    if not os.path.isfile(path):
+    if not files.exists(path):
         return []
     by_epoch = {}
-    with open(path, newline="", encoding="utf-8") as file:
-        for row in csv.DictReader(file):
-            parsed = {
-                key: float(value)
-                for key, value in row.items()
-                if key != "phase" and value not in ("", None)
-            }
-            parsed["phase"] = row["phase"]
-            by_epoch[parsed["epoch"]] = parsed
+    text = io.StringIO(files.read_text(path), newline="")
+    for row in csv.DictReader(text):
+        parsed = {
+            key: float(value)
+            for key, value in row.items()
+            if key != "phase" and value not in ("", None)
+        }
+        parsed["phase"] = row["phase"]
+        by_epoch[parsed["epoch"]] = parsed
     return [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
 
@@ -145,11 +144,9 @@ def write(folder, config=None, mistakes=20):
     run = load(folder, config)
     images = figures(run)
     for name, data in images.items():
-        with open(os.path.join(folder, name), "wb") as file:
-            file.write(data)
+        files.write_bytes(os.path.join(folder, name), data)
     path = os.path.join(folder, REPORT_FILE)
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(render(run, images, mistakes))
+    files.write_text(path, render(run, images, mistakes))
     return path
 
 
@@ -398,10 +395,9 @@ def _lr_find(folder):
     """The learning-rate range test's plot and suggestion, if one ran."""
     plot = os.path.join(folder, LR_FIND_PLOT)
     result = _read_json(os.path.join(folder, LR_FIND_JSON))
-    if not result or not os.path.isfile(plot):
+    if not result or not files.exists(plot):
         return ""
-    with open(plot, "rb") as file:
-        data = file.read()
+    data = files.read_bytes(plot)
     return section(
         "Learning-rate range test",
         image(data, "loss against learning rate"),
@@ -515,12 +511,12 @@ def _thumbnail(path):
 
     name = escape(os.path.basename(path))
     try:
-        with Image.open(path) as picture:
+        with Image.open(io.BytesIO(files.read_bytes(path))) as picture:
             picture = picture.convert("RGB")
             picture.thumbnail((_THUMBNAIL_PIXELS, _THUMBNAIL_PIXELS))
             buffer = io.BytesIO()
             picture.save(buffer, format="PNG")
-    except OSError:
+    except (OSError, files.Error):
         return f"{name} (unreadable)"
     return image(buffer.getvalue(), path, "thumbnail") + f"<br>{name}"
 

@@ -24,6 +24,7 @@ import os
 
 import numpy as np
 
+from kft import files
 from kft.errors import UserError
 
 FILE = "threshold.json"
@@ -175,11 +176,9 @@ def save(record, model_dir):
     """Writes threshold.json, or removes a stale one when `record` is None."""
     path = os.path.join(model_dir, FILE)
     if record is None:
-        if os.path.exists(path):
-            os.remove(path)
+        files.remove(path)
         return
-    with open(path, "w") as file:
-        json.dump(record, file, indent=2)
+    files.write_text(path, json.dumps(record, indent=2))
 
 
 def load(setting, model_dir, num_classes):
@@ -195,7 +194,6 @@ def load(setting, model_dir, num_classes):
     if isinstance(value, float):
         return {"threshold": value, "source": "config"}
     path = os.path.join(model_dir, FILE)
-    if num_classes != 2 or not os.path.isfile(path):
+    if num_classes != 2 or not files.exists(path):
         return None
-    with open(path) as file:
-        return json.load(file)
+    return json.loads(files.read_text(path))

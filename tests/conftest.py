@@ -66,6 +66,24 @@ def tiny_bert(tmp_path_factory):
     return str(folder)
 
 
+# Classes and raw inputs for `tiny_built`'s in-process exports.
+TINY_LABELS = ["negative", "neutral", "positive"]
+TINY_SAMPLE = ["good movie", "bad", ""]
+
+
+@pytest.fixture(scope="module")
+def tiny_built(tiny_bert):
+    """`tiny_bert` with a 3-class head (`TINY_LABELS`), untrained."""
+    from kft import builder
+    from kft import config as config_lib
+
+    config = config_lib.default_config()
+    config.backbone = tiny_bert
+    built = builder.build(config, len(TINY_LABELS))
+    built.preprocessor.sequence_length = 16
+    return built
+
+
 @pytest.fixture(scope="session")
 def text_csv(tmp_path_factory):
     folder = tmp_path_factory.mktemp("texts")
@@ -89,6 +107,37 @@ def image_folder(tmp_path_factory):
             data = tf.io.encode_png(pixels).numpy()
             (folder / label / f"{index}.png").write_bytes(data)
     return str(folder)
+
+
+def write_run_files(folder, predictions, **extra):
+    """A finished run's files, by hand: metrics.json of two classes ("cat",
+    "<dog>", 4 test examples) with `extra` fields, config.json, a two-epoch
+    history.csv and `predictions` as predictions.jsonl. `folder` is a new
+    `pathlib.Path`."""
+    folder.mkdir()
+    labels = ["cat", "<dog>"]
+    metrics = {
+        "split": "test",
+        "num_examples": 4,
+        "accuracy": 0.5,
+        "macro_f1": 0.5,
+        "per_class": {
+            label: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+            for label in labels
+        },
+        "confusion_matrix": [[1, 1], [1, 1]],
+        "labels": labels,
+        **extra,
+    }
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "config.json").write_text(json.dumps({"plan": "full"}))
+    (folder / "history.csv").write_text(
+        "phase,epoch,learning_rate,loss,val_loss\n"
+        "full,1,0.001,0.9,1.0\nfull,2,0.0005,0.5,0.8\n"
+    )
+    with open(folder / "predictions.jsonl", "w") as file:
+        for index, row in enumerate(predictions):
+            file.write(json.dumps({"index": index, **row}) + "\n")
 
 
 def run_cli(*args, env=None, timeout=600):

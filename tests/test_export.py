@@ -5,7 +5,14 @@ import os
 
 import numpy as np
 import pytest
-from conftest import TINY_IMAGE_FLAGS, predict_cli, run_cli, train_cli
+from conftest import (
+    TINY_IMAGE_FLAGS,
+    TINY_LABELS,
+    TINY_SAMPLE,
+    predict_cli,
+    run_cli,
+    train_cli,
+)
 
 from kft import export
 from kft.errors import ExportError
@@ -182,29 +189,15 @@ def test_kft_predict_on_images_reports_unreadable_files(
 # === In-process: the atomic write and the refusal ===
 
 
-@pytest.fixture(scope="module")
-def tiny_built(tiny_bert):
-    from kft import builder
-    from kft import config as config_lib
-
-    config = config_lib.default_config()
-    config.backbone = tiny_bert
-    built = builder.build(config, 3)
-    built.preprocessor.sequence_length = 16
-    return built
-
-
-LABELS = ["negative", "neutral", "positive"]
-SAMPLE = ["good movie", "bad", ""]
-
-
 def test_a_failure_halfway_leaves_no_version(tiny_built, tmp_path, monkeypatch):
     def crash(*args):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(export, "check", crash)
     with pytest.raises(RuntimeError):
-        export.export(tiny_built, LABELS, str(tmp_path), SAMPLE, log=print)
+        export.export(
+            tiny_built, TINY_LABELS, str(tmp_path), TINY_SAMPLE, log=print
+        )
     assert os.listdir(tmp_path) == []
 
 
@@ -216,7 +209,9 @@ def test_a_mismatch_refuses_the_export(tiny_built, tmp_path, monkeypatch):
         lambda built, values: real(built, values) + [0.1, -0.05, -0.05],
     )
     with pytest.raises(ExportError, match="export refused"):
-        export.export(tiny_built, LABELS, str(tmp_path), SAMPLE, log=print)
+        export.export(
+            tiny_built, TINY_LABELS, str(tmp_path), TINY_SAMPLE, log=print
+        )
     assert os.listdir(tmp_path) == []
 
 
@@ -225,7 +220,7 @@ def test_an_existing_version_is_never_overwritten(tiny_built, tmp_path):
     (tmp_path / "1" / "keep").write_text("x")
     (tmp_path / "notes").mkdir()
     path, _ = export.export(
-        tiny_built, LABELS, str(tmp_path), SAMPLE, log=print
+        tiny_built, TINY_LABELS, str(tmp_path), TINY_SAMPLE, log=print
     )
     assert path == str(tmp_path / "2")
     assert (tmp_path / "1" / "keep").read_text() == "x"

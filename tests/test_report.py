@@ -15,7 +15,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import TINY_IMAGE_FLAGS, run_cli
+from conftest import TINY_IMAGE_FLAGS, run_cli, write_run_files
 
 from kft import report
 
@@ -177,35 +177,8 @@ def test_image_run_report_shows_mistakes_as_thumbnails(image_folder, tmp_path):
 # === The page from hand-written run files (no training) ===
 
 
-def _write_run(folder, predictions, **extra):
-    folder.mkdir()
-    labels = ["cat", "<dog>"]
-    metrics = {
-        "split": "test",
-        "num_examples": 4,
-        "accuracy": 0.5,
-        "macro_f1": 0.5,
-        "per_class": {
-            label: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
-            for label in labels
-        },
-        "confusion_matrix": [[1, 1], [1, 1]],
-        "labels": labels,
-        **extra,
-    }
-    (folder / "metrics.json").write_text(json.dumps(metrics))
-    (folder / "config.json").write_text(json.dumps({"plan": "full"}))
-    (folder / "history.csv").write_text(
-        "phase,epoch,learning_rate,loss,val_loss\n"
-        "full,1,0.001,0.9,1.0\nfull,2,0.0005,0.5,0.8\n"
-    )
-    with open(folder / "predictions.jsonl", "w") as file:
-        for index, row in enumerate(predictions):
-            file.write(json.dumps({"index": index, **row}) + "\n")
-
-
 def test_report_escapes_text_and_lists_any_extra_figure(tmp_path):
-    _write_run(
+    write_run_files(
         tmp_path / "run",
         [
             {
@@ -267,7 +240,7 @@ def test_image_mistakes_are_embedded_thumbnails(tmp_path):
             "probability": 0.5,
         }
     )
-    _write_run(tmp_path / "run", predictions)
+    write_run_files(tmp_path / "run", predictions)
     text = open(report.write(str(tmp_path / "run"), mistakes=3)).read()
     thumbnails = re.findall(r"<img class='thumbnail'[^>]*>", text)
     assert len(thumbnails) == 3

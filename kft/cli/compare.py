@@ -23,6 +23,8 @@ def main(argv):
     folders = argv[1:]
     if not folders:
         common.fail("give one or more run folders: kft-compare DIR [DIR ...]")
+    # Run folders are read through tf.io.gfile (kft.files).
+    common.import_tensorflow_quietly(modules=())
     from kft import compare
 
     compare.compare(folders, _OUTPUT.value)

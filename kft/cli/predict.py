@@ -10,10 +10,12 @@ When the input holds a label column (--label_column, default `label`),
 each line also gets `true_label` and the accuracy is printed on stderr.
 
 Only TensorFlow and tensorflow_text are used: the SavedModel alone answers,
-as TF Serving would, without kft's model code.
+as TF Serving would, without kft's model code. The SavedModel and the input
+may be remote (`gs://...`): they are read through `tf.io.gfile`.
 """
 
 import csv
+import io
 import json
 import os
 import sys
@@ -41,18 +43,23 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 def _rows(path):
+    from kft import files
+
+    text = files.read_text(path, errors="replace")
     if path.lower().endswith(".jsonl"):
-        with open(path, encoding="utf-8", errors="replace") as file:
-            return [json.loads(line) for line in file if line.strip()]
+        lines = io.StringIO(text, newline=None)
+        return [json.loads(line) for line in lines if line.strip()]
     delimiter = "\t" if path.lower().endswith(".tsv") else ","
-    with open(path, newline="", encoding="utf-8", errors="replace") as file:
-        return list(csv.DictReader(file, delimiter=delimiter))
+    rows = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    return list(rows)
 
 
 def _from_table(path, column):
+    from kft import files
+
     try:
         rows = _rows(path)
-    except (json.JSONDecodeError, csv.Error) as error:
+    except (json.JSONDecodeError, csv.Error, files.Error) as error:
         common.fail(f"cannot read {path}: {error}")
     if rows and column not in rows[0]:
         common.fail(
@@ -69,13 +76,19 @@ def _label(value):
 
 
 def _images(path):
-    if os.path.isdir(path):
+    from kft import files
+
+    if files.isdir(path):
         found = []
-        for root, _, names in sorted(os.walk(path)):
+        for root, _, names in sorted(files.walk(path)):
             for name in sorted(names):
                 if name.lower().endswith(IMAGE_EXTENSIONS):
                     found.append(os.path.join(root, name))
-        classes = {e.name for e in os.scandir(path) if e.is_dir()}
+        classes = [
+            name
+            for name in files.listdir(path)
+            if files.isdir(os.path.join(path, name))
+        ]
         return [
             (file, _class_of(file, path) if classes else None) for file in found
         ]
@@ -83,8 +96,8 @@ def _images(path):
         return [(path, None)]
     if path.lower().endswith(".txt"):
         folder = os.path.dirname(path)
-        with open(path, encoding="utf-8") as file:
-            names = [line.strip() for line in file if line.strip()]
+        lines = files.read_text(path).splitlines()
+        names = [line.strip() for line in lines if line.strip()]
         return [(os.path.join(folder, name), None) for name in names]
     return _from_table(path, _IMAGE_COLUMN.value)
 
@@ -138,12 +151,15 @@ def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     path, source = _SAVED_MODEL.value, _INPUT.value
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        common.fail(f"no SavedModel at {path} (expected BASE/N)")
-    if not os.path.exists(source):
-        common.fail(f"input not found: {source}")
     common.import_tensorflow_quietly(("tensorflow_text",))
     import tensorflow as tf
+
+    from kft import files
+
+    if not files.exists(os.path.join(path, "saved_model.pb")):
+        common.fail(f"no SavedModel at {path} (expected BASE/N)")
+    if not files.exists(source):
+        common.fail(f"input not found: {source}")
 
     serve = tf.saved_model.load(path).signatures["serving_default"]
     key = list(serve.structured_input_signature[1])[0]

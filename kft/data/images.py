@@ -1,35 +1,52 @@
 """Image folders to file paths and labels; the decode check of images.
 
-A folder holds one sub-folder per class (searched recursively; class names
-are the sub-folder names, sorted). Every image, from a folder or TFDS, is
-decoded once at load time by a parallel tf.data pass with the decoder the
-pipeline uses, so a corrupt file is a bad record found before training
-rather than an error halfway through an epoch.
+A folder, local or remote, holds one sub-folder per class (searched
+recursively; class names are the sub-folder names, sorted). Every image,
+from a folder or TFDS, is decoded once at load time by a parallel tf.data
+pass with the decoder the pipeline uses, so a corrupt file is a bad record
+found before training rather than an error halfway through an epoch.
 """
+
+import os
 
 import numpy as np
 import tensorflow as tf
 
+from kft import files
 from kft.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 def read_folder(path):
-    """Returns (file paths, class names) from a folder of class folders."""
-    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    """Returns (file paths, class names) from a folder of class folders.
+
+    `path` may be remote (kft.files); the images are read by
+    `tf.io.read_file`, which reads remote files too.
+    """
+    classes = [
+        name
+        for name in files.listdir(path)
+        if files.isdir(os.path.join(path, name))
+    ]
     if not classes:
         raise UserError(
             f"image folder {path} has no class sub-folders "
             "(expected one sub-folder per class)"
         )
-    files, labels = [], []
+    paths, labels = [], []
     for name in classes:
-        for file in sorted((path / name).rglob("*")):
-            if file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file():
-                files.append(str(file))
-                labels.append(name)
-    return files, labels
+        found = [
+            os.path.join(folder, file)
+            for folder, _, names in files.walk(os.path.join(path, name))
+            for file in names
+            if os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS
+        ]
+        # Sorted as paths, part by part, whatever the file system.
+        found.sort(key=lambda file: file.split("/"))
+        paths += found
+        labels += [name] * len(found)
+    return paths, labels
 
 
 def _decodes(index, value, is_path):

@@ -1,20 +1,22 @@
 """Data specs to labelled splits in memory.
 
 A spec (see CONTRACT.md) is a CSV, TSV or JSONL file (kft.data.tables), a
-folder with one sub-folder per class (kft.data.images), or
-`tfds:NAME[/CONFIG]:SPLIT` (kft.data.tfds_source). `load_splits` reads the
-train, validation and test specs, skipping and reporting bad records
-(kft.data.bad_records), derives missing splits by a stratified, seeded
-split of the training data, and maps labels to ids with one vocabulary
-taken from the training data.
+folder with one sub-folder per class (kft.data.images), local or remote
+(`gs://...`, read through kft.files), or `tfds:NAME[/CONFIG]:SPLIT`
+(kft.data.tfds_source). `load_splits` reads the train, validation and test
+specs, skipping and reporting bad records (kft.data.bad_records), derives
+missing splits by a stratified, seeded split of the training data, and
+maps labels to ids with one vocabulary taken from the training data.
 """
 
 import dataclasses
+import os
 import pathlib
 import re
 
 import numpy as np
 
+from kft import files
 from kft.data import images, tables, tfds_source
 from kft.data.bad_records import BadRecords
 from kft.data.columns import Columns
@@ -104,13 +106,15 @@ def _read(spec, config, bad):
     if spec.startswith("tfds:"):
         read = tfds_source.read_tfds(spec, config, bad)
         return *read, read[3].modality
-    path = pathlib.Path(spec).expanduser()
-    if path.is_dir():
+    path = spec
+    if "://" not in spec:  # a plain local path, as pathlib spells it
+        path = str(pathlib.Path(spec).expanduser())
+    if files.isdir(path):
         values, labels = images.read_folder(path)
         return values, None, labels, None, "image"
-    if not path.is_file():
+    if not files.exists(path):
         raise UserError(f"data not found: {spec}")
-    if path.suffix.lower() not in (".csv", ".tsv", ".jsonl"):
+    if os.path.splitext(path)[1].lower() not in (".csv", ".tsv", ".jsonl"):
         raise UserError(
             f"unsupported data file {spec}; use .csv, .tsv, .jsonl, "
             "a folder of class folders or tfds:NAME:SPLIT"

@@ -9,7 +9,9 @@ sequence length.
 
 import csv
 import json
+import os
 
+from kft import files
 from kft.data.columns import pick_columns
 from kft.errors import UserError
 
@@ -21,9 +23,9 @@ MAX_RECORD_LINES = 50
 def _read_lines(path):
     """Returns [(line number, text)]; the text is None where not UTF-8."""
     try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise UserError(f"cannot read {path}: {error.strerror}") from None
+        raw = files.read_bytes(path)
+    except files.Error as error:
+        raise UserError(f"cannot read {path}: {error.message}") from None
     if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark
         raw = raw[3:]
     lines = raw.splitlines(keepends=True)
@@ -132,7 +134,7 @@ def read_table(path, config, bad):
     """Reads a .csv, .tsv or .jsonl file, skipping bad records.
 
     Args:
-        path: a `pathlib.Path`.
+        path: the file's path, local or remote (kft.files).
         config: the `data` config block (column names).
         bad: the spec's `BadRecords`.
 
@@ -140,10 +142,11 @@ def read_table(path, config, bad):
         (texts, pairs or None, labels, `Columns`).
     """
     lines = _read_lines(path)
-    if path.suffix.lower() == ".jsonl":
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".jsonl":
         rows = _jsonl_rows(lines, path, bad)
     else:
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        delimiter = "\t" if suffix == ".tsv" else ","
         rows = _csv_rows(lines, path, delimiter, bad)
     columns, texts, pairs, labels = None, [], [], []
     for where, row in rows:
