@@ -9,11 +9,11 @@ families are in `HUB_FAMILIES`. The tests parametrize over both tables.
 """
 
 import dataclasses
-import os
 import pathlib
 
 import keras
 
+from kft import files
 from kft.errors import UserError, close_matches
 
 
@@ -193,7 +193,7 @@ def application_weights(weights):
         return None
     if weights == "imagenet":
         return "imagenet"
-    if not os.path.isfile(weights):
+    if not files.exists(weights):
         raise UserError(
             f"weights file not found: {weights} "
             "(use imagenet, none or a path to a .weights.h5 file)"

@@ -47,7 +47,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kft import freeze, optim, training
+from kft import files, freeze, optim, plots, training
 from kft.errors import UserError
 
 JSON_FILE = "lr_find.json"
@@ -286,7 +286,7 @@ def plot(result, path):
         f"suggested peak rate {result['suggestion']:.2g}"
     )
     axes.legend()
-    figure.savefig(path, dpi=100, bbox_inches="tight")
+    files.write_bytes(path, plots.to_png(figure))
 
 
 def rate_key(config):
@@ -331,8 +331,8 @@ def find(
         f"{options.min_rate:g} to {options.max_rate:g}"
     )
     result = sweep(built, phase, dataset, config, num_classes, class_weight)
-    with open(os.path.join(model_dir, JSON_FILE), "w") as file:
-        json.dump(result, file, indent=1)
+    path = os.path.join(model_dir, JSON_FILE)
+    files.write_text(path, json.dumps(result, indent=1))
     plot(result, os.path.join(model_dir, PLOT_FILE))
     note = f" ({result['note']})" if result["note"] else ""
     log(
