@@ -1,15 +1,27 @@
 """Every backbone of the table: build tiny, fit one step, save and reload.
 
-keras.applications entries are built with random weights on 32x32 images;
-keras-hub text families as 2-layer models with tiny vocabularies, saved as
-local presets and loaded through the same path as a user's folder.
+keras.applications entries: every entry's own data (constructor, family,
+normalization, default size) is checked against keras.applications without
+building (`test_table_entry`). The full check (random weights on 32x32
+images, block regex, one fit step, save, reload with safe_mode) runs by
+default for one representative per keras.applications module, the cheapest
+measured; the other entries share its code, hence its layer names.
+The full check of every entry (about 15 minutes on 2 CPU cores) is opt-in:
+
+    KFT_FULL_SWEEP=1 pytest -q tests/test_backbones.py
+
+keras-hub text families are built as 2-layer models with tiny vocabularies,
+saved as local presets and loaded through the same path as a user's folder.
 """
+
+import os
+import sys
 
 import keras
 import numpy as np
 import pytest
 
-from kft import backbones, builder, export, freeze, training
+from kft import backbones, builder, export, freeze, heads, training
 from kft import config as config_lib
 from kft.errors import UserError
 
@@ -41,7 +53,69 @@ def _check_fit_and_reload(built, inputs, labels, tmp_path):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+# The cheapest entry of each keras.applications module (measured on CPU).
+REPRESENTATIVES = [
+    "ConvNeXtTiny",
+    "EfficientNetB0",
+    "EfficientNetV2B0",
+    "MobileNetV2",
+    "MobileNetV3Small",
+    "ResNet50",
+    "ResNet50V2",
+]
+FULL_SWEEP = os.environ.get("KFT_FULL_SWEEP") == "1"
+
+
+def _module(name):
+    """The keras.applications module that defines the constructor `name`."""
+    return sys.modules[getattr(keras.applications, name).__module__]
+
+
+def _keras_default_size(name, monkeypatch):
+    """The input size keras builds `name` at, read without building it.
+
+    The constructor is stopped where it asks imagenet_utils for its input
+    shape, before it makes any layer.
+    """
+    from keras.src.applications import imagenet_utils
+
+    class Asked(Exception):
+        pass
+
+    def ask(input_shape, default_size, **kwargs):
+        raise Asked(default_size)
+
+    monkeypatch.setattr(imagenet_utils, "obtain_input_shape", ask)
+    with pytest.raises(Asked) as asked:
+        getattr(keras.applications, name)(weights=None)
+    return asked.value.args[0]
+
+
 @pytest.mark.parametrize("name", sorted(backbones.TABLE))
+def test_table_entry(name, monkeypatch):
+    """The entry's own data agrees with keras.applications."""
+    entry = backbones.TABLE[name]
+    module = _module(entry.name)
+    # The family's normalization is the module's preprocess_input.
+    images = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3))
+    images = images.astype("float32")
+    expected = module.preprocess_input(images.copy())
+    got = heads.ImageNormalization(entry.family.normalization)(images)
+    np.testing.assert_allclose(np.asarray(got), expected, atol=1e-4)
+    # Same code, same family: the representative's full check covers it.
+    same_code = [rep for rep in REPRESENTATIVES if _module(rep) is module]
+    assert len(same_code) == 1, "one representative per module"
+    assert entry.family is backbones.TABLE[same_code[0]].family
+    if module.__name__.endswith("mobilenet_v3"):
+        # MobileNetV3 takes any size; its ImageNet weights are 224.
+        assert entry.image_size == 224
+    else:
+        assert entry.image_size == _keras_default_size(entry.name, monkeypatch)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(backbones.TABLE) if FULL_SWEEP else REPRESENTATIVES
+)
 def test_application_backbone(name, tmp_path):
     keras.utils.set_random_seed(0)  # the same random weights every run
     config = config_lib.default_config()
