@@ -3,6 +3,7 @@ do not fit, pruning, NaN retries, and a run on the ram:// file system."""
 
 import json
 import os
+import re
 import signal
 
 import keras
@@ -189,3 +190,16 @@ def test_ram_model_dir_interrupted_and_resumed(image_folder, monkeypatch):
     again = run.train(config.copy_and_resolve_references(), model_dir)
     assert again["accuracy"] == report["accuracy"]
     assert any("nothing to do" in m for m in logged)
+    # No step repeated or skipped: as many optimizer steps as a run never
+    # stopped.
+    plain = "ram://kft_resume_test/plain"
+    run.train(config.copy_and_resolve_references(), plain)
+    assert _final_step(model_dir) == _final_step(plain) > 0
+
+
+def _final_step(model_dir):
+    folder = os.path.join(model_dir, "checkpoints")
+    names = files.listdir(folder)
+    newest = [n for n in names if re.match(r"ckpt-\d+\.json$", n)][-1]
+    state = json.loads(files.read_text(os.path.join(folder, newest)))
+    return state["state"]["global_step"]
