@@ -17,6 +17,7 @@ def test_text_classifier_end_to_end(tiny_bert, text_csv, tmp_path):
         "--config.plan=two_phase",
         "--config.epochs=2",
         "--config.learning_rate=1e-3",
+        "--config.export=false",  # test_export trains and exports
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
@@ -49,6 +50,7 @@ def test_image_classifier_end_to_end(image_folder, tmp_path):
         "--config.epochs=1",
         "--config.data.validation_fraction=0.25",
         "--config.data.test_fraction=0.25",
+        "--config.export=false",  # test_export trains and exports
         experiment="image_classifier",
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -345,10 +345,12 @@ def test_multi_label_rows_are_bad_records_until_supported(tmp_path):
 
 
 def _train(model_dir, *overrides, experiment="text_classifier"):
+    # The export has tests of its own; here only the data matter.
     return train_cli(
         model_dir,
         "--config.plan=full",
         "--config.epochs=1",
+        "--config.export=false",
         *overrides,
         experiment=experiment,
     )
