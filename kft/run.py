@@ -328,7 +328,7 @@ def train(config, model_dir, overwrite=False):
     if splits.validation is not None:
         validation_data = batches(built, splits.validation, config, False)
     with strategy.scope():
-        timing = training.train(
+        timing = training.Trainer(
             built,
             phases,
             train_data,
@@ -338,8 +338,7 @@ def train(config, model_dir, overwrite=False):
             len(splits.labels),
             class_weight=class_weight,
             log=_log,
-            resume=config.resume,
-        )
+        ).run(config.resume)
     save_weights(built.model, os.path.join(model_dir, WEIGHTS_FILE))
     built.backbone.save_weights(os.path.join(model_dir, BACKBONE_FILE))
     for entry, phase in zip(timing["phases"], phases):

@@ -156,7 +156,9 @@ class _Steps(keras.callbacks.Callback):
 
 
 class Trainer:
-    """Runs the phases of `phases` from a fresh start or a checkpoint."""
+    """Runs the phases of `phases`: `Trainer(...).run(resume)` starts
+    fresh, or (with `resume`) from the newest good checkpoint, and returns
+    {"phases": [...], "best_epoch", "best_value", ...}."""
 
     def __init__(
         self,
@@ -170,6 +172,13 @@ class Trainer:
         class_weight=None,
         log=print,
     ):
+        metrics = ("loss", "accuracy", "macro_f1")
+        monitors = [f"val_{m}" for m in metrics] + list(metrics)
+        if config.monitor not in monitors:
+            raise UserError(
+                f"unknown monitor '{config.monitor}'; valid: "
+                f"{', '.join(monitors)}"
+            )
         self.built = built
         self.model = built.model
         self.phases = phases
@@ -465,40 +474,6 @@ def _better(value, best, mode):
     if best is None:
         return True
     return value < best if mode == "min" else value > best
-
-
-def train(
-    built,
-    phases,
-    train_epochs,
-    validation_data,
-    config,
-    model_dir,
-    num_classes,
-    class_weight=None,
-    log=print,
-    resume=True,
-):
-    """Runs every phase (resuming from a checkpoint where there is one);
-    returns {"phases": [...], "best_epoch", "best_value", ...}."""
-    metrics = ("loss", "accuracy", "macro_f1")
-    monitors = [f"val_{m}" for m in metrics] + list(metrics)
-    if config.monitor not in monitors:
-        raise UserError(
-            f"unknown monitor '{config.monitor}'; valid: {', '.join(monitors)}"
-        )
-    trainer = Trainer(
-        built,
-        phases,
-        train_epochs,
-        validation_data,
-        config,
-        model_dir,
-        num_classes,
-        class_weight=class_weight,
-        log=log,
-    )
-    return trainer.run(resume)
 
 
 # === history.csv ===

@@ -121,7 +121,7 @@ def _nan_run(image_folder, tmp_path, active, log):
     config.checkpoint.nan_retries = 2
     built, splits = run.prepare(config)
     epochs = run.batches(built, splits.train, config, True)
-    return training.train(
+    trainer = training.Trainer(
         built,
         freeze.plan_from_config(config),
         _poisoned(epochs, 1, active),
@@ -130,7 +130,8 @@ def _nan_run(image_folder, tmp_path, active, log):
         str(tmp_path),
         len(splits.labels),
         log=log,
-    ), built
+    )
+    return trainer.run(resume=False), built
 
 
 def test_a_bad_batch_every_time_stops_naming_step_and_rate(

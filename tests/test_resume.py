@@ -91,19 +91,11 @@ def _wait_for_step(process, model_dir, step, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def texts(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("resume_texts")
-    train = write_csv(folder / "train.csv", make_texts(96, seed=1))
-    test = write_csv(folder / "test.csv", make_texts(21, seed=2))
-    return train, test
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, texts, tiny_bert):
+def reference(tmp_path_factory, text_csv, tiny_bert):
     """The uninterrupted run's folder."""
     model_dir = tmp_path_factory.mktemp("reference") / "run"
     result = subprocess.run(
-        _command(model_dir, texts, tiny_bert),
+        _command(model_dir, text_csv, tiny_bert),
         capture_output=True,
         text=True,
         env=_env(),
@@ -120,7 +112,7 @@ def _newest_data_file(model_dir):
 
 
 def test_killed_anywhere_resumes_bitwise_equal(
-    tmp_path, texts, tiny_bert, reference
+    tmp_path, text_csv, tiny_bert, reference
 ):
     final = json.loads(
         pathlib.Path(
@@ -137,7 +129,7 @@ def test_killed_anywhere_resumes_bitwise_equal(
     full = sorted(full)
     kill_points = [int(s) for s in head + full]
     model_dir = tmp_path / "run"
-    command = _command(model_dir, texts, tiny_bert)
+    command = _command(model_dir, text_csv, tiny_bert)
     outputs = []
     for index, step in enumerate(kill_points):
         process = _start(command)
@@ -190,9 +182,9 @@ def test_killed_anywhere_resumes_bitwise_equal(
 
 
 def test_rerun_refuses_another_config_and_respects_overwrite(
-    tmp_path, texts, tiny_bert, reference
+    tmp_path, text_csv, tiny_bert, reference
 ):
-    command = _command(reference, texts, tiny_bert)
+    command = _command(reference, text_csv, tiny_bert)
     # The same command on a finished run: nothing to do.
     result = run_cli(*[os.path.basename(command[0]), *command[1:]])
     assert result.returncode == 0, result.stderr[-2000:]
