@@ -747,13 +747,24 @@ def format_compare(report):
             f"matmul peak {report['peak_gflops']:.1f} GFLOP/s "
             f"(float32 {matmul['case']}: {shown})"
         )
+    suites = {row["suite"] for row in report["rows"]}
+    repeats = settings["repeats"]
+    if suites & {"text_fixed", "images"}:
+        lines.append(
+            f"steps: median of {repeats} repeats of {settings['steps']} "
+            f"steps after {settings['warmup']} warm-up steps"
+        )
+    if "text_epoch" in suites:
+        lines.append(
+            f"text_epoch: median of {repeats} epochs after 1 warm-up epoch, "
+            "each from raw text; GFLOP/s counts real tokens, not padding"
+        )
     lines.append(
-        f"median of {settings['repeats']} repeats ({settings['steps']} steps "
-        f"each after {settings['warmup']} warm-up steps; epochs: 1 warm-up "
-        f"epoch); batch {settings['batch_size']}; threads "
+        f"batch {settings['batch_size']}; threads "
         f"{settings['threads'] or 'default'}; {machine['cpus']} CPUs, "
         f"load average {machine['load_average_start']:.1f} at start, "
-        f"{machine['load_average_end']:.1f} at end"
+        f"{machine['load_average_end']:.1f} at end; peak MiB: each case's "
+        "own process, framework included"
     )
     lines.append("targets:")
     for target in report["targets"]:

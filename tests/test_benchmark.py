@@ -227,3 +227,17 @@ def test_transformer_flops_and_long_texts():
     )
     texts = benchmark.long_texts(["a b", "c", "d e f"], 5, 4)
     assert len(texts) == 4 and all(len(t.split()) >= 5 for t in texts)
+
+
+def test_compare_cli_missing_asset_is_one_line(tmp_path):
+    result = run_cli(
+        "kft-benchmark",
+        "compare",
+        "--peers=kft,keras",
+        env={"KFT_CACHE": str(tmp_path / "empty")},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"kft-benchmark: error: asset 'minilm' is missing from "
+        f"{tmp_path / 'empty'}; run: kft-fetch minilm"
+    ]

@@ -146,9 +146,7 @@ def main(argv):
 
     config = experiments.load(experiment)
     config_lib.apply_overrides(config, common.config_overrides())
-    if mode == "compare":
-        settings = _settings()
-    common.import_tensorflow_quietly()
+    common.import_tensorflow_quietly()  # kft.benchmark imports it
     from kft import benchmark
 
     if mode == "data":
@@ -158,7 +156,7 @@ def main(argv):
         print(benchmark.format_data(experiment, result), flush=True)
         return
     report = benchmark.compare(
-        config, settings, log=lambda line: print(f"kft: {line}", flush=True)
+        config, _settings(), log=lambda line: print(f"kft: {line}", flush=True)
     )
     report["experiment"] = experiment
     print(benchmark.format_compare(report), flush=True)
