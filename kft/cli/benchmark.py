@@ -1,6 +1,9 @@
 """kft-benchmark: speed measurements, one mode per first argument.
 
     kft-benchmark data --experiment=NAME_OR_FILE [--config.KEY=VALUE ...]
+    kft-benchmark compare [--suite=text_fixed,text_epoch,images,utilization]
+        [--peers=kft,keras,torch] [--repeats=N --steps=N --warmup=N]
+        [--tiny] [--output=FILE] [--experiment=...] [--config.KEY=VALUE ...]
 
 `data` times the training split's input pipeline alone (its first, cold
 epoch and then warm, from the cache) next to the model's train step on the
@@ -19,42 +22,159 @@ demo, 10 for digits), in examples/s:
 
 Each run takes 30-75 s. The demo's text batches take 23 shapes (14 lengths)
 per epoch when trimmed, 9 (5 lengths) with data.text_shapes=fixed.
+
+`compare` times kft's training path against plain keras-hub /
+keras.applications `fit` and PyTorch + transformers on the same model,
+data, batch and optimizer, each case in its own process, and prints median
+samples/s, peak memory, kft's ratio, achieved FLOP/s against a measured
+matmul peak, and the speed targets (kft/benchmark.py says what each suite
+measures). Text uses the experiment's backbone and training data
+(default drug_reviews_minilm: MiniLM and the drug reviews, `kft-fetch`);
+--config overrides change kft's side only (e.g. --config.jit_compile=true).
+The PyTorch peer needs the bench extra (`pip install -e .[bench]`).
+--tiny is a smoke test: tiny sizes and few steps (pass a tiny
+--config.backbone and --config.data.train too).
 """
+
+import dataclasses
+import json
+import sys
 
 from absl import flags
 
 from kft.cli import common
 
 _EXPERIMENT = flags.DEFINE_string(
-    "experiment", None, "Experiment name (a file in experiments/) or path."
+    "experiment",
+    None,
+    "Experiment name (a file in experiments/) or path; compare defaults to "
+    "drug_reviews_minilm.",
 )
 _PIPELINE_BATCHES = flags.DEFINE_integer(
-    "pipeline_batches", 50, "Batches timed on the warm (cached) pass."
+    "pipeline_batches", 50, "data: batches timed on the warm (cached) pass."
 )
 _TRAIN_BATCHES = flags.DEFINE_integer(
-    "train_batches", 5, "Batches timed through the train step."
+    "train_batches", 5, "data: batches timed through the train step."
 )
+_SUITE = flags.DEFINE_list(
+    "suite",
+    "text_fixed,text_epoch,images,utilization",
+    "compare: suites to run.",
+)
+_PEERS = flags.DEFINE_list("peers", "kft,keras,torch", "compare: peers.")
+_REPEATS = flags.DEFINE_integer(
+    "repeats", None, "compare: timed repeats (epochs in text_epoch) [3]."
+)
+_STEPS = flags.DEFINE_integer("steps", None, "compare: steps per repeat [5].")
+_WARMUP = flags.DEFINE_integer(
+    "warmup", None, "compare: untimed warm-up steps [3]."
+)
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", None, "compare: batch size of every peer [32]."
+)
+_LENGTHS = flags.DEFINE_list(
+    "lengths", None, "compare: text_fixed sequence lengths [64,128]."
+)
+_IMAGE_BACKBONE = flags.DEFINE_string(
+    "image_backbone", None, "compare: keras.applications model [ResNet50]."
+)
+_IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", None, "compare: image size in pixels [224]."
+)
+_TORCH_MODEL = flags.DEFINE_string(
+    "torch_model",
+    "",
+    "compare: Hugging Face folder for the PyTorch peer (default: the "
+    "backbone folder).",
+)
+_TINY = flags.DEFINE_bool(
+    "tiny", False, "compare: smoke-test sizes (batch 4, lengths 16,32, ...)."
+)
+_ISOLATE = flags.DEFINE_bool(
+    "isolate",
+    True,
+    "compare: run each case in its own process (peak memory per peer).",
+)
+_THREADS = flags.DEFINE_integer(
+    "threads",
+    0,
+    "compare: threads of every framework in every case; 0 keeps their "
+    "defaults (all cores). 1 is steadier on a busy machine.",
+)
+_OUTPUT = flags.DEFINE_string("output", "", "compare: write the JSON here.")
 
-MODES = ("data",)
+MODES = ("data", "compare")
+
+
+def _settings():
+    from kft import benchmark
+
+    settings = benchmark.Settings(**(benchmark.TINY if _TINY.value else {}))
+    chosen = {
+        "suites": tuple(_SUITE.value),
+        "peers": tuple(_PEERS.value),
+        "repeats": _REPEATS.value,
+        "steps": _STEPS.value,
+        "warmup": _WARMUP.value,
+        "batch_size": _BATCH_SIZE.value,
+        "image_backbone": _IMAGE_BACKBONE.value,
+        "image_size": _IMAGE_SIZE.value,
+        "torch_model": _TORCH_MODEL.value,
+        "isolate": _ISOLATE.value,
+        "threads": _THREADS.value,
+    }
+    if _LENGTHS.value is not None:
+        try:
+            chosen["lengths"] = tuple(int(v) for v in _LENGTHS.value)
+        except ValueError:
+            common.fail(f"--lengths takes integers, not {_LENGTHS.value}")
+    chosen = {k: v for k, v in chosen.items() if v is not None}
+    return dataclasses.replace(settings, **chosen)
 
 
 def main(argv):
     if len(argv) != 2 or argv[1] not in MODES:
         common.fail(f"give one mode; valid: {', '.join(MODES)}")
-    if not _EXPERIMENT.value:
+    mode = argv[1]
+    experiment = _EXPERIMENT.value
+    if mode == "compare":
+        experiment = experiment or "drug_reviews_minilm"
+    if not experiment:
         common.fail("--experiment is required")
     from kft import config as config_lib
     from kft import experiments
 
-    config = experiments.load(_EXPERIMENT.value)
+    config = experiments.load(experiment)
     config_lib.apply_overrides(config, common.config_overrides())
-    common.import_tensorflow_quietly()
+    common.import_tensorflow_quietly()  # kft.benchmark imports it
     from kft import benchmark
 
-    result = benchmark.data(
-        config, _PIPELINE_BATCHES.value, _TRAIN_BATCHES.value
+    if mode == "data":
+        result = benchmark.data(
+            config, _PIPELINE_BATCHES.value, _TRAIN_BATCHES.value
+        )
+        print(benchmark.format_data(experiment, result), flush=True)
+        return
+    report = benchmark.compare(
+        config, _settings(), log=lambda line: print(f"kft: {line}", flush=True)
     )
-    print(benchmark.format_data(_EXPERIMENT.value, result), flush=True)
+    report["experiment"] = experiment
+    print(benchmark.format_compare(report), flush=True)
+    if _OUTPUT.value:
+        with open(_OUTPUT.value, "w") as file:
+            json.dump(report, file, indent=2)
+        print(f"kft: wrote {_OUTPUT.value}", flush=True)
+    failed = [row for row in report["rows"] if _failed(row)]
+    if failed:
+        print(
+            f"kft-benchmark: {len(failed)} case(s) failed; see the table",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+
+
+def _failed(row):
+    return row.get("error") not in (None, "not implemented")
 
 
 def run():

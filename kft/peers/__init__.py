@@ -1,0 +1,41 @@
+"""The training paths `kft-benchmark compare` times, one case per call.
+
+A case is a JSON-able dict (its "spec"): suite, peer, batch size, lengths,
+warm-up, steps and repeats, and the paths of its data and model. Peers:
+
+    kft    kft's own path: `builder.build` with the experiment's config,
+           `kft.optim` optimizer compiled by `training.compile_model`, fed
+           by `run.batches` (kft/peers/kft_peer.py)
+    keras  plain keras-hub `TextClassifier` or keras.applications model
+           and `model.fit` at default settings (kft/peers/keras_peer.py)
+    torch  PyTorch + transformers `from_pretrained` on the same folder, a
+           plain training loop (kft/peers/torch_peer.py)
+
+`run_case` runs a case here; `python -m kft.peers SPEC OUT` runs it in a
+fresh process, so each peer's peak memory is its own, and writes the result
+with that process's peak resident memory to OUT. This module and
+`kft.peers.measure` import no framework: the PyTorch peer's process never
+loads TensorFlow.
+"""
+
+import importlib
+
+# (suite, peer) -> (module, function); each returns {"rates": [samples/s
+# per repeat], ...}.
+RUNNERS = {
+    ("text_fixed", "kft"): ("kft.peers.kft_peer", "text_fixed"),
+    ("text_fixed", "keras"): ("kft.peers.keras_peer", "text_fixed"),
+    ("text_fixed", "torch"): ("kft.peers.torch_peer", "text_fixed"),
+    ("text_epoch", "kft"): ("kft.peers.kft_peer", "text_epoch"),
+    ("text_epoch", "keras"): ("kft.peers.keras_peer", "text_epoch"),
+    ("text_epoch", "torch"): ("kft.peers.torch_peer", "text_epoch"),
+    ("images", "kft"): ("kft.peers.kft_peer", "images"),
+    ("images", "keras"): ("kft.peers.keras_peer", "images"),
+    ("utilization", "matmul"): ("kft.peers.measure", "matmul_peak"),
+}
+
+
+def run_case(spec):
+    """Runs one case in this process; returns its result dict."""
+    module, name = RUNNERS[(spec["suite"], spec["peer"])]
+    return getattr(importlib.import_module(module), name)(spec)
