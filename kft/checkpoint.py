@@ -273,24 +273,12 @@ def _check_fits(manifest, groups, name):
                     "head size or label set?); use another --model_dir, or "
                     "--overwrite to start over"
                 )
-        if len(entries) != len(variables):
+        if group != "model" and len(entries) != len(variables):
             raise UserError(
                 f"checkpoint {name} does not fit this phase: {len(entries)} "
                 f"{group} variables there, {len(variables)} here (another "
                 "freeze plan?); use another --model_dir, or --overwrite"
             )
-
-
-def newest_state(model_dir, warn=print):
-    """The State of the newest readable checkpoint's .json, or None."""
-    folder = folder_of(model_dir)
-    for _, name in _checkpoints(folder):
-        try:
-            manifest = json.loads(files.read_text(os.path.join(folder, name)))
-            return State.from_dict(manifest["state"])
-        except (ValueError, KeyError, TypeError, tf.errors.OpError) as error:
-            warn(f"warning: skipping {name}: {error}")
-    return None
 
 
 def restore(model_dir, model, optimizer_for, warn=print):

@@ -451,7 +451,7 @@ class Trainer:
             )
         else:
             self.log("no validation data: keeping the last epoch's weights")
-        epochs = _epochs_per_phase(self.model_dir, self.phases)
+        epochs = _epochs_per_phase(self.model_dir)
         return {
             "phases": [
                 {
@@ -512,7 +512,7 @@ def _truncate_history(model_dir, epochs):
         _write_history(model_dir, kept)
 
 
-def _epochs_per_phase(model_dir, phases):
+def _epochs_per_phase(model_dir):
     counts = {}
     for row in _history_rows(model_dir):
         counts[row["phase"]] = counts.get(row["phase"], 0) + 1

@@ -66,15 +66,7 @@ def text_fixed(spec):
     classifier = _text_classifier(spec, num_classes)
     dataset = tf.data.Dataset.from_tensor_slices((texts, labels))
     dataset = dataset.batch(spec["batch_size"]).repeat()
-    clock = StepClock()
-    classifier.fit(
-        dataset,
-        steps_per_epoch=spec["warmup"] + spec["steps"] * spec["repeats"],
-        epochs=1,
-        verbose=0,
-        callbacks=[clock],
-    )
-    return {"rates": rates(clock, spec)}
+    return _timed_fit(classifier, dataset, spec)
 
 
 def text_epoch(spec):
@@ -137,6 +129,11 @@ def images(spec):
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     dataset = dataset.cache().repeat().prefetch(tf.data.AUTOTUNE)
+    return _timed_fit(model, dataset, spec)
+
+
+def _timed_fit(model, dataset, spec):
+    """One fit over warm-up and timed steps; the timed steps' rates."""
     clock = StepClock()
     model.fit(
         dataset,
