@@ -1,0 +1,353 @@
+"""Extractive question answering: windows, answer spans, SQuAD scores.
+
+A context longer than the sequence length is cut into overlapping windows
+of word pieces, each packed as `[CLS] question [SEP] context piece [SEP]`.
+A window whose context piece holds the whole answer is labelled with the
+answer's first and last token positions; the others (and every window of
+an unanswerable SQuAD v2 question) point at position 0, the [CLS] token,
+which the span head reads as "no answer here".
+
+Every token keeps the character offsets of the word it came from, so a
+predicted span maps back to the original context text exactly. Words are
+split as BERT's basic tokenizer splits them (white space, then each
+punctuation mark and CJK character alone), so tokenizing word by word
+gives the same pieces as tokenizing the whole text.
+
+`best_answer` picks the best span over all windows of one question (start
+and end logits, end not before start, at most `max_answer_length` tokens)
+and compares it with the no-answer score; `squad_scores` computes exact
+match and F1 with SQuAD's answer normalization.
+"""
+
+import collections
+import dataclasses
+import re
+import string
+import unicodedata
+
+import numpy as np
+
+NO_ANSWER = ""
+
+
+def _is_punctuation(char):
+    code = ord(char)
+    # BERT counts all non-letter/number ASCII as punctuation ($, ^, `...).
+    if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96:
+        return True
+    if 123 <= code <= 126:
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+def _is_cjk(char):
+    code = ord(char)
+    return (
+        0x4E00 <= code <= 0x9FFF
+        or 0x3400 <= code <= 0x4DBF
+        or 0x20000 <= code <= 0x2A6DF
+        or 0xF900 <= code <= 0xFAFF
+        or 0x2F800 <= code <= 0x2FA1F
+    )
+
+
+def word_spans(text):
+    """[(start, end)] character spans of the words of `text`.
+
+    A word is a run of characters that are neither white space nor
+    punctuation; each punctuation mark and each CJK character is a word of
+    its own, as BERT's basic tokenizer splits.
+    """
+    spans = []
+    start = None
+    for index, char in enumerate(text):
+        alone = _is_punctuation(char) or _is_cjk(char)
+        if char.isspace() or alone:
+            if start is not None:
+                spans.append((start, index))
+                start = None
+            if alone:
+                spans.append((index, index + 1))
+        elif start is None:
+            start = index
+    if start is not None:
+        spans.append((start, len(text)))
+    return spans
+
+
+def word_tokenizer(tokenizer):
+    """A `tokenize_words` function over a keras-hub tokenizer."""
+
+    def tokenize_words(words):
+        ids = tokenizer(list(words))
+        if hasattr(ids, "to_list"):  # a tf.RaggedTensor
+            ids = ids.to_list()
+        return [[int(i) for i in row] for row in ids]
+
+    return tokenize_words
+
+
+@dataclasses.dataclass
+class Pieces:
+    """A text's word pieces with the character span of each one's word."""
+
+    ids: list
+    starts: list
+    ends: list
+
+
+def pieces(text, tokenize_words):
+    """Tokenizes `text` word by word.
+
+    Args:
+        text: the raw text.
+        tokenize_words: maps a list of words to a list of lists of piece
+            ids (the backbone tokenizer, called once for all words).
+    """
+    spans = word_spans(text)
+    tokenized = tokenize_words([text[s:e] for s, e in spans]) if spans else []
+    ids, starts, ends = [], [], []
+    for (start, end), word_ids in zip(spans, tokenized):
+        for piece in word_ids:
+            ids.append(int(piece))
+            starts.append(start)
+            ends.append(end)
+    return Pieces(ids, starts, ends)
+
+
+@dataclasses.dataclass
+class Window:
+    """One packed window of a question and a stretch of its context.
+
+    `context_start` is the position of the window's first context token in
+    `token_ids`; `offset` is that token's index in the whole context's
+    pieces. `start` and `end` are the answer's token positions, 0 and 0
+    (the [CLS] token) when the window does not hold the whole answer.
+    """
+
+    example: int
+    token_ids: list
+    segment_ids: list
+    context_start: int
+    offset: int
+    length: int
+    start: int = 0
+    end: int = 0
+
+
+def windows(
+    question_ids,
+    context,
+    sequence_length,
+    stride,
+    special,
+    example=0,
+    answer=None,
+    max_question_tokens=64,
+):
+    """Cuts a context into windows of at most `sequence_length` tokens.
+
+    Args:
+        question_ids: the question's piece ids.
+        context: the context's `Pieces`.
+        sequence_length: the packed length of each window.
+        stride: tokens between the starts of two windows (BERT's
+            doc_stride); windows overlap by their length minus the stride.
+        special: (cls_id, sep_id).
+        example: an index carried into each window.
+        answer: (start char, end char) of the answer in the context, or
+            None (prediction, or an unanswerable question).
+        max_question_tokens: longer questions are cut to this many tokens.
+
+    Returns:
+        A list of `Window`, unpadded.
+    """
+    cls_id, sep_id = special
+    question_ids = list(question_ids)[:max_question_tokens]
+    room = sequence_length - len(question_ids) - 3
+    if room < 1:
+        raise ValueError(
+            f"sequence length {sequence_length} leaves no room for context "
+            f"after a {len(question_ids)}-token question"
+        )
+    if stride < 1 or stride > room:
+        raise ValueError(
+            f"stride {stride} must be between 1 and the context room {room}"
+        )
+    first, last = _answer_tokens(context, answer)
+    result = []
+    count = len(context.ids)
+    offset = 0
+    while True:
+        length = min(room, count - offset)
+        head = [cls_id, *question_ids, sep_id]
+        window = Window(
+            example=example,
+            token_ids=head + context.ids[offset : offset + length] + [sep_id],
+            segment_ids=[0] * len(head) + [1] * (length + 1),
+            context_start=len(head),
+            offset=offset,
+            length=length,
+        )
+        if first is not None and offset <= first and last < offset + length:
+            window.start = len(head) + first - offset
+            window.end = len(head) + last - offset
+        result.append(window)
+        if offset + length >= count:
+            return result
+        offset += stride
+
+
+def _answer_tokens(context, answer):
+    """The first and last context token of an answer's character span."""
+    if answer is None:
+        return None, None
+    start_char, end_char = answer
+    first = last = None
+    for index, (start, end) in enumerate(zip(context.starts, context.ends)):
+        if end > start_char and start < end_char:
+            if first is None:
+                first = index
+            last = index
+    return first, last
+
+
+@dataclasses.dataclass
+class Answer:
+    """The predicted answer of one question; `text` is "" for none."""
+
+    text: str
+    start: int
+    end: int
+    score: float
+    null_score: float
+
+
+def best_answer(
+    context_text,
+    context,
+    windows_,
+    start_logits,
+    end_logits,
+    max_answer_length=30,
+    top=20,
+    null_threshold=None,
+):
+    """The best span of one question over all of its windows.
+
+    Args:
+        context_text: the original context.
+        context: its `Pieces`.
+        windows_: the question's `Window`s.
+        start_logits, end_logits: [windows, positions] arrays.
+        max_answer_length: the longest answer, in tokens.
+        top: how many start and end candidates to pair per window.
+        null_threshold: None answers always (SQuAD v1); otherwise answer
+            "" when the best no-answer score (the [CLS] start + end logits,
+            lowest over windows) exceeds the best span's score by more.
+
+    Returns:
+        An `Answer`; its score is the span's start + end logits, and
+        `start`/`end` are character offsets into `context_text`.
+    """
+    best = None
+    null = None
+    for index, window in enumerate(windows_):
+        starts = np.asarray(start_logits[index], dtype=np.float64)
+        ends = np.asarray(end_logits[index], dtype=np.float64)
+        window_null = starts[0] + ends[0]
+        null = window_null if null is None else min(null, window_null)
+        low = window.context_start
+        high = low + window.length  # exclusive
+        span_starts = np.argsort(-starts[low:high])[:top] + low
+        span_ends = np.argsort(-ends[low:high])[:top] + low
+        for s in span_starts:
+            for e in span_ends:
+                if e < s or e - s + 1 > max_answer_length:
+                    continue
+                score = starts[s] + ends[e]
+                if best is None or score > best[0]:
+                    first = window.offset + s - low
+                    last = window.offset + e - low
+                    best = (score, context.starts[first], context.ends[last])
+    null = float(null if null is not None else 0.0)
+    if best is None:
+        return Answer(NO_ANSWER, 0, 0, null, null)
+    score, start, end = best
+    if null_threshold is not None and null - score > null_threshold:
+        return Answer(NO_ANSWER, 0, 0, null, null)
+    return Answer(context_text[start:end], start, end, float(score), null)
+
+
+def normalize_answer(text):
+    """SQuAD's normalization: lower case, no punctuation, no articles,
+    single spaces."""
+    text = text.lower()
+    text = "".join(char for char in text if char not in _PUNCTUATION)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+_PUNCTUATION = set(string.punctuation)
+
+
+def exact_match(prediction, answer):
+    return float(normalize_answer(prediction) == normalize_answer(answer))
+
+
+def f1_score(prediction, answer):
+    """Token-overlap F1 of normalized texts (1.0 when both are empty)."""
+    predicted = normalize_answer(prediction).split()
+    gold = normalize_answer(answer).split()
+    if not predicted or not gold:
+        return float(predicted == gold)
+    common = collections.Counter(predicted) & collections.Counter(gold)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision = same / len(predicted)
+    recall = same / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def squad_scores(predictions, answers):
+    """Exact match and F1 in percent, as SQuAD's evaluation reports them.
+
+    Args:
+        predictions: predicted answer texts ("" for no answer).
+        answers: for each question, the list of gold answer texts; an
+            empty list is an unanswerable (SQuAD v2) question, which only
+            the empty prediction gets right.
+
+    Returns:
+        {"exact_match", "f1", "count"}, plus "has_answer_*" and
+        "no_answer_*" figures when both kinds of question are present.
+    """
+    if len(predictions) != len(answers):
+        raise ValueError(
+            f"{len(predictions)} predictions for {len(answers)} questions"
+        )
+    exact, f1 = [], []
+    for prediction, golds in zip(predictions, answers):
+        golds = [gold for gold in golds if normalize_answer(gold)] or [""]
+        exact.append(max(exact_match(prediction, gold) for gold in golds))
+        f1.append(max(f1_score(prediction, gold) for gold in golds))
+    result = _percent(exact, f1)
+    answerable = np.array([bool(golds) for golds in answers])
+    if answerable.any() and not answerable.all():
+        exact, f1 = np.array(exact), np.array(f1)
+        for name, mask in (("has", answerable), ("no", ~answerable)):
+            part = _percent(exact[mask], f1[mask])
+            result.update({f"{name}_answer_{k}": v for k, v in part.items()})
+    return result
+
+
+def _percent(exact, f1):
+    count = len(exact)
+    if not count:
+        return {"exact_match": 0.0, "f1": 0.0, "count": 0}
+    return {
+        "exact_match": 100.0 * float(np.sum(exact)) / count,
+        "f1": 100.0 * float(np.sum(f1)) / count,
+        "count": count,
+    }
