@@ -225,3 +225,107 @@ def test_real_tokenizer_word_by_word_equals_whole_text(tiny_bert):
     pieces = qa.pieces(text, qa.word_tokenizer(tokenizer))
     whole = qa.word_tokenizer(tokenizer)([text])[0]
     assert pieces.ids == whole and len(whole) == 11
+
+
+def data_config(**overrides):
+    from kft import config as config_lib
+
+    data = config_lib.default_config().data
+    data.update(overrides)
+    return data
+
+
+def test_squad_json_v2_and_jsonl_layouts(tmp_path):
+    import json
+
+    from kft.data import squad
+
+    context = "Ada Lovelace wrote the first program in 1843."
+    document = {
+        "data": [
+            {
+                "paragraphs": [
+                    {
+                        "context": context,
+                        "qas": [
+                            {
+                                "id": "q1",
+                                "question": "Who wrote it?",
+                                "answers": [
+                                    {"text": "Ada Lovelace", "answer_start": 0}
+                                ],
+                            },
+                            {  # the start is off by two: found nearby
+                                "id": "q2",
+                                "question": "When?",
+                                "answers": [
+                                    {"text": "1843", "answer_start": 38}
+                                ],
+                            },
+                            {
+                                "id": "q3",
+                                "question": "Where?",
+                                "answers": [],
+                                "is_impossible": True,
+                            },
+                            {  # not in the context: a bad record
+                                "id": "q4",
+                                "question": "What?",
+                                "answers": [
+                                    {"text": "a poem", "answer_start": 3}
+                                ],
+                            },
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(document))
+    examples, note = squad.read(str(path), data_config(max_bad_fraction=0.5))
+    assert [e.id for e in examples] == ["q1", "q2", "q3"]
+    assert examples[1].answers == [("1843", 40)]
+    assert context[slice(*examples[1].answer_span)] == "1843"
+    assert examples[2].answers == [] and examples[2].answer_span is None
+    assert "1 bad records of 4" in note and "a poem" in note
+    with pytest.raises(Exception, match="bad record at .*q4"):
+        squad.read(str(path), data_config(on_error="raise"))
+
+    lines = tmp_path / "train.jsonl"
+    rows = [
+        {
+            "question": "Who?",
+            "context": context,
+            "answers": {"text": ["Ada"], "answer_start": [0]},
+        },
+        {"question": "Who?", "context": context, "answers": []},
+        {
+            "id": "x",
+            "question": "What?",
+            "context": context,
+            "answers": [{"text": "first program", "answer_start": 23}],
+        },
+    ]
+    lines.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    examples, note = squad.read(str(lines), data_config())
+    assert note is None
+    assert [e.id for e in examples] == ["0", "1", "x"]
+    assert [e.answers for e in examples] == [
+        [("Ada", 0)],
+        [],
+        [("first program", 23)],
+    ]
+
+
+def test_squad_reader_user_errors(tmp_path):
+    from kft.data import squad
+    from kft.errors import UserError
+
+    with pytest.raises(UserError, match="SQuAD .json, .jsonl"):
+        squad.read(str(tmp_path / "x.csv"), data_config())
+    with pytest.raises(UserError, match="cannot read"):
+        squad.read(str(tmp_path / "missing.json"), data_config())
+    (tmp_path / "bad.json").write_text('{"version": 2}')
+    with pytest.raises(UserError, match="not SQuAD JSON"):
+        squad.read(str(tmp_path / "bad.json"), data_config())
