@@ -25,7 +25,9 @@ import re
 import string
 import unicodedata
 
+import keras
 import numpy as np
+from keras import ops
 
 NO_ANSWER = ""
 
@@ -351,3 +353,147 @@ def _percent(exact, f1):
         "f1": 100.0 * float(np.sum(f1)) / count,
         "count": count,
     }
+
+
+# --- The span model and its data ---------------------------------------
+
+# Logits of positions a span cannot use (padding, the question): low
+# enough to vanish in a softmax, small enough for float16.
+MASKED = -1e4
+
+
+def span_inputs(window_list, sequence_length, pad_id):
+    """Packed, padded inputs and labels of windows, as numpy arrays.
+
+    Returns (inputs, labels): inputs holds token_ids, segment_ids and
+    padding_mask [windows, sequence_length]; labels holds start and end
+    positions [windows].
+    """
+    count = len(window_list)
+    token_ids = np.full((count, sequence_length), pad_id, dtype=np.int32)
+    segment_ids = np.zeros((count, sequence_length), dtype=np.int32)
+    for row, window in enumerate(window_list):
+        token_ids[row, : len(window.token_ids)] = window.token_ids
+        segment_ids[row, : len(window.segment_ids)] = window.segment_ids
+    padding_mask = np.zeros((count, sequence_length), dtype=bool)
+    for row, window in enumerate(window_list):
+        padding_mask[row, : len(window.token_ids)] = True
+    inputs = {
+        "token_ids": token_ids,
+        "segment_ids": segment_ids,
+        "padding_mask": padding_mask,
+    }
+    labels = {
+        "start": np.array([w.start for w in window_list], dtype=np.int32),
+        "end": np.array([w.end for w in window_list], dtype=np.int32),
+    }
+    return inputs, labels
+
+
+def example_windows(examples, tokenizer, sequence_length, stride, training):
+    """Windows of every example, with the context pieces of each example.
+
+    Args:
+        examples: `kft.data.squad.Example`s.
+        tokenizer: a keras-hub tokenizer with cls/sep token ids.
+        sequence_length, stride: as `windows` takes them.
+        training: label each window with the first answer's tokens.
+
+    Returns:
+        (windows, contexts): all windows in example order, and each
+        example's context `Pieces`.
+    """
+    tokenize_words = word_tokenizer(tokenizer)
+    special = (tokenizer.cls_token_id, tokenizer.sep_token_id)
+    result, contexts = [], []
+    for index, example in enumerate(examples):
+        context = pieces(example.context, tokenize_words)
+        question = pieces(example.question, tokenize_words).ids
+        answer = example.answer_span if training else None
+        result += windows(
+            question, context, sequence_length, stride, special, index, answer
+        )
+        contexts.append(context)
+    return result, contexts
+
+
+def span_model(backbone, dropout=0.1, backbone_dropout=True):
+    """The backbone's sequence output to start and end logits.
+
+    Only [CLS] (no answer) and the window's context tokens can start or
+    end a span; the logits of the question and of padding are masked.
+    """
+    inputs = {
+        name: keras.Input(shape=(None,), dtype=tensor.dtype, name=name)
+        for name, tensor in backbone.input.items()
+    }
+    outputs = backbone(inputs, training=None if backbone_dropout else False)
+    sequence = outputs["sequence_output"]
+    x = keras.layers.Dropout(dropout, name="head_dropout")(sequence)
+    logits = keras.layers.Dense(2, dtype="float32", name="span_logits")(x)
+    starts, ends = SpanMask(name="span_mask")(
+        logits, inputs["segment_ids"], inputs["padding_mask"]
+    )
+    return keras.Model(
+        inputs, {"start": starts, "end": ends}, name="kft_span_model"
+    )
+
+
+@keras.saving.register_keras_serializable(package="kft")
+class SpanMask(keras.layers.Layer):
+    """Splits [batch, length, 2] logits into start and end, masked."""
+
+    def call(self, logits, segment_ids, padding_mask):
+        length = ops.shape(segment_ids)[1]
+        first = ops.expand_dims(ops.arange(length) == 0, 0)
+        context = ops.logical_and(
+            ops.cast(padding_mask, "bool"), segment_ids == 1
+        )
+        allowed = ops.logical_or(context, first)
+        low = ops.cast(MASKED, "float32")
+        masked = ops.where(ops.expand_dims(allowed, -1), logits, low)
+        return masked[..., 0], masked[..., 1]
+
+
+def compile_span_model(model, optimizer):
+    """Cross-entropy of the start and of the end position, averaged."""
+
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(
+        optimizer=optimizer,
+        loss={"start": loss, "end": loss},
+        loss_weights={"start": 0.5, "end": 0.5},
+        metrics={"start": ["accuracy"], "end": ["accuracy"]},
+    )
+
+
+def predict_answers(
+    model,
+    examples,
+    window_list,
+    contexts,
+    inputs,
+    batch_size=64,
+    max_answer_length=30,
+    null_threshold=None,
+):
+    """The best `Answer` of each example, from the model's logits."""
+    logits = model.predict(inputs, batch_size=batch_size, verbose=0)
+    by_example = collections.defaultdict(list)
+    for row, window in enumerate(window_list):
+        by_example[window.example].append(row)
+    answers = []
+    for index, example in enumerate(examples):
+        rows = by_example[index]
+        answers.append(
+            best_answer(
+                example.context,
+                contexts[index],
+                [window_list[row] for row in rows],
+                logits["start"][rows],
+                logits["end"][rows],
+                max_answer_length=max_answer_length,
+                null_threshold=null_threshold,
+            )
+        )
+    return answers

@@ -329,3 +329,56 @@ def test_squad_reader_user_errors(tmp_path):
     (tmp_path / "bad.json").write_text('{"version": 2}')
     with pytest.raises(UserError, match="not SQuAD JSON"):
         squad.read(str(tmp_path / "bad.json"), data_config())
+
+
+def test_span_model_learns_answers_on_a_tiny_bert(tiny_bert):
+    """A tiny BERT fine-tuned on windows: its loss falls, and predicted
+    answers map back to text that is in the context."""
+    import keras
+    import keras_hub
+
+    from kft.data.squad import Example
+
+    rng = np.random.default_rng(0)
+    words = ["the", "movie", "is", "fine", "bad"]
+    examples = []
+    for index in range(48):
+        context = list(rng.choice(words, size=14))
+        at = int(rng.integers(0, 14))
+        context[at] = "great"
+        text = " ".join(context)
+        start = len(" ".join(context[:at])) + (1 if at else 0)
+        examples.append(Example(str(index), "good", text, [("great", start)]))
+    tokenizer = keras_hub.models.Tokenizer.from_preset(tiny_bert)
+    window_list, contexts = qa.example_windows(
+        examples, tokenizer, 16, 6, training=True
+    )
+    assert len(window_list) > len(examples)  # contexts are cut
+    inputs, labels = qa.span_inputs(window_list, 16, tokenizer.pad_token_id)
+    for row in range(len(window_list)):
+        if labels["start"][row]:
+            assert (
+                tokenizer.id_to_token(
+                    int(inputs["token_ids"][row, labels["start"][row]])
+                )
+                == "great"
+            )
+    backbone = keras_hub.models.Backbone.from_preset(tiny_bert)
+    keras.utils.set_random_seed(0)
+    model = qa.span_model(backbone, dropout=0.0)
+    qa.compile_span_model(model, keras.optimizers.Adam(3e-3))
+    history = model.fit(
+        inputs, labels, batch_size=16, epochs=8, verbose=0, shuffle=False
+    )
+    losses = history.history["loss"]
+    assert losses[-1] < 0.5 * losses[0]
+    logits = model.predict(inputs, verbose=0)
+    # Masked positions (question, padding) never win.
+    question = inputs["segment_ids"] == 0
+    question[:, 0] = False
+    assert np.all(logits["start"][question] <= qa.MASKED + 1)
+    answers = qa.predict_answers(model, examples, window_list, contexts, inputs)
+    found = [a.text == "great" for a in answers]
+    assert np.mean(found) > 0.8
+    for example, answer in zip(examples, answers):
+        assert example.context[answer.start : answer.end] == answer.text
