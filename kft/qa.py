@@ -216,13 +216,25 @@ def _answer_tokens(context, answer):
 
 @dataclasses.dataclass
 class Answer:
-    """The predicted answer of one question; `text` is "" for none."""
+    """The predicted answer of one question; `text` is "" for none.
+
+    `start` and `end` are character offsets into the context; `score` is
+    the probability of the span's start times that of its end (softmax
+    over its window's positions); `logit` the start + end logits, and
+    `null_logit` the lowest [CLS] start + end logits over the windows.
+    """
 
     text: str
     start: int
     end: int
     score: float
-    null_score: float
+    logit: float
+    null_logit: float
+
+
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max())
+    return shifted / shifted.sum()
 
 
 def best_answer(
@@ -232,10 +244,13 @@ def best_answer(
     start_logits,
     end_logits,
     max_answer_length=30,
-    top=20,
     null_threshold=None,
 ):
     """The best span of one question over all of its windows.
+
+    Every pair of context positions in a window with the end not before
+    the start and at most `max_answer_length` tokens is a candidate; the
+    highest start + end logits wins (the first one on ties).
 
     Args:
         context_text: the original context.
@@ -243,42 +258,44 @@ def best_answer(
         windows_: the question's `Window`s.
         start_logits, end_logits: [windows, positions] arrays.
         max_answer_length: the longest answer, in tokens.
-        top: how many start and end candidates to pair per window.
         null_threshold: None answers always (SQuAD v1); otherwise answer
-            "" when the best no-answer score (the [CLS] start + end logits,
-            lowest over windows) exceeds the best span's score by more.
+            "" when the no-answer logit exceeds the best span's by more.
 
     Returns:
-        An `Answer`; its score is the span's start + end logits, and
-        `start`/`end` are character offsets into `context_text`.
+        An `Answer`.
     """
     best = None
-    null = None
+    null = np.inf
     for index, window in enumerate(windows_):
-        starts = np.asarray(start_logits[index], dtype=np.float64)
-        ends = np.asarray(end_logits[index], dtype=np.float64)
-        window_null = starts[0] + ends[0]
-        null = window_null if null is None else min(null, window_null)
+        starts = np.asarray(start_logits[index], dtype=np.float32)
+        ends = np.asarray(end_logits[index], dtype=np.float32)
+        null = min(null, float(starts[0] + ends[0]))
         low = window.context_start
         high = low + window.length  # exclusive
-        span_starts = np.argsort(-starts[low:high])[:top] + low
-        span_ends = np.argsort(-ends[low:high])[:top] + low
-        for s in span_starts:
-            for e in span_ends:
-                if e < s or e - s + 1 > max_answer_length:
-                    continue
-                score = starts[s] + ends[e]
-                if best is None or score > best[0]:
-                    first = window.offset + s - low
-                    last = window.offset + e - low
-                    best = (score, context.starts[first], context.ends[last])
-    null = float(null if null is not None else 0.0)
-    if best is None:
-        return Answer(NO_ANSWER, 0, 0, null, null)
-    score, start, end = best
-    if null_threshold is not None and null - score > null_threshold:
-        return Answer(NO_ANSWER, 0, 0, null, null)
-    return Answer(context_text[start:end], start, end, float(score), null)
+        if high == low:
+            continue
+        scores = starts[low:high, None] + ends[None, low:high]
+        lengths = (
+            np.arange(high - low)[None, :] - np.arange(high - low)[:, None]
+        )
+        scores[(lengths < 0) | (lengths >= max_answer_length)] = -np.inf
+        flat = int(np.argmax(scores))
+        s, e = divmod(flat, high - low)
+        if best is None or scores[s, e] > best[0]:
+            probability = _softmax(starts)[low + s] * _softmax(ends)[low + e]
+            best = (
+                float(scores[s, e]),
+                context.starts[window.offset + s],
+                context.ends[window.offset + e],
+                float(probability),
+            )
+    null = float(null if windows_ else 0.0)
+    if best is None or (
+        null_threshold is not None and null - best[0] > null_threshold
+    ):
+        return Answer(NO_ANSWER, 0, 0, 0.0, -np.inf, null)
+    logit, start, end, probability = best
+    return Answer(context_text[start:end], start, end, probability, logit, null)
 
 
 def normalize_answer(text):

@@ -149,7 +149,7 @@ def test_best_answer_respects_length_and_no_answer_threshold():
     none = qa.best_answer(
         CONTEXT, context, windows, starts, ends, null_threshold=0.0
     )
-    assert none.text == qa.NO_ANSWER and none.null_score == 12.0
+    assert none.text == qa.NO_ANSWER and none.null_logit == 12.0
     kept = qa.best_answer(
         CONTEXT, context, windows, starts, ends, null_threshold=5.0
     )
@@ -382,3 +382,64 @@ def test_span_model_learns_answers_on_a_tiny_bert(tiny_bert):
     assert np.mean(found) > 0.8
     for example, answer in zip(examples, answers):
         assert example.context[answer.start : answer.end] == answer.text
+
+
+def test_served_answers_match_the_python_path(tiny_bert):
+    """The in-graph windows and span search (kft/qa_serving.py) give the
+    answers, offsets and scores of kft/qa.py, on contexts that need one
+    window, several, none (empty) and multi-byte characters."""
+    import keras
+    import keras_hub
+    import tensorflow as tf
+
+    from kft import qa_serving
+    from kft.data.squad import Example
+
+    keras.utils.set_random_seed(1)
+    tokenizer = keras_hub.models.Tokenizer.from_preset(tiny_bert)
+    backbone = keras_hub.models.Backbone.from_preset(tiny_bert)
+    model = qa.span_model(backbone)
+    rng = np.random.default_rng(3)
+    words = ["good", "bad", "the", "movie", "is", "fine", "café", "ß", "東"]
+    contexts = [
+        " ".join(rng.choice(words, size=n)) + "." for n in (3, 9, 20, 40)
+    ]
+    contexts += ["", "naïve  résumé, über-good movie!"]
+    questions = ["good", "the movie is", "bad?", "is", "fine", "movie good"]
+    examples = [
+        Example(str(i), q, c, [])
+        for i, (q, c) in enumerate(zip(questions, contexts))
+    ]
+    for threshold in (None, 0.0):
+        window_list, pieces = qa.example_windows(
+            examples, tokenizer, 24, 6, training=False
+        )
+        inputs, _ = qa.span_inputs(window_list, 24, tokenizer.pad_token_id)
+        expected = qa.predict_answers(
+            model,
+            examples,
+            window_list,
+            pieces,
+            inputs,
+            max_answer_length=5,
+            null_threshold=threshold,
+        )
+        answer = tf.function(
+            qa_serving.answer_fn(
+                model,
+                tokenizer,
+                24,
+                6,
+                max_answer_length=5,
+                null_threshold=threshold,
+            )
+        )
+        served = answer(tf.constant(questions), tf.constant(contexts))
+        texts = [t.decode() for t in served["answer"].numpy()]
+        assert texts == [a.text for a in expected]
+        assert list(served["start"].numpy()) == [a.start for a in expected]
+        assert list(served["end"].numpy()) == [a.end for a in expected]
+        np.testing.assert_allclose(
+            served["score"].numpy(), [a.score for a in expected], atol=1e-5
+        )
+    assert any(t for t in texts) or threshold is not None
