@@ -48,6 +48,13 @@ ASSETS = {
         inner_zip=True,
         description="drugs.com reviews, 3 classes, 600 train + 379 test",
     ),
+    "squad_eval": Asset(
+        "squad_eval",
+        "allennlp-models==2.10.1",
+        "2bd0f7f80e9b26182314e2b6534e6e8a414b2894db11065673aa7aca15554785",
+        "allennlp_models/rc/tools/",
+        description="SQuAD 2.0's official evaluation functions (tests)",
+    ),
 }
 
 

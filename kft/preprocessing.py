@@ -82,7 +82,7 @@ _ENTITIES = [
 ]
 _ENTITIES += [(f"&{name};", _rewrite(c)) for name, c in _TYPOGRAPHY.items()]
 _ENTITIES += [("&#(0*38|[xX]0*26);", "&"), ("&amp;", "&")]
-_SPACE = r"[\s\p{Z}\x{85}\x{1c}-\x{1f}]+"
+WHITE_SPACE = r"[\s\p{Z}\x{85}\x{1c}-\x{1f}]+"
 
 
 def clean_text(texts):
@@ -99,7 +99,7 @@ def clean_text(texts):
         cleaned = tf.strings.regex_replace(cleaned, pattern, rewrite)
     texts = tf.where(has_entity, cleaned, texts)
     # Python's str.split() white space: ASCII, Unicode separators, \x1c-\x1f.
-    texts = tf.strings.regex_replace(texts, _SPACE, " ")
+    texts = tf.strings.regex_replace(texts, WHITE_SPACE, " ")
     return tf.strings.strip(texts)
 
 

@@ -1,0 +1,208 @@
+"""Question-answering data: SQuAD JSON, JSONL and TFDS squad, as examples.
+
+- SQuAD JSON (`.json`): `{"data": [{"paragraphs": [{"context": ...,
+  "qas": [{"id", "question", "answers": [{"text", "answer_start"}],
+  "is_impossible"}]}]}]}`, v1.1 and v2.0.
+- JSONL (`.jsonl`): one object per line with `question`, `context` and
+  `answers`, either `{"text": [...], "answer_start": [...]}` (as Hugging
+  Face datasets write it) or `[{"text", "answer_start"}, ...]`; `id` is
+  optional. An empty answer list is an unanswerable (v2) question.
+- `tfds:squad/v1.1:train`, `tfds:squad/v2.0:validation`: the same fields.
+
+An answer whose `answer_start` does not point at its text in the context
+(an off-by-some offset is common in hand-made data) is looked up near the
+given start; one that is nowhere in the context makes the question a bad
+record (kft.data.bad_records).
+"""
+
+import dataclasses
+import json
+
+from kft import files
+from kft.data import tfds_source
+from kft.data.bad_records import BadRecords
+from kft.errors import UserError
+
+
+@dataclasses.dataclass
+class Example:
+    """One question on one context; `answers` empty when unanswerable.
+
+    `answers` holds (text, start character) pairs; the first one is the
+    training target, all of them count when scoring.
+    """
+
+    id: str
+    question: str
+    context: str
+    answers: list
+
+    @property
+    def answer_span(self):
+        """(start, end) characters of the training answer, or None."""
+        if not self.answers:
+            return None
+        text, start = self.answers[0]
+        return start, start + len(text)
+
+
+def _locate(context, text, start):
+    """The start of `text` in `context` nearest to `start`, or None."""
+    if context[start : start + len(text)] == text:
+        return start
+    found = list(_occurrences(context, text))
+    if not found:
+        return None
+    return min(found, key=lambda i: abs(i - start))
+
+
+def _occurrences(context, text):
+    index = context.find(text)
+    while index >= 0:
+        yield index
+        index = context.find(text, index + 1)
+
+
+def _answers(raw):
+    """[(text, start)] from either JSON layout of an answer list."""
+    if isinstance(raw, dict):
+        return list(zip(raw.get("text", []), raw.get("answer_start", [])))
+    return [(answer["text"], answer["answer_start"]) for answer in raw]
+
+
+def make_example(row, where, bad, index):
+    """An `Example` from one record's fields, or None (counted as bad)."""
+    question, context = row.get("question"), row.get("context")
+    if not isinstance(question, str) or not question.strip():
+        bad.add(where, "no question")
+        return None
+    if not isinstance(context, str) or not context.strip():
+        bad.add(where, "no context")
+        return None
+    try:
+        raw = _answers(row.get("answers") or [])
+    except (KeyError, TypeError):
+        bad.add(where, "answers are not text and answer_start")
+        return None
+    if row.get("is_impossible"):
+        raw = []
+    answers = []
+    for text, start in raw:
+        found = _locate(context, str(text), int(start))
+        if found is None:
+            bad.add(where, f"answer '{str(text)[:40]}' is not in the context")
+            return None
+        answers.append((str(text), found))
+    return Example(str(row.get("id", index)), question, context, answers)
+
+
+def _read(path):
+    try:
+        return files.read_text(path)
+    except files.Error as error:
+        raise UserError(f"cannot read {path}: {error.message}") from None
+
+
+def _squad_json(path, bad):
+    try:
+        document = json.loads(_read(path))
+        articles = document["data"]
+    except (ValueError, KeyError, TypeError):
+        raise UserError(
+            f"{path} is not SQuAD JSON (a 'data' list of articles with "
+            "paragraphs and qas)"
+        ) from None
+    examples = []
+    for article in articles:
+        for paragraph in article.get("paragraphs", []):
+            for qa in paragraph.get("qas", []):
+                row = dict(qa, context=paragraph.get("context"))
+                where = f"{path}: question {qa.get('id', len(examples))}"
+                example = make_example(row, where, bad, len(examples))
+                if example is not None:
+                    examples.append(example)
+    return examples
+
+
+def _jsonl(path, bad):
+    examples = []
+    text = _read(path)
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            bad.add(where, f"invalid JSON: {error.msg}")
+            continue
+        if not isinstance(row, dict):
+            bad.add(where, "not a JSON object")
+            continue
+        example = make_example(row, where, bad, len(examples))
+        if example is not None:
+            examples.append(example)
+    return examples
+
+
+def _tfds(spec, config, bad):
+    import tensorflow_datasets as tfds
+
+    name, split = tfds_source.parse_spec(spec)
+    with tfds_source._quiet_info_logs():
+        try:
+            builder = tfds.builder(name, data_dir=config.tfds_data_dir or None)
+            builder.download_and_prepare()
+            dataset = builder.as_dataset(split=split)
+        except Exception as error:  # tfds raises many kinds
+            first = str(error).splitlines()[0][:300] if str(error) else ""
+            raise UserError(
+                f"cannot load {spec}: {type(error).__name__}: {first}"
+            ) from None
+    examples = []
+    for record in tfds.as_numpy(dataset):
+        answers = record.get("answers", {})
+        row = {
+            "id": record["id"].decode(),
+            "question": record["question"].decode(),
+            "context": record["context"].decode(),
+            "answers": {
+                "text": [t.decode() for t in answers.get("text", [])],
+                "answer_start": list(answers.get("answer_start", [])),
+            },
+            "is_impossible": bool(record.get("is_impossible", False)),
+        }
+        where = f"{spec}: {row['id']}"
+        example = make_example(row, where, bad, len(examples))
+        if example is not None:
+            examples.append(example)
+    return examples
+
+
+def read(spec, config):
+    """The examples of one spec; bad records skipped and reported.
+
+    Args:
+        spec: a `.json` (SQuAD), `.jsonl` file, or `tfds:squad...` spec.
+        config: the `data` config (on_error, max_bad_fraction,
+            tfds_data_dir).
+
+    Returns:
+        (examples, note): the note is a line about skipped records, or None.
+    """
+    bad = BadRecords(spec, config.on_error)
+    if spec.startswith("tfds:"):
+        examples = _tfds(spec, config, bad)
+    elif spec.endswith(".json"):
+        examples = _squad_json(spec, bad)
+    elif spec.endswith(".jsonl"):
+        examples = _jsonl(spec, bad)
+    else:
+        raise UserError(
+            f"question-answering data must be SQuAD .json, .jsonl or a "
+            f"tfds: spec, not {spec}"
+        )
+    note = bad.check(len(examples), config.max_bad_fraction)
+    if not examples:
+        raise UserError(f"{spec} holds no usable questions")
+    return examples, note

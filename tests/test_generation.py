@@ -1,0 +1,176 @@
+"""Causal language-model pieces (kft/generation.py) on a tiny GPT-2."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kft import config as config_lib
+from kft import generation
+from kft.errors import UserError
+
+LETTERS = list("abcdefghijklmnopqrstuvwxyz")
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory):
+    """A 2-layer GPT-2 with a letter-level byte-pair vocabulary, saved as
+    a local keras-hub preset."""
+    import keras_hub
+
+    vocabulary = {"<|endoftext|>": 0}
+    for token in (
+        LETTERS + ["Ġ" + c for c in LETTERS] + ["Ġ", ".", ":", "?", "he"]
+    ):
+        vocabulary.setdefault(token, len(vocabulary))
+    tokenizer = keras_hub.models.GPT2Tokenizer(
+        vocabulary=vocabulary, merges=["Ġ t", "h e"]
+    )
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=len(vocabulary) + 2,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=64,
+    )
+    preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
+        tokenizer=tokenizer, sequence_length=32
+    )
+    model = keras_hub.models.GPT2CausalLM(
+        backbone=backbone, preprocessor=preprocessor
+    )
+    folder = tmp_path_factory.mktemp("tiny_gpt2")
+    model.save_to_preset(str(folder))
+    return str(folder)
+
+
+def load(preset):
+    import keras_hub
+
+    return keras_hub.models.CausalLM.from_preset(preset)
+
+
+def test_response_only_loss_mask_on_a_known_example(tiny_gpt2):
+    tokenizer = load(tiny_gpt2).preprocessor.tokenizer
+    example = generation.Example("ab:", "cd.")
+    [(ids, weights)] = generation.encode([example], tokenizer)
+    prompt = generation._ids(tokenizer, ["ab:"])[0]
+    response = generation._ids(tokenizer, ["cd."])[0]
+    end = tokenizer.end_token_id
+    assert ids == [tokenizer.start_token_id, *prompt, *response, end]
+    assert weights == [0.0] * (1 + len(prompt)) + [1.0] * (len(response) + 1)
+    rows = generation.rows([(ids, weights)], 10, 0, packing=False)
+    x, y, sample_weight = rows.inputs()
+    targets = [int(t) for t, w in zip(y[0], sample_weight[0]) if w]
+    assert targets == [*response, end]  # only the response is learned
+    assert x["padding_mask"][0].sum() == len(ids)  # one row of 10 inputs
+
+
+def test_packing_keeps_every_token_and_pads_only_the_last_row():
+    encoded = [([1] * n, [1.0] * n) for n in (3, 7, 5, 9, 2)]
+    rows = generation.rows(encoded, 7, pad_id=0, packing=True)
+    assert rows.token_ids.shape == (4, 8)
+    assert rows.present.sum() == 26
+    assert rows.present[:-1].all() and not rows.present[-1].all()
+    padded = generation.rows(encoded, 7, pad_id=0, packing=False)
+    assert padded.token_ids.shape == (5, 8)
+    assert padded.present.sum() == 3 + 7 + 5 + 8 + 2  # 9 is cut to 8
+
+
+def corpus(count=64):
+    rng = np.random.default_rng(0)
+    return [
+        generation.Example("", " ".join(rng.choice(["the cat", "a dog"], 3)))
+        for _ in range(count)
+    ]
+
+
+def test_fine_tune_loss_falls_and_greedy_generation_repeats(tiny_gpt2):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    lm = load(tiny_gpt2)
+    tokenizer = lm.preprocessor.tokenizer
+    encoded = generation.encode(corpus(), tokenizer)
+    rows = generation.rows(encoded, 16, tokenizer.pad_token_id)
+    model = generation.training_model(lm, keras.optimizers.Adam(1e-2))
+    x, y, weight = rows.inputs()
+    history = model.fit(
+        x, y, sample_weight=weight, batch_size=8, epochs=4, verbose=0
+    )
+    losses = history.history["loss"]
+    assert losses[-1] < 0.8 * losses[0]
+    assert generation.perplexity(losses[-1]) < generation.perplexity(losses[0])
+    lm.compile(sampler=generation.make_sampler("greedy"))
+    prompts = ["the", "a dog"]
+    # Without stop tokens it runs to max_length.
+    first = lm.generate(prompts, max_length=16, stop_token_ids=None)
+    second = lm.generate(prompts, max_length=16, stop_token_ids=None)
+    assert first == second and len(first) == 2
+    assert first[0].startswith("the") and first[1].startswith("a dog")
+    assert len(first[0]) > len("the")  # it generated something
+
+
+def test_lora_trains_adapters_and_leaves_base_weights(tiny_gpt2):
+    import keras
+
+    lm = load(tiny_gpt2)
+    before = {w.path: np.array(w) for w in lm.backbone.weights}
+    total = sum(int(np.prod(w.shape)) for w in lm.backbone.weights)
+    trainable = generation.enable_lora(lm.backbone, rank=2)
+    assert 0 < trainable < total / 4
+    tokenizer = lm.preprocessor.tokenizer
+    rows = generation.rows(generation.encode(corpus(16), tokenizer), 16, 0)
+    model = generation.training_model(lm, keras.optimizers.Adam(1e-2))
+    x, y, weight = rows.inputs()
+    model.fit(x, y, sample_weight=weight, batch_size=8, epochs=1, verbose=0)
+    changed = [
+        w.path
+        for w in lm.backbone.weights
+        if w.path in before and not np.array_equal(before[w.path], w)
+    ]
+    # The base kernels and embeddings are untouched; keras-hub's LoRA
+    # leaves the biases of the adapted query and value layers trainable.
+    assert changed and all(
+        path.endswith(("query/bias", "value/bias")) for path in changed
+    )
+    adapters = [w for w in lm.backbone.trainable_weights if "lora" in w.path]
+    assert adapters and any(np.abs(np.array(w)).sum() > 0 for w in adapters)
+
+
+def test_samplers_and_user_errors():
+    assert type(generation.make_sampler("top_k", top_k=3)).__name__ == (
+        "TopKSampler"
+    )
+    with pytest.raises(UserError, match="valid: greedy, top_k"):
+        generation.make_sampler("beam")
+
+
+def test_read_text_and_prompt_response_files(tmp_path):
+    data = config_lib.default_config().data
+    text = tmp_path / "book.txt"
+    text.write_text("first document\nline two\n\n\nsecond one\n")
+    examples, note = generation.read_examples(str(text), data, "p", "r")
+    assert [e.response for e in examples] == [
+        "first document\nline two",
+        "second one",
+    ]
+    assert note is None and examples[0].prompt == ""
+    lines = tmp_path / "chat.jsonl"
+    rows = [
+        {"p": "Q: hi", "r": "hello"},
+        {"text": "a document"},
+        {"p": "Q: x", "r": ""},
+        {"q": "nothing"},
+    ]
+    lines.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
+    data.max_bad_fraction = 0.9
+    examples, note = generation.read_examples(str(lines), data, "p", "r")
+    assert [(e.prompt, e.response) for e in examples] == [
+        ("Q: hi", "hello"),
+        ("", "a document"),
+    ]
+    assert "3 bad records of 5" in note
+    with pytest.raises(UserError, match=".txt or .jsonl"):
+        generation.read_examples(str(tmp_path / "x.csv"), data, "p", "r")
