@@ -68,3 +68,72 @@ def test_minilm_export_holds_the_weights_once_and_matches(tmp_path):
     assert figures["max_abs_difference"] <= 1e-5
     # Once, in float32: not twice, and not less (the file holds no slots).
     assert 0.95 <= figures["size_ratio"] <= 1.1, figures
+
+
+def drug_questions(count):
+    """Questions made from real reviews: which drug the reviewer names.
+
+    The drug-review data's own drugName column is the answer wherever the
+    review text names it."""
+    import csv
+
+    from kft.data.squad import Example
+    from kft.preprocessing import python_clean_text
+
+    path = assets.path("drug_reviews") / "drugsComTrain.tsv"
+    examples = []
+    with open(path, newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file, delimiter="\t"):
+            review = python_clean_text(row["review"]).strip('"')
+            drug = row["drugName"]
+            at = review.find(drug)
+            if at < 0 or len(review) > 400:
+                continue
+            question = "Which drug did the reviewer take?"
+            examples.append(
+                Example(str(len(examples)), question, review, [(drug, at)])
+            )
+            if len(examples) == count:
+                break
+    return examples
+
+
+@pytest.mark.skipif(
+    not assets.is_present("drug_reviews"), reason="drug reviews absent"
+)
+def test_minilm_span_model_fine_tunes_on_real_questions():
+    """MiniLM's weights fine-tuned for a few steps on questions about real
+    review texts (kft/qa.py): the loss falls and every answer is a span
+    of its context; the SQuAD figures are printed, not asserted."""
+    import keras
+
+    from kft import backbones, qa
+
+    examples = drug_questions(48)
+    assert len(examples) == 48
+    train, held_out = examples[:32], examples[32:]
+    keras.utils.set_random_seed(0)
+    source = backbones.resolve(str(assets.path("minilm")))
+    backbone, _ = backbones.load_hub_backbone(source)
+    preprocessor = builder._hub_text_preprocessor(source, backbone, False)
+    tokenizer = preprocessor.inner.tokenizer
+    window_list, _ = qa.example_windows(train, tokenizer, 128, 64, True)
+    inputs, labels = qa.span_inputs(window_list, 128, tokenizer.pad_token_id)
+    model = qa.span_model(backbone)
+    qa.compile_span_model(model, keras.optimizers.Adam(1e-4))
+    history = model.fit(
+        inputs, labels, batch_size=16, epochs=2, verbose=0, shuffle=False
+    )
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0]
+    window_list, pieces = qa.example_windows(
+        held_out, tokenizer, 128, 64, False
+    )
+    inputs, _ = qa.span_inputs(window_list, 128, tokenizer.pad_token_id)
+    answers = qa.predict_answers(model, held_out, window_list, pieces, inputs)
+    for example, answer in zip(held_out, answers):
+        assert example.context[answer.start : answer.end] == answer.text
+    scores = qa.squad_scores(
+        [a.text for a in answers], [[t for t, _ in e.answers] for e in held_out]
+    )
+    print(f"MiniLM QA: loss {losses}; held out: {scores}")
