@@ -163,6 +163,17 @@ def default_config():
     # the export's class_id and label.
     config.eval.threshold = "auto"
 
+    # task=qa (kft/qa_run.py): contexts longer than the sequence length
+    # (0 picks 384, capped by the backbone) are cut into windows whose
+    # starts are `stride` tokens apart; an answer is at most
+    # `max_answer_length` tokens. null_threshold: "auto" tunes the
+    # no-answer threshold on validation when a question there has no
+    # answer (SQuAD v2), "none" always answers, a number fixes it.
+    config.qa = ml_collections.ConfigDict()
+    config.qa.stride = 128
+    config.qa.max_answer_length = 30
+    config.qa.null_threshold = "auto"
+
     # Resuming (kft/checkpoint.py). Rerunning kft-train with the same
     # --model_dir resumes from the last good checkpoint: same phase, epoch,
     # step, optimizer state, schedule position, trainable layers, data order

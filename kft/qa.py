@@ -30,6 +30,10 @@ import numpy as np
 from keras import ops
 
 NO_ANSWER = ""
+# Longer questions are cut to this many tokens.
+MAX_QUESTION_TOKENS = 64
+# What `fit` reports for a span model (and `--config.monitor` can pick).
+METRICS = ("loss", "start_accuracy", "end_accuracy")
 
 
 def _is_punctuation(char):
@@ -145,7 +149,7 @@ def windows(
     special,
     example=0,
     answer=None,
-    max_question_tokens=64,
+    max_question_tokens=MAX_QUESTION_TOKENS,
 ):
     """Cuts a context into windows of at most `sequence_length` tokens.
 
@@ -472,15 +476,16 @@ class SpanMask(keras.layers.Layer):
         return masked[..., 0], masked[..., 1]
 
 
-def compile_span_model(model, optimizer):
-    """Cross-entropy of the start and of the end position, averaged."""
-
+def compile_span_model(model, optimizer, **options):
+    """Cross-entropy of the start and of the end position, averaged;
+    `options` go to `compile` (jit_compile, steps_per_execution)."""
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(
         optimizer=optimizer,
         loss={"start": loss, "end": loss},
         loss_weights={"start": 0.5, "end": 0.5},
         metrics={"start": ["accuracy"], "end": ["accuracy"]},
+        **options,
     )
 
 

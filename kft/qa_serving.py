@@ -166,3 +166,102 @@ def answer_fn(
         }
 
     return answer
+
+
+def write_saved_model(model, tokenizer, path, settings):
+    """Writes a SavedModel whose `serving_default` takes `question` and
+    `context` (`tf.string [None]`) and returns `answer_fn`'s outputs.
+
+    Args:
+        settings: `answer_fn`'s keyword arguments (sequence_length,
+            stride, max_answer_length, max_question_tokens,
+            null_threshold).
+    """
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(tokenizer)
+    answer = answer_fn(model, tokenizer, **settings)
+    text = tf.TensorSpec([None], tf.string)
+    archive.add_endpoint(
+        "serving_default",
+        lambda question, context: answer(question, context),
+        input_signature=[text, text],
+    )
+    archive.write_out(path, verbose=False)
+
+
+# Runs in a fresh interpreter importing only TensorFlow and TF Text.
+_CHECK_SCRIPT = """
+import json, sys, time
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+path = sys.argv[1]
+questions, contexts = json.load(sys.stdin)
+started = time.time()
+serve = tf.saved_model.load(path).signatures["serving_default"]
+load_seconds = time.time() - started
+inputs = sorted(serve.structured_input_signature[1])
+out = serve(question=tf.constant(questions), context=tf.constant(contexts))
+print(json.dumps({
+    "inputs": inputs,
+    "outputs": sorted(out),
+    "load_seconds": load_seconds,
+    "answer": [a.decode("utf-8") for a in out["answer"].numpy()],
+    "start": out["start"].numpy().tolist(),
+    "end": out["end"].numpy().tolist(),
+    "score": out["score"].numpy().tolist(),
+}))
+"""
+
+
+def check(path, examples, expected, tolerance=1e-5):
+    """Runs the SavedModel on `examples` in a fresh process and compares
+    with the Python path's `expected` answers; returns the figures or
+    raises ExportError."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from kft.errors import ExportError
+
+    sample = [[e.question for e in examples], [e.context for e in examples]]
+    result = subprocess.run(
+        [sys.executable, "-c", _CHECK_SCRIPT, path],
+        input=json.dumps(sample),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ExportError(f"the export does not load or run: {last}")
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    problems = []
+    if served["inputs"] != ["context", "question"]:
+        problems.append(f"serving inputs are {served['inputs']}")
+    differ = [
+        i
+        for i, answer in enumerate(expected)
+        if (served["answer"][i], served["start"][i], served["end"][i])
+        != (answer.text, answer.start, answer.end)
+    ]
+    if differ:
+        problems.append(f"{len(differ)} answers differ (first: {differ[0]})")
+    gap = max(
+        (abs(s - a.score) for s, a in zip(served["score"], expected)),
+        default=0.0,
+    )
+    if gap > tolerance:
+        problems.append(f"scores differ by up to {gap:.2e}")
+    if problems:
+        raise ExportError("export refused: " + "; ".join(problems))
+    return {
+        "examples": len(examples),
+        "answers_equal": len(examples),
+        "max_abs_difference": gap,
+        "tolerance": tolerance,
+        "load_seconds": served["load_seconds"],
+        "outputs": served["outputs"],
+    }

@@ -271,6 +271,10 @@ def train(config, model_dir, overwrite=False):
     `config.lr_find` and not `lr_find_options.apply`, it stops after the
     learning-rate range test and returns None.
     """
+    if config.task == "qa":
+        from kft import qa_run
+
+        return qa_run.train(config, model_dir, overwrite)
     started = time.time()
     requested = json.loads(config_lib.to_json(config))
     if config.deterministic:

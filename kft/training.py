@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kft import checkpoint, evaluation, files, freeze, optim, summaries
+from kft import checkpoint, evaluation, files, freeze, optim, qa, summaries
 from kft.errors import Diverged, Interrupted, UserError
 
 # Keras warns about both for every tf.data input whose length it cannot see
@@ -73,6 +73,14 @@ def _loss(config, num_classes):
 
 
 def compile_model(model, optimizer, config, num_classes):
+    if config.task == "qa":
+        qa.compile_span_model(
+            model,
+            optimizer,
+            jit_compile=config.jit_compile,
+            steps_per_execution=config.steps_per_execution,
+        )
+        return
     model.compile(
         optimizer=optimizer,
         loss=_loss(config, num_classes),
@@ -173,6 +181,8 @@ class Trainer:
         log=print,
     ):
         metrics = ("loss", "accuracy", "macro_f1")
+        if config.task == "qa":
+            metrics = qa.METRICS
         monitors = [f"val_{m}" for m in metrics] + list(metrics)
         if config.monitor not in monitors:
             raise UserError(

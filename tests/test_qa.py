@@ -443,3 +443,85 @@ def test_served_answers_match_the_python_path(tiny_bert):
             served["score"].numpy(), [a.score for a in expected], atol=1e-5
         )
     assert any(t for t in texts) or threshold is not None
+
+
+def squad_document(count, seed, unanswerable_every=0):
+    """SQuAD v2 JSON over the tiny vocabulary: "great" is the answer."""
+    rng = np.random.default_rng(seed)
+    paragraphs = []
+    for index in range(count):
+        words = list(rng.choice(["the", "movie", "is", "fine", "bad"], 12))
+        impossible = unanswerable_every and index % unanswerable_every == 0
+        if not impossible:
+            at = int(rng.integers(0, 12))
+            words[at] = "great"
+        context = " ".join(words)
+        answers = []
+        if not impossible:
+            start = len(" ".join(words[:at])) + (1 if at else 0)
+            answers = [{"text": "great", "answer_start": start}]
+        qas = [
+            {
+                "id": f"q{index}",
+                "question": "good",
+                "answers": answers,
+                "is_impossible": bool(impossible),
+            }
+        ]
+        paragraphs.append({"context": context, "qas": qas})
+    return {"version": "v2.0", "data": [{"paragraphs": paragraphs}]}
+
+
+def test_kft_train_qa_end_to_end(tiny_bert, tmp_path):
+    """kft-train --experiment=qa_extractive on SQuAD v2 JSON: windows,
+    span model, no-answer threshold, EM/F1, predictions, a checked export
+    that answers raw strings; a rerun finds it finished."""
+    import json
+
+    from conftest import run_cli, train_cli
+
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps(squad_document(80, 0, unanswerable_every=4)))
+    test = tmp_path / "test.json"
+    test.write_text(json.dumps(squad_document(24, 1, unanswerable_every=4)))
+    model_dir = tmp_path / "run"
+    flags = [
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={train}",
+        f"--config.data.test={test}",
+        "--config.data.validation_fraction=0.2",
+        "--config.data.sequence_length=16",
+        "--config.qa.stride=5",
+        "--config.epochs=6",
+        "--config.learning_rate=3e-3",
+        "--config.data.batch_size=16",
+    ]
+    result = train_cli(model_dir, *flags, experiment="qa_extractive")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["task"] == "qa"
+    assert metrics["test"]["count"] == 24
+    assert metrics["test"]["no_answer_count"] == 6
+    assert metrics["validation"]["count"] == 16
+    assert metrics["test"]["f1"] > 50, metrics
+    assert "exact_match" in result.stdout
+    rows = [
+        json.loads(line)
+        for line in (model_dir / "predictions.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 24 and {"predicted", "start", "score"} <= set(rows[0])
+    check = json.loads(
+        (model_dir / "export" / "1" / "kft_export_check.json").read_text()
+    )
+    assert check["answers_equal"] == check["examples"] == 24
+    again = train_cli(model_dir, *flags, experiment="qa_extractive")
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    bad = run_cli(
+        "kft-train",
+        "--experiment=qa_extractive",
+        f"--model_dir={tmp_path / 'bad'}",
+        *flags,
+        "--config.qa.null_threshold=maybe",
+    )
+    assert bad.returncode == 2
+    assert "null_threshold" in bad.stderr.strip().splitlines()[-1]

@@ -15,8 +15,11 @@ given start; one that is nowhere in the context makes the question a bad
 record (kft.data.bad_records).
 """
 
+import collections
 import dataclasses
 import json
+
+import numpy as np
 
 from kft import files
 from kft.data import tfds_source
@@ -206,3 +209,55 @@ def read(spec, config):
     if not examples:
         raise UserError(f"{spec} holds no usable questions")
     return examples, note
+
+
+def _held_out(examples, fraction, seed):
+    """(kept, held out): whole contexts go out, a seeded `fraction` of
+    the questions, so no passage is on both sides."""
+    contexts = sorted({example.context for example in examples})
+    order = np.random.default_rng(seed).permutation(len(contexts))
+    goal = int(round(len(examples) * fraction))
+    per_context = collections.Counter(e.context for e in examples)
+    out, count = set(), 0
+    for index in order:
+        if count >= goal:
+            break
+        out.add(contexts[index])
+        count += per_context[contexts[index]]
+    kept = [e for e in examples if e.context not in out]
+    return kept, [e for e in examples if e.context in out]
+
+
+def load_splits(data_config, seed):
+    """{"train", "validation", "test"} example lists, and log notes.
+
+    A split without a spec is held out of the training data by its
+    fraction (validation may be empty when its fraction is 0).
+    """
+    if not data_config.train:
+        raise UserError("no training data; set --config.data.train")
+    notes = []
+    splits = {}
+    for name in ("train", "validation", "test"):
+        spec = data_config[name]
+        if spec:
+            splits[name], note = read(spec, data_config)
+            if note:
+                notes.append(note)
+    for name in ("test", "validation"):
+        fraction = data_config[f"{name}_fraction"]
+        if name in splits or fraction <= 0:
+            continue
+        splits["train"], splits[name] = _held_out(
+            splits["train"], fraction, seed
+        )
+        notes.append(
+            f"{name}: {len(splits[name])} questions held out of "
+            f"{data_config.train} ({fraction:.0%} by context, seed {seed})"
+        )
+    if not splits.get("test"):
+        raise UserError(
+            "no test questions: set --config.data.test or a test_fraction"
+        )
+    splits.setdefault("validation", [])
+    return splits, notes

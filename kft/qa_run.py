@@ -1,0 +1,319 @@
+"""An extractive question-answering run (`--config.task=qa`).
+
+The same run folder, freeze plans, trainer, checkpoints, resume and
+atomic, checked export as a classification run (kft/run.py); what differs
+is here: SQuAD-style data (kft/data/squad.py), contexts cut into windows
+and a span head (kft/qa.py), the no-answer threshold, exact match and F1,
+and a SavedModel that takes `question` and `context` strings and does the
+windowing itself (kft/qa_serving.py).
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from kft import (
+    backbones,
+    builder,
+    checkpoint,
+    export,
+    files,
+    freeze,
+    qa,
+    qa_serving,
+    run,
+    training,
+)
+from kft import config as config_lib
+from kft.data import pipeline, squad
+from kft.errors import UserError
+
+# The usual SQuAD window when the backbone allows it.
+DEFAULT_LENGTH = 384
+PREDICTIONS_FILE = "predictions.jsonl"
+SAMPLE_EXAMPLES = 64
+
+
+def _log(message):
+    print(f"kft: {message}", flush=True)
+
+
+def check(config):
+    """One-line errors for settings a QA run cannot use."""
+    if config.lr_find:
+        raise UserError("lr_find is not available for task qa yet")
+    if config.class_weight:
+        raise UserError("--config.class_weight applies to classification")
+    options = config.qa
+    if options.stride < 1 or options.max_answer_length < 1:
+        raise UserError("qa.stride and qa.max_answer_length must be >= 1")
+    null_threshold(options.null_threshold, tuned=None)
+
+
+def null_threshold(setting, tuned):
+    """The no-answer threshold `qa.null_threshold` asks for: "auto" is
+    the one tuned on validation (None when no question there lacks an
+    answer), "none" always answers, a number fixes it."""
+    if setting == "auto":
+        return tuned
+    if setting == "none":
+        return None
+    try:
+        return float(setting)
+    except ValueError:
+        raise UserError(
+            f"bad value '{setting}' for --config.qa.null_threshold; "
+            "valid: auto, none or a number"
+        ) from None
+
+
+def tune_null_threshold(answers, examples):
+    """The threshold on (no-answer logit - best span logit) that gives the
+    best validation F1; None when every validation question has an
+    answer (then answering always is right)."""
+    if all(example.answers for example in examples):
+        return None
+    golds = [[text for text, _ in e.answers] for e in examples]
+    with_answer = np.array(
+        [qa.squad_scores([a.text], [g])["f1"] for a, g in zip(answers, golds)]
+    )
+    without = np.array([100.0 * (not g) for g in golds])
+    gaps = np.array([a.null_logit - a.logit for a in answers])
+    order = np.argsort(gaps)
+    # Threshold just below gap k: questions order[k:] get "".
+    best, choice = with_answer.sum(), float(gaps.max()) + 1.0
+    total = without.sum()
+    kept = 0.0
+    for k in range(len(order)):
+        value = kept + total
+        if value > best:
+            best, choice = value, float(gaps[order[k]]) - 1e-6
+        kept += with_answer[order[k]]
+        total -= without[order[k]]
+    return choice
+
+
+def _sequence_length(config, backbone):
+    maximum = getattr(backbone, "max_sequence_length", None) or 512
+    return min(config.data.sequence_length or DEFAULT_LENGTH, maximum)
+
+
+def _windows(examples, tokenizer, config, training_data):
+    return qa.example_windows(
+        examples,
+        tokenizer,
+        config.data.sequence_length,
+        config.qa.stride,
+        training_data,
+    )
+
+
+def _epochs(inputs, labels, config):
+    """Training batches, shuffled by (seed, epoch) alone."""
+    drop = config.strategy == "tpu"
+    rows = len(labels["start"])
+
+    def make_epoch(epoch):
+        dataset = tf.data.Dataset.from_tensor_slices((inputs, labels))
+        seed = pipeline._epoch_seed(config.seed, epoch)
+        dataset = dataset.shuffle(rows, seed=seed)
+        return dataset.batch(config.data.batch_size, drop_remainder=drop)
+
+    return pipeline.Epochs(make_epoch)
+
+
+def answers_for(model, examples, tokenizer, config, threshold=None):
+    window_list, pieces = _windows(examples, tokenizer, config, False)
+    inputs, _ = qa.span_inputs(
+        window_list, config.data.sequence_length, tokenizer.pad_token_id
+    )
+    return qa.predict_answers(
+        model,
+        examples,
+        window_list,
+        pieces,
+        inputs,
+        batch_size=config.data.eval_batch_size,
+        max_answer_length=config.qa.max_answer_length,
+        null_threshold=threshold,
+    )
+
+
+def train(config, model_dir, overwrite=False):
+    """Fine-tunes a span model, evaluates and exports; returns metrics."""
+    started = time.time()
+    requested = json.loads(config_lib.to_json(config))
+    run.set_seed(config.seed)
+    phases = freeze.plan_from_config(config)
+    backbones.resolve(config.backbone)
+    check(config)
+    record = run._open_folder(config, requested, model_dir, overwrite)
+    if record.get("finished"):
+        _log(f"{model_dir} holds this run, finished; nothing to do")
+        return json.loads(files.read_text(os.path.join(model_dir, run.METRICS)))
+    if config.data.split_seed < 0:
+        config.data.split_seed = config.seed
+    run._write_config(config, model_dir)
+    splits, notes = squad.load_splits(config.data, config.data.split_seed)
+    for note in notes:
+        _log(note)
+    strategy = run.make_strategy(config.strategy)
+    with strategy.scope():
+        backbone, family, preprocessor, _ = builder.load_backbone(config)
+        if family.modality != "text":
+            raise UserError(f"task qa needs a text backbone, not {family}")
+        model = qa.span_model(
+            backbone, config.head.dropout, config.backbone_dropout
+        )
+    tokenizer = preprocessor.inner.tokenizer
+    config.data.sequence_length = _sequence_length(config, backbone)
+    run._write_config(config, model_dir)
+    built = builder.Built(
+        model, backbone, family, preprocessor, unused=("pooled_dense",)
+    )
+    train_windows, _ = _windows(splits["train"], tokenizer, config, True)
+    seen = {
+        "train_examples": len(splits["train"]),
+        "sequence_length": config.data.sequence_length,
+    }
+    for key, value in seen.items():
+        if key in record and record[key] != value:
+            raise UserError(
+                f"the data changed since the run in {model_dir} started: "
+                f"{key} {record[key]} there, {value} now; add --overwrite"
+            )
+    checkpoint.write_run(model_dir, record | seen)
+    record |= seen
+    pad = tokenizer.pad_token_id
+    length = config.data.sequence_length
+    inputs, labels = qa.span_inputs(train_windows, length, pad)
+    validation = None
+    if splits["validation"]:
+        windows, _ = _windows(splits["validation"], tokenizer, config, True)
+        validation = tf.data.Dataset.from_tensor_slices(
+            qa.span_inputs(windows, length, pad)
+        ).batch(config.data.eval_batch_size)
+    _log(
+        f"{len(splits['train'])} training questions ({len(train_windows)} "
+        f"windows of {length} tokens), {len(splits['validation'])} "
+        f"validation, {len(splits['test'])} test"
+    )
+    with strategy.scope():
+        timing = training.Trainer(
+            built,
+            phases,
+            _epochs(inputs, labels, config),
+            validation,
+            config,
+            model_dir,
+            0,
+            log=_log,
+        ).run(config.resume)
+    run.save_weights(model, os.path.join(model_dir, run.WEIGHTS_FILE))
+    for entry, phase in zip(timing["phases"], phases):
+        entry["learning_rate"] = phase.learning_rate
+    evaluate_started = time.time()
+    report = {"task": "qa"}
+    tuned = None
+    if splits["validation"]:
+        answers = answers_for(model, splits["validation"], tokenizer, config)
+        tuned = tune_null_threshold(answers, splits["validation"])
+    threshold = null_threshold(config.qa.null_threshold, tuned)
+    report["null_threshold"] = threshold
+    for name in ("validation", "test"):
+        examples = splits[name]
+        if not examples:
+            continue
+        answers = answers_for(model, examples, tokenizer, config, threshold)
+        golds = [[text for text, _ in e.answers] for e in examples]
+        report[name] = qa.squad_scores([a.text for a in answers], golds)
+        if name == "test":
+            _write_predictions(examples, answers, model_dir)
+            test_answers = answers
+    timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
+    if config.export:
+        sample = splits["test"][:SAMPLE_EXAMPLES]
+        path, figures = export_qa(
+            model,
+            tokenizer,
+            config,
+            threshold,
+            os.path.join(model_dir, run.EXPORT_DIR),
+            sample,
+            test_answers[:SAMPLE_EXAMPLES],
+        )
+        report["export"] = {"path": path, **figures}
+    report["timing"] = timing | {"total_seconds": round(time.time() - started)}
+    files.write_text(
+        os.path.join(model_dir, run.METRICS), json.dumps(report, indent=2)
+    )
+    print(format_table(report), flush=True)
+    checkpoint.write_run(model_dir, record | {"finished": True})
+    _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
+    return report
+
+
+def format_table(report):
+    lines = ["split        questions  exact_match      f1"]
+    for name in ("validation", "test"):
+        if name in report:
+            figures = report[name]
+            lines.append(
+                f"{name:<12} {figures['count']:>9}  "
+                f"{figures['exact_match']:>11.2f}  {figures['f1']:>6.2f}"
+            )
+    return "\n".join(lines)
+
+
+def _write_predictions(examples, answers, model_dir):
+    rows = [
+        {
+            "id": example.id,
+            "question": example.question,
+            "answers": [text for text, _ in example.answers],
+            "predicted": answer.text,
+            "start": answer.start,
+            "end": answer.end,
+            "score": round(answer.score, 6),
+        }
+        for example, answer in zip(examples, answers)
+    ]
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    files.write_text(os.path.join(model_dir, PREDICTIONS_FILE), text)
+
+
+def export_qa(model, tokenizer, config, threshold, base, sample, expected):
+    """Writes, checks (fresh process, against `expected`) and publishes
+    `base/<N>/`; returns (path, figures)."""
+    local = files.is_local(base)
+    if local:
+        os.makedirs(base, exist_ok=True)
+    started = time.time()
+    temporary = tempfile.mkdtemp(
+        prefix=".kft-export-", dir=base if local else None
+    )
+    settings = {
+        "sequence_length": config.data.sequence_length,
+        "stride": config.qa.stride,
+        "max_answer_length": config.qa.max_answer_length,
+        "max_question_tokens": qa.MAX_QUESTION_TOKENS,
+        "null_threshold": threshold,
+    }
+    try:
+        qa_serving.write_saved_model(model, tokenizer, temporary, settings)
+        figures = qa_serving.check(temporary, sample, expected)
+        figures["export_seconds"] = round(time.time() - started, 1)
+        publish = export._publish if local else export._upload
+        path = publish(temporary, base, figures)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    _log(
+        f"exported {path}: serving and Keras give the same answers on "
+        f"{figures['examples']} test questions"
+    )
+    return path, figures
