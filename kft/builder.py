@@ -79,6 +79,8 @@ def _hub_image_converter(source, size):
 
 def build(config, num_outputs):
     """Builds the model for `config` with `num_outputs` output units."""
+    if config.task == "qa":
+        return _span_model(config)
     if config.task != "classification":
         # The heads exist (heads.TASKS); their losses, metrics and exports
         # come with the tasks issue.
@@ -98,6 +100,24 @@ def build(config, num_outputs):
         unused = ("pooled_dense",)
     return Built(
         model, backbone, family, preprocessor, size, unused, config.data.resize
+    )
+
+
+def _span_model(config):
+    """task=qa: start and end logits over a text backbone (kft/qa.py)."""
+    from kft import qa
+
+    backbone, family, preprocessor, _ = load_backbone(config)
+    if family.modality != "text":
+        raise UserError(
+            f"task qa needs a text backbone; {config.backbone} takes "
+            f"{family.modality}"
+        )
+    model = qa.span_model(
+        backbone, config.head.dropout, config.backbone_dropout
+    )
+    return Built(
+        model, backbone, family, preprocessor, unused=("pooled_dense",)
     )
 
 

@@ -164,18 +164,11 @@ def train(config, model_dir, overwrite=False):
         _log(note)
     strategy = run.make_strategy(config.strategy)
     with strategy.scope():
-        backbone, family, preprocessor, _ = builder.load_backbone(config)
-        if family.modality != "text":
-            raise UserError(f"task qa needs a text backbone, not {family}")
-        model = qa.span_model(
-            backbone, config.head.dropout, config.backbone_dropout
-        )
-    tokenizer = preprocessor.inner.tokenizer
+        built = builder.build(config, 0)
+    model, backbone = built.model, built.backbone
+    tokenizer = built.preprocessor.inner.tokenizer
     config.data.sequence_length = _sequence_length(config, backbone)
     run._write_config(config, model_dir)
-    built = builder.Built(
-        model, backbone, family, preprocessor, unused=("pooled_dense",)
-    )
     train_windows, _ = _windows(splits["train"], tokenizer, config, True)
     seen = {
         "train_examples": len(splits["train"]),
