@@ -174,6 +174,29 @@ def default_config():
     config.qa.max_answer_length = 30
     config.qa.null_threshold = "auto"
 
+    # task=causal_lm (kft/lm_run.py): a keras-hub CausalLM preset (or
+    # local preset folder) fine-tuned on .txt (documents split by blank
+    # lines) or .jsonl with prompt_column and response_column (the loss
+    # counts response tokens only); short examples are packed into rows
+    # of data.sequence_length tokens (0 picks 256). lora: "auto" trains
+    # rank-`lora_rank` adapters on backbones of 1B parameters or more,
+    # "on" always, "off" never. Sampling for the report's `samples`
+    # generations, kft-generate and the export: sampler greedy, top_k,
+    # top_p or random, with top_k, top_p and temperature; max_length
+    # counts the prompt's tokens too.
+    config.lm = ml_collections.ConfigDict()
+    config.lm.prompt_column = "prompt"
+    config.lm.response_column = "response"
+    config.lm.packing = True
+    config.lm.lora = "auto"
+    config.lm.lora_rank = 8
+    config.lm.sampler = "greedy"
+    config.lm.top_k = 50
+    config.lm.top_p = 0.9
+    config.lm.temperature = 1.0
+    config.lm.max_length = 128
+    config.lm.samples = 4
+
     # Resuming (kft/checkpoint.py). Rerunning kft-train with the same
     # --model_dir resumes from the last good checkpoint: same phase, epoch,
     # step, optimizer state, schedule position, trainable layers, data order

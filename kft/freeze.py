@@ -210,7 +210,31 @@ def apply_phase(built, phase, pattern, train_batchnorm=False):
             _freeze_nested_batchnorm(layer)
     for layer in _head_layers(model, backbone):
         layer.trainable = train_head
+    _keep_lora(backbone)
     return _multipliers(backbone, groups, phase.layer_decay)
+
+
+def _keep_lora(backbone):
+    """With LoRA on (keras-hub's `enable_lora`), a phase trains only the
+    adapters of the layers it unfreezes (and the adapted layers' biases,
+    as keras-hub leaves them): setting `trainable` on a layer would also
+    unfreeze the kernels and every other weight LoRA keeps frozen."""
+    layers = backbone._flatten_layers(include_self=False)
+    if not any(getattr(layer, "lora_enabled", False) for layer in layers):
+        return
+    for top in backbone.layers:
+        for layer in top._flatten_layers(include_self=True):
+            lora = getattr(layer, "lora_enabled", False)
+            if not top.trainable:
+                # A frozen parent does not reach adapted layers that
+                # enable_lora set trainable: freeze them by name.
+                if lora:
+                    layer.trainable = False
+            elif lora:
+                layer.trainable = True
+                layer._kernel.trainable = False
+            elif not layer._layers:
+                layer.trainable = False
 
 
 def _freeze_nested_batchnorm(layer):

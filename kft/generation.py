@@ -17,9 +17,11 @@ but the last, targets its tokens but the first.
 
 import dataclasses
 import json
+import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kft import files
 from kft.data.bad_records import BadRecords
@@ -171,21 +173,29 @@ def rows(encoded, sequence_length, pad_id, packing=True):
     return Rows(token_ids, weight, present)
 
 
-def training_model(causal_lm, optimizer):
-    """A plain functional model over the causal LM's layers, compiled with
-    token cross-entropy weighted by the loss mask.
+def training_model(causal_lm):
+    """A plain functional model over the causal LM's layers.
 
     It shares every weight with `causal_lm` but has no preprocessor, so
     `fit` takes the token rows as they are (`Rows.inputs`), while
     `causal_lm.generate` still takes strings.
     """
-    model = keras.Model(causal_lm.input, causal_lm.output, name="kft_lm")
+    return keras.Model(causal_lm.input, causal_lm.output, name="kft_lm")
+
+
+# What `fit` reports (and `--config.monitor` can pick).
+METRICS = ("loss", "accuracy")
+
+
+def compile_lm(model, optimizer, **options):
+    """Token cross-entropy weighted by the loss mask; `options` go to
+    `compile` (jit_compile, steps_per_execution)."""
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")],
+        **options,
     )
-    return model
 
 
 SAMPLERS = ("greedy", "top_k", "top_p", "random")
@@ -223,3 +233,130 @@ def enable_lora(backbone, rank):
 def perplexity(loss):
     """exp(mean token loss), capped so a diverged run prints a number."""
     return float(np.exp(min(float(loss), 50.0)))
+
+
+# --- Loading, serving ---------------------------------------------------
+
+# Layer names of the blocks of keras-hub's decoders (GPT-2, Llama,
+# Mistral, Qwen, OPT, Phi: transformer_layer_N; Gemma: decoder_block_N).
+BLOCK_PATTERN = r"^((?:transformer_layer|decoder_block)_\d+)$"
+# Backbones at least this large train LoRA adapters by default.
+LORA_AUTO_PARAMETERS = 1_000_000_000
+
+
+def load_causal_lm(name):
+    """A keras-hub CausalLM (backbone, head and preprocessor) from a preset
+    name or a local preset folder."""
+    import keras_hub
+
+    try:
+        return keras_hub.models.CausalLM.from_preset(name)
+    except (OSError, ConnectionError, ValueError) as error:
+        raise UserError(
+            f"could not load keras-hub causal LM '{name}': "
+            f"{str(error).splitlines()[0][:300]} (offline? pass a local "
+            "keras-hub preset folder)"
+        ) from None
+
+
+def use_lora(setting, backbone):
+    """Whether `--config.lm.lora` ("auto", "on", "off") trains adapters."""
+    if setting not in ("auto", "on", "off"):
+        raise UserError(
+            f"bad value '{setting}' for --config.lm.lora; valid: auto, on, off"
+        )
+    if setting == "auto":
+        return backbone.count_params() >= LORA_AUTO_PARAMETERS
+    return setting == "on"
+
+
+def generate_fn(causal_lm, max_length):
+    """prompt strings -> generated texts (prompt included), in TF ops, with
+    the causal LM's compiled sampler; keras-hub's own `generate` ends in
+    NumPy, which a SavedModel cannot hold, so the detokenizing is here."""
+    preprocessor = causal_lm.preprocessor
+    tokenizer = preprocessor.tokenizer
+    specials = {
+        getattr(tokenizer, name, None)
+        for name in ("start_token_id", "end_token_id", "pad_token_id")
+    } - {None}
+
+    def generate(prompt):
+        inputs = preprocessor.generate_preprocess(
+            prompt, sequence_length=max_length
+        )
+        end = getattr(tokenizer, "end_token_id", None)
+        stop = None if end is None else (end,)
+        outputs = causal_lm.generate_step(inputs, stop_token_ids=stop)
+        ids = outputs["token_ids"]
+        keep = tf.cast(outputs["padding_mask"], tf.bool)
+        for special in sorted(specials):
+            keep &= ids != special
+        return tokenizer.detokenize(tf.ragged.boolean_mask(ids, keep))
+
+    return generate
+
+
+def write_saved_model(causal_lm, path, max_length):
+    """A SavedModel whose `generate` signature takes `prompt` strings and
+    returns `text`, up to `max_length` tokens with the prompt."""
+    archive = keras.export.ExportArchive()
+    archive.track(causal_lm.preprocessor.tokenizer)
+    generate = generate_fn(causal_lm, max_length)
+    archive.add_endpoint(
+        "generate",
+        lambda prompt: {"text": generate(prompt)},
+        input_signature=[tf.TensorSpec([None], tf.string)],
+    )
+    archive.write_out(path, verbose=False)
+
+
+_CHECK_SCRIPT = """
+import json, sys, time
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+prompts = json.load(sys.stdin)
+started = time.time()
+loaded = tf.saved_model.load(sys.argv[1])
+load_seconds = time.time() - started
+out = loaded.signatures["generate"](prompt=tf.constant(prompts))
+print(json.dumps({"signatures": sorted(loaded.signatures),
+                  "load_seconds": load_seconds,
+                  "text": [t.decode("utf-8", "replace")
+                           for t in out["text"].numpy()]}))
+"""
+
+
+def check(path, prompts, expected):
+    """Runs the SavedModel's `generate` in a fresh process on `prompts`;
+    with `expected` texts (greedy sampling), they must be equal."""
+    import subprocess
+    import sys
+
+    from kft.errors import ExportError
+
+    result = subprocess.run(
+        [sys.executable, "-c", _CHECK_SCRIPT, path],
+        input=json.dumps(prompts),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ExportError(f"the export does not load or run: {last}")
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    figures = {
+        "examples": len(prompts),
+        "signatures": served["signatures"],
+        "load_seconds": served["load_seconds"],
+    }
+    if expected is not None:
+        differ = sum(a != b for a, b in zip(served["text"], expected))
+        if differ:
+            raise ExportError(
+                f"export refused: {differ} of {len(prompts)} greedy "
+                "generations differ from Keras's"
+            )
+        figures["generations_equal"] = len(prompts)
+    return figures

@@ -275,6 +275,10 @@ def train(config, model_dir, overwrite=False):
         from kft import qa_run
 
         return qa_run.train(config, model_dir, overwrite)
+    if config.task == "causal_lm":
+        from kft import lm_run
+
+        return lm_run.train(config, model_dir, overwrite)
     started = time.time()
     requested = json.loads(config_lib.to_json(config))
     if config.deterministic:
@@ -517,6 +521,12 @@ def load_run(model_dir, overrides=()):
         raise UserError(f"no config.json in {model_dir}; not a kft run folder")
     config = config_lib.from_json(files.read_text(path))
     config_lib.apply_overrides(config, overrides)
+    if config.task in ("qa", "causal_lm"):
+        raise UserError(
+            f"{model_dir} is a {config.task} run: kft-evaluate, kft-export "
+            "and kft-predict take classification runs for now; its metrics "
+            "and checked export are in the run folder"
+        )
     labels = files.read_text(os.path.join(model_dir, "labels.txt"))
     labels = labels.splitlines()
     weights = os.path.join(model_dir, WEIGHTS_FILE)

@@ -29,7 +29,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kft import checkpoint, evaluation, files, freeze, optim, qa, summaries
+from kft import (
+    checkpoint,
+    evaluation,
+    files,
+    freeze,
+    generation,
+    optim,
+    qa,
+    summaries,
+)
 from kft.errors import Diverged, Interrupted, UserError
 
 # Keras warns about both for every tf.data input whose length it cannot see
@@ -73,14 +82,14 @@ def _loss(config, num_classes):
 
 
 def compile_model(model, optimizer, config, num_classes):
+    options = {
+        "jit_compile": config.jit_compile,
+        "steps_per_execution": config.steps_per_execution,
+    }
     if config.task == "qa":
-        qa.compile_span_model(
-            model,
-            optimizer,
-            jit_compile=config.jit_compile,
-            steps_per_execution=config.steps_per_execution,
-        )
-        return
+        return qa.compile_span_model(model, optimizer, **options)
+    if config.task == "causal_lm":
+        return generation.compile_lm(model, optimizer, **options)
     model.compile(
         optimizer=optimizer,
         loss=_loss(config, num_classes),
@@ -183,6 +192,8 @@ class Trainer:
         metrics = ("loss", "accuracy", "macro_f1")
         if config.task == "qa":
             metrics = qa.METRICS
+        if config.task == "causal_lm":
+            metrics = generation.METRICS
         monitors = [f"val_{m}" for m in metrics] + list(metrics)
         if config.monitor not in monitors:
             raise UserError(

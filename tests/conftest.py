@@ -66,6 +66,42 @@ def tiny_bert(tmp_path_factory):
     return str(folder)
 
 
+LETTERS = list("abcdefghijklmnopqrstuvwxyz")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory):
+    """A 2-layer GPT-2 with a letter-level byte-pair vocabulary, saved as
+    a local keras-hub preset."""
+    import keras_hub
+
+    vocabulary = {"<|endoftext|>": 0}
+    for token in (
+        LETTERS + ["Ġ" + c for c in LETTERS] + ["Ġ", ".", ":", "?", "he"]
+    ):
+        vocabulary.setdefault(token, len(vocabulary))
+    tokenizer = keras_hub.models.GPT2Tokenizer(
+        vocabulary=vocabulary, merges=["Ġ t", "h e"]
+    )
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=len(vocabulary) + 2,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=64,
+    )
+    preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
+        tokenizer=tokenizer, sequence_length=32
+    )
+    model = keras_hub.models.GPT2CausalLM(
+        backbone=backbone, preprocessor=preprocessor
+    )
+    folder = tmp_path_factory.mktemp("tiny_gpt2")
+    model.save_to_preset(str(folder))
+    return str(folder)
+
+
 # Classes and raw inputs for `tiny_built`'s in-process exports.
 TINY_LABELS = ["negative", "neutral", "positive"]
 TINY_SAMPLE = ["good movie", "bad", ""]

@@ -32,10 +32,19 @@ def test_experiment_documents_its_command(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_experiment_builds_with_tiny_stand_in(name, tiny_bert):
+def test_experiment_builds_with_tiny_stand_in(name, tiny_bert, tiny_gpt2):
     """The experiment's own config, with the backbone swapped for a tiny one
     of the same modality, builds a model through the real builder."""
     config = experiments.load(name)
+    if config.task == "causal_lm":
+        from kft import lm_run
+
+        config.backbone = tiny_gpt2
+        causal_lm, built = lm_run.build(config)
+        assert (
+            built.model.output.shape[-1] == causal_lm.backbone.vocabulary_size
+        )
+        return
     if builder.backbones.TABLE.get(config.backbone) is None and (
         "minilm" in config.backbone or "bert" in config.backbone
     ):

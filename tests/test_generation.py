@@ -1,5 +1,6 @@
 """Causal language-model pieces (kft/generation.py) on a tiny GPT-2."""
 
+import csv
 import json
 
 import numpy as np
@@ -8,41 +9,6 @@ import pytest
 from kft import config as config_lib
 from kft import generation
 from kft.errors import UserError
-
-LETTERS = list("abcdefghijklmnopqrstuvwxyz")
-
-
-@pytest.fixture(scope="module")
-def tiny_gpt2(tmp_path_factory):
-    """A 2-layer GPT-2 with a letter-level byte-pair vocabulary, saved as
-    a local keras-hub preset."""
-    import keras_hub
-
-    vocabulary = {"<|endoftext|>": 0}
-    for token in (
-        LETTERS + ["Ġ" + c for c in LETTERS] + ["Ġ", ".", ":", "?", "he"]
-    ):
-        vocabulary.setdefault(token, len(vocabulary))
-    tokenizer = keras_hub.models.GPT2Tokenizer(
-        vocabulary=vocabulary, merges=["Ġ t", "h e"]
-    )
-    backbone = keras_hub.models.GPT2Backbone(
-        vocabulary_size=len(vocabulary) + 2,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=64,
-    )
-    preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
-        tokenizer=tokenizer, sequence_length=32
-    )
-    model = keras_hub.models.GPT2CausalLM(
-        backbone=backbone, preprocessor=preprocessor
-    )
-    folder = tmp_path_factory.mktemp("tiny_gpt2")
-    model.save_to_preset(str(folder))
-    return str(folder)
 
 
 def load(preset):
@@ -94,7 +60,8 @@ def test_fine_tune_loss_falls_and_greedy_generation_repeats(tiny_gpt2):
     tokenizer = lm.preprocessor.tokenizer
     encoded = generation.encode(corpus(), tokenizer)
     rows = generation.rows(encoded, 16, tokenizer.pad_token_id)
-    model = generation.training_model(lm, keras.optimizers.Adam(1e-2))
+    model = generation.training_model(lm)
+    generation.compile_lm(model, keras.optimizers.Adam(1e-2))
     x, y, weight = rows.inputs()
     history = model.fit(
         x, y, sample_weight=weight, batch_size=8, epochs=4, verbose=0
@@ -122,7 +89,8 @@ def test_lora_trains_adapters_and_leaves_base_weights(tiny_gpt2):
     assert 0 < trainable < total / 4
     tokenizer = lm.preprocessor.tokenizer
     rows = generation.rows(generation.encode(corpus(16), tokenizer), 16, 0)
-    model = generation.training_model(lm, keras.optimizers.Adam(1e-2))
+    model = generation.training_model(lm)
+    generation.compile_lm(model, keras.optimizers.Adam(1e-2))
     x, y, weight = rows.inputs()
     model.fit(x, y, sample_weight=weight, batch_size=8, epochs=1, verbose=0)
     changed = [
@@ -174,3 +142,80 @@ def test_read_text_and_prompt_response_files(tmp_path):
     assert "3 bad records of 5" in note
     with pytest.raises(UserError, match=".txt or .jsonl"):
         generation.read_examples(str(tmp_path / "x.csv"), data, "p", "r")
+
+
+def test_kft_train_causal_lm_end_to_end(tiny_gpt2, tmp_path):
+    """kft-train --experiment=causal_lm on prompt/response JSONL:
+    perplexity, sample generations, a `generate` export equal to Keras's
+    greedy generations; kft-generate; a rerun finds it finished."""
+    from conftest import run_cli, train_cli
+
+    rng = np.random.default_rng(0)
+    rows = [
+        {"prompt": f"q: {w}", "response": f" a: {w} {w}."}
+        for w in rng.choice(["cat", "dog", "sea", "sun"], 96)
+    ]
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model_dir = tmp_path / "run"
+    flags = [
+        f"--config.backbone={tiny_gpt2}",
+        f"--config.data.train={data}",
+        "--config.data.sequence_length=24",
+        "--config.lm.lora=off",
+        "--config.epochs=4",
+        "--config.lm.max_length=16",
+        "--config.lm.samples=3",
+        "--config.learning_rate=1e-2",
+        "--config.data.batch_size=8",
+    ]
+    result = train_cli(model_dir, *flags, experiment="causal_lm")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["task"] == "causal_lm"
+    assert metrics["lora"] is None
+    validation = metrics["validation"]
+    assert validation["examples"] == 10
+    assert np.isclose(validation["perplexity"], np.exp(validation["loss"]))
+    with open(model_dir / "history.csv") as file:
+        losses = [float(row["loss"]) for row in csv.DictReader(file)]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert len(metrics["samples"]) == 3
+    assert all(
+        s["generated"].startswith(s["prompt"]) for s in metrics["samples"]
+    )
+    check = json.loads(
+        (model_dir / "export" / "1" / "kft_export_check.json").read_text()
+    )
+    assert check["generations_equal"] == 3
+    assert "generate" in check["signatures"]
+    generated = run_cli(
+        "kft-generate", f"--model_dir={model_dir}", "--prompt=q: cat"
+    )
+    assert generated.returncode == 0, generated.stderr[-2000:]
+    line = json.loads(generated.stdout.strip().splitlines()[-1])
+    assert line["prompt"] == "q: cat" and line["generated"].startswith("q: cat")
+    again = train_cli(model_dir, *flags, experiment="causal_lm")
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_freeze_plans_keep_lora_adapters_only(tiny_gpt2):
+    """A phase that unfreezes blocks of a LoRA backbone trains only those
+    blocks' adapters (and adapted biases): not kernels, embeddings or
+    norms, and nothing in the blocks it leaves frozen."""
+    from kft import builder, freeze, lm_run
+
+    lm = load(tiny_gpt2)
+    generation.enable_lora(lm.backbone, rank=2)
+    model = generation.training_model(lm)
+    built = builder.Built(model, lm.backbone, lm_run.FAMILY)
+    top = freeze.Phase("top", 1, ("head", "last:1"), 1e-3)
+    freeze.apply_phase(built, top, generation.BLOCK_PATTERN)
+    names = sorted(w.path for w in model.trainable_weights)
+    assert names and all(n.startswith("transformer_layer_1/") for n in names)
+    assert all(
+        n.endswith(("lora_kernel_a", "lora_kernel_b", "/bias")) for n in names
+    )
+    everything = freeze.Phase("full", 1, ("head", "all"), 1e-3)
+    freeze.apply_phase(built, everything, generation.BLOCK_PATTERN)
+    assert len(model.trainable_weights) == 2 * len(names)
