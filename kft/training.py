@@ -29,7 +29,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kft import checkpoint, evaluation, files, freeze, optim, summaries
+from kft import (
+    checkpoint,
+    evaluation,
+    files,
+    freeze,
+    optim,
+    summaries,
+    tagging,
+)
 from kft.errors import Diverged, Interrupted, UserError
 
 # Keras warns about both for every tf.data input whose length it cannot see
@@ -73,13 +81,17 @@ def _loss(config, num_classes):
 
 
 def compile_model(model, optimizer, config, num_classes):
+    loss = _loss(config, num_classes)
+    metrics = [
+        evaluation.accuracy(num_classes),
+        evaluation.MacroF1(num_classes),
+    ]
+    if config.task == "tokens":  # per-token tags (kft/tagging.py)
+        loss, metrics = tagging.loss_and_metrics(num_classes)
     model.compile(
         optimizer=optimizer,
-        loss=_loss(config, num_classes),
-        metrics=[
-            evaluation.accuracy(num_classes),
-            evaluation.MacroF1(num_classes),
-        ],
+        loss=loss,
+        metrics=metrics,
         jit_compile=config.jit_compile,
         steps_per_execution=config.steps_per_execution,
     )
