@@ -165,7 +165,7 @@ def serve_entities(model, tokenizer, labels, sequence_length, text):
         for name in model.input
     }
     probabilities = tf.cast(model(inputs, training=False), tf.float32)
-    rows = positions.value_rowids()
+    rows = tf.cast(positions.value_rowids(), tf.int64)
     flat = positions.flat_values
     indices = tf.stack([tf.cast(rows, tf.int32), tf.maximum(flat, 0)], axis=1)
     word_probabilities = tf.gather_nd(probabilities, indices)
@@ -173,7 +173,7 @@ def serve_entities(model, tokenizer, labels, sequence_length, text):
     truncated = flat < 0
     tag_ids = tf.where(truncated, 0, tag_ids)  # no piece left: "O"
     best = tf.where(truncated, 1.0, tf.reduce_max(word_probabilities, axis=-1))
-    splits = positions.row_splits
+    splits = tf.cast(positions.row_splits, tf.int64)
     index = tf.range(tf.size(flat, out_type=tf.int64))
     first_in_row = index == tf.gather(splits, rows)
     last_in_row = index == tf.gather(splits, rows + 1) - 1

@@ -396,7 +396,7 @@ def test_tiny_bert_run_trains_evaluates_and_exports(
         "out = f(text=tf.constant(['mary went to  paris .', '']))\n"
         "print(json.dumps({k: v.numpy().tolist() for k, v in out.items()},"
         " default=lambda b: b.decode()))\n"
-        "print(sorted(m for m in ('keras', 'kft') if m in sys.modules))\n"
+        "print(sorted(m for m in ('keras_hub', 'kft') if m in sys.modules))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script, str(folder / "export" / "1")],
