@@ -42,10 +42,13 @@ def check_tags(sentences, scheme, where):
 
 def tag_names(sentences):
     """The tag vocabulary: "O" first, then by type and prefix order."""
-    order = "BIES"
     tags = {tag for tags in sentences for tag in tags} - {"O"}
-    key = lambda tag: (split_tag(tag)[1], order.find(split_tag(tag)[0]))  # noqa: E731
-    return ["O"] + sorted(tags, key=key)
+    return ["O"] + sorted(tags, key=_tag_order)
+
+
+def _tag_order(tag):
+    prefix, kind = split_tag(tag)
+    return kind, "BIES".find(prefix)
 
 
 # === seqeval's default mode (conlleval) ===

@@ -315,13 +315,12 @@ def encode_words(tokenizer, words, sequence_length):
         pieces.flat_values,
         tf.gather(tf.concat([starts, [tf.reduce_sum(counts)]], 0), row_splits),
     )[:, :room]
-    batch = sentences.nrows()
-    column = lambda value: tf.fill([batch, 1], tf.constant(value, tf.int32))  # noqa: E731
+    ones = tf.ones([sentences.nrows(), 1], tf.int32)
     packed = tf.concat(
         [
-            column(tokenizer.cls_token_id),
+            ones * tokenizer.cls_token_id,
             sentences,
-            column(tokenizer.sep_token_id),
+            ones * tokenizer.sep_token_id,
         ],
         axis=1,
     )
