@@ -14,6 +14,7 @@ import json
 import os
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -93,6 +94,8 @@ def train(config, model_dir, overwrite=False):
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     run.set_seed(config.seed)
+    if config.precision != "float32":
+        keras.mixed_precision.set_global_policy(config.precision)
     phases = freeze.plan_from_config(config)
     backbones.resolve(config.backbone)
     run.check_choices(config)

@@ -39,14 +39,16 @@ def _tagged(words, kind, scheme):
     return list(zip(words, tags))
 
 
-def make_sentences(count, seed=0, scheme="bio"):
-    """Tagged template sentences: (words, tags) lists."""
+def make_sentences(count, seed=0, scheme="bio", people=None, places=None):
+    """Tagged template sentences: (words, tags) lists, with names drawn
+    from `people` and `places` (PEOPLE and PLACES by default)."""
     rng = np.random.default_rng(seed)
+    people, places = people or PEOPLE, places or PLACES
     words, tags = [], []
     for _ in range(count):
-        person = PEOPLE[rng.integers(len(PEOPLE))]
-        other = PEOPLE[rng.integers(len(PEOPLE))]
-        place = PLACES[rng.integers(len(PLACES))]
+        person = people[rng.integers(len(people))]
+        other = people[rng.integers(len(people))]
+        place = places[rng.integers(len(places))]
         template = rng.integers(3)
         if template == 0:
             parts = [(person, "PER"), (["went", "to"], None), (place, "LOC")]
