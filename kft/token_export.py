@@ -215,6 +215,8 @@ def write_saved_model(built, labels, path):
     """Writes the token-classification SavedModel of `built` to `path`."""
     tokenizer = tokens.tokenizer_of(built.preprocessor)
     length = built.preprocessor.sequence_length
+    word_pieces = tokens.word_pieces(tokenizer, tf.constant(["a"]))
+    del word_pieces  # a first call builds the tokenizer (kft-export)
     archive = keras.export.ExportArchive()
     archive.track(tokenizer)
 
