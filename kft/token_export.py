@@ -45,6 +45,7 @@ from kft import export as export_lib
 from kft.data import tokens
 from kft.errors import ExportError
 
+# The serving signature's outputs, as the check expects them.
 OUTPUTS = (
     "entity_type",
     "start",
@@ -341,6 +342,8 @@ def check(path, built, labels, texts):
         problems.append(f"entities differ on {mismatches} texts")
     if difference > TOLERANCE:
         problems.append(f"scores differ by up to {difference:.2e}")
+    if set(served) != set(OUTPUTS):
+        problems.append(f"serving outputs are {sorted(served)}")
     if set(report["inputs"]) != {"text"}:
         problems.append(f"serving inputs are {sorted(report['inputs'])}")
     if problems:
