@@ -81,11 +81,12 @@ def build(config, num_outputs):
     """Builds the model for `config` with `num_outputs` output units."""
     if config.task == "qa":
         return _span_model(config)
-    if config.task != "classification":
+    if config.task not in ("classification", "tokens"):
         # The heads exist (heads.TASKS); their losses, metrics and exports
         # come with the tasks issue.
         raise UserError(
-            f"task '{config.task}' is not supported yet; valid: classification"
+            f"task '{config.task}' is not supported yet; valid: "
+            "classification, tokens"
         )
     backbone, family, preprocessor, size = load_backbone(config)
     if family.modality == "text":
@@ -132,12 +133,15 @@ def _text_model(backbone, num_outputs, config):
     outputs = backbone(
         inputs, training=None if config.backbone_dropout else False
     )
-    try:
-        features = heads.pool_text(
-            outputs, inputs["padding_mask"], config.head.pooling
-        )
-    except ValueError as error:
-        raise UserError(f"--config.head.pooling: {error}") from None
+    if config.task == "tokens":  # a tag per position: no pooling
+        features = heads.sequence_output(outputs)
+    else:
+        try:
+            features = heads.pool_text(
+                outputs, inputs["padding_mask"], config.head.pooling
+            )
+        except ValueError as error:
+            raise UserError(f"--config.head.pooling: {error}") from None
     outputs = heads.head(features, num_outputs, config.task, config.head)
     return keras.Model(inputs, outputs, name="kft_text_model")
 

@@ -20,6 +20,8 @@ def default_config():
     config.backbone = ""
     # keras.applications only: "imagenet", "none" or a local weights file.
     config.weights = "imagenet"
+    # "classification", or "tokens": a tag per word (named entities;
+    # kft/token_run.py, data as kft/data/tokens.py reads it).
     config.task = "classification"
     config.seed = 0
 
@@ -37,6 +39,12 @@ def default_config():
     config.data.text_pair_column = ""
     config.data.label_column = "label"
     config.data.image_column = ""
+    # task "tokens": the word-list and tag-list fields of JSONL lines or
+    # TFDS features (empty picks tokens/words and tags/ner_tags/ner), and
+    # the tag scheme, "bio" (IOB2) or "bioes"; a tag outside it is an error.
+    config.data.tokens_column = ""
+    config.data.tags_column = ""
+    config.data.tag_scheme = "bio"
     # Bad records (an image that does not decode, an empty text, a missing
     # label, a malformed row, a line that is not UTF-8): "skip" skips,
     # counts and reports them, and stops only when more than

@@ -13,6 +13,8 @@ TASKS = {
     "binary": "sigmoid",
     "multilabel": "sigmoid",
     "regression": "linear",
+    # A softmax over tags at every position of the sequence (NER).
+    "tokens": "softmax",
 }
 
 
@@ -82,6 +84,11 @@ def pool_text(outputs, padding_mask, pooling):
             raise ValueError("this backbone has no pooled output")
         return pooled
     raise ValueError(f"unknown pooling '{pooling}'")
+
+
+def sequence_output(outputs):
+    """The per-position vectors [batch, length, hidden] of a backbone."""
+    return outputs["sequence_output"] if isinstance(outputs, dict) else outputs
 
 
 def pool_image(features, pooling):

@@ -279,6 +279,10 @@ def train(config, model_dir, overwrite=False):
         from kft import lm_run
 
         return lm_run.train(config, model_dir, overwrite)
+    if config.task == "tokens":  # named entities: kft/token_run.py
+        from kft import token_run
+
+        return token_run.train(config, model_dir, overwrite)
     started = time.time()
     requested = json.loads(config_lib.to_json(config))
     if config.deterministic:
@@ -552,6 +556,10 @@ def save_weights(model, path):
 def export_run(model_dir, base):
     """Exports a finished run's best weights to `base/<N>/` (kft-export)."""
     config, labels, built = load_run(model_dir)
+    if config.task == "tokens":
+        from kft import token_run
+
+        return token_run.export_loaded(model_dir, base, labels, built)
     sample = export.load_sample(os.path.join(model_dir, SAMPLE_FILE))
     weights = os.path.join(model_dir, WEIGHTS_FILE)
     record = threshold.load(config.eval.threshold, model_dir, len(labels))
@@ -603,6 +611,12 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     Writes MODEL_DIR/eval/<split file name>/metrics.json; returns the dict.
     """
     config, labels, built = load_run(model_dir, overrides)
+    if config.task == "tokens":
+        from kft import token_run
+
+        return token_run.evaluate_loaded(
+            model_dir, config, labels, built, saved_model
+        )
     record = threshold.load(config.eval.threshold, model_dir, len(labels))
     cut = threshold.value(record)
     split = evaluation_split(config, labels, model_dir)

@@ -38,6 +38,7 @@ from kft import (
     optim,
     qa,
     summaries,
+    tagging,
 )
 from kft.errors import Diverged, Interrupted, UserError
 
@@ -90,16 +91,14 @@ def compile_model(model, optimizer, config, num_classes):
         return qa.compile_span_model(model, optimizer, **options)
     if config.task == "causal_lm":
         return generation.compile_lm(model, optimizer, **options)
-    model.compile(
-        optimizer=optimizer,
-        loss=_loss(config, num_classes),
-        metrics=[
-            evaluation.accuracy(num_classes),
-            evaluation.MacroF1(num_classes),
-        ],
-        jit_compile=config.jit_compile,
-        steps_per_execution=config.steps_per_execution,
-    )
+    loss = _loss(config, num_classes)
+    metrics = [
+        evaluation.accuracy(num_classes),
+        evaluation.MacroF1(num_classes),
+    ]
+    if config.task == "tokens":  # per-token tags (kft/tagging.py)
+        loss, metrics = tagging.loss_and_metrics(num_classes)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **options)
 
 
 class Signals:

@@ -6,6 +6,8 @@ Text models read a CSV, TSV or JSONL file (the text column is `text` or
 --text_column); image models read an image file, a folder of images
 (searched recursively; with class sub-folders their names are the true
 labels), a .txt list of image paths, or a CSV/JSONL with an `image` column.
+A token-classification (NER) export gives each line its `entities`
+(type, start, end, text, score).
 When the input holds a label column (--label_column, default `label`),
 each line also gets `true_label` and the accuracy is printed on stderr.
 
@@ -137,6 +139,8 @@ def _line(value, true_label, answer):
     line = {"input": value}
     if "error" in answer:
         return line | answer
+    if "num_entities" in answer:  # a token-classification (NER) export
+        return line | {"entities": _entities(answer)}
     line |= {
         "label": answer["label"].decode("utf-8"),
         "class_id": int(answer["class_id"]),
@@ -145,6 +149,20 @@ def _line(value, true_label, answer):
     if true_label is not None:
         line["true_label"] = true_label
     return line
+
+
+def _entities(answer):
+    """The spans of one text: type, character offsets, text and score."""
+    return [
+        {
+            "type": answer["entity_type"][i].decode("utf-8"),
+            "start": int(answer["start"][i]),
+            "end": int(answer["end"][i]),
+            "text": answer["entity_text"][i].decode("utf-8"),
+            "score": round(float(answer["score"][i]), 6),
+        }
+        for i in range(int(answer["num_entities"]))
+    ]
 
 
 def main(argv):
