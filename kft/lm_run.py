@@ -30,8 +30,10 @@ from kft import (
     training,
 )
 from kft import config as config_lib
+from kft import report as report_lib
 from kft.data import pipeline
 from kft.errors import UserError
+from kft.report import escape, lookup, note, section, table
 
 DEFAULT_LENGTH = 256
 SAMPLES_FILE = "samples.jsonl"
@@ -170,8 +172,8 @@ def train(config, model_dir, overwrite=False):
         config.data.split_seed = config.seed
     run._write_config(config, model_dir)
     splits, notes = load_splits(config)
-    for note in notes:
-        _log(note)
+    for line in notes:
+        _log(line)
     strategy = run.make_strategy(config.strategy)
     with strategy.scope():
         causal_lm, built = build(config)
@@ -244,6 +246,7 @@ def train(config, model_dir, overwrite=False):
         os.path.join(model_dir, run.METRICS), json.dumps(report, indent=2)
     )
     print(format_table(report), flush=True)
+    _log(f"report: {write_report(model_dir)}")
     checkpoint.write_run(model_dir, record | {"finished": True})
     _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
     return report
@@ -313,3 +316,37 @@ def run_config(model_dir):
     if config.task != "causal_lm":
         raise UserError(f"{model_dir} is a {config.task} run, not causal_lm")
     return config
+
+
+def write_report(folder):
+    """report.html of a causal LM run: perplexity and sample generations."""
+
+    def summary(run):
+        m = run.metrics
+        text = (
+            f"kft fine-tuned <b>{escape(lookup(run.config, 'backbone'))}"
+            f"</b> on {escape(lookup(run.config, 'data.train'))}"
+        )
+        if m.get("lora"):
+            text += f" with rank-{m['lora']['rank']} LoRA adapters"
+        if m.get("validation"):
+            v = m["validation"]
+            text += (
+                f". Validation loss <b>{v['loss']:.4f}</b>, perplexity "
+                f"<b>{v['perplexity']:.2f}</b>"
+            )
+        return section("Summary", f"<p>{text}.</p>")
+
+    def sections(run):
+        rows = [(s["prompt"], s["generated"]) for s in run.metrics["samples"]]
+        sampler = lookup(run.config, "lm.sampler")
+        return [
+            section(
+                "Sample generations",
+                table(("prompt", "generated"), rows),
+                note(f"Sampler: {escape(sampler)}."),
+            )
+        ]
+
+    shown = {"task", "samples", "lora"}
+    return report_lib.write_task_page(folder, summary, sections, shown)

@@ -30,8 +30,10 @@ from kft import (
     training,
 )
 from kft import config as config_lib
+from kft import report as report_lib
 from kft.data import pipeline, squad
 from kft.errors import UserError
+from kft.report import escape, lookup, note, section, table
 
 # The usual SQuAD window when the backbone allows it.
 DEFAULT_LENGTH = 384
@@ -160,8 +162,8 @@ def train(config, model_dir, overwrite=False):
         config.data.split_seed = config.seed
     run._write_config(config, model_dir)
     splits, notes = squad.load_splits(config.data, config.data.split_seed)
-    for note in notes:
-        _log(note)
+    for line in notes:
+        _log(line)
     strategy = run.make_strategy(config.strategy)
     with strategy.scope():
         built = builder.build(config, 0)
@@ -246,6 +248,7 @@ def train(config, model_dir, overwrite=False):
         os.path.join(model_dir, run.METRICS), json.dumps(report, indent=2)
     )
     print(format_table(report), flush=True)
+    _log(f"report: {write_report(model_dir)}")
     checkpoint.write_run(model_dir, record | {"finished": True})
     _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
     return report
@@ -310,3 +313,50 @@ def export_qa(model, tokenizer, config, threshold, base, sample, expected):
         f"{figures['examples']} test questions"
     )
     return path, figures
+
+
+def write_report(folder, count=20):
+    """report.html of a QA run: EM/F1 and the questions answered wrong."""
+
+    def summary(run):
+        m = run.metrics
+        test = m["test"]
+        text = (
+            f"kft fine-tuned <b>{escape(lookup(run.config, 'backbone'))}"
+            f"</b> to answer questions from passages of "
+            f"{escape(lookup(run.config, 'data.train'))}. On "
+            f"{test['count']} test questions: exact match "
+            f"<b>{test['exact_match']:.2f}</b>, F1 <b>{test['f1']:.2f}</b> "
+            "(SQuAD's normalization)."
+        )
+        threshold = m.get("null_threshold")
+        if threshold is not None:
+            text += f" No-answer threshold: {threshold:.3f}."
+        return section("Summary", f"<p>{text}</p>")
+
+    def sections(run):
+        rows = [
+            (r["id"], r["question"], " | ".join(r["answers"]), r["predicted"])
+            for r in run.predictions
+            if qa.squad_scores([r["predicted"]], [r["answers"]])["f1"] < 100
+        ]
+        figures = [
+            (name, f["count"], f"{f['exact_match']:.2f}", f"{f['f1']:.2f}")
+            for name in ("validation", "test")
+            if (f := run.metrics.get(name))
+        ]
+        return [
+            section(
+                "Exact match and F1",
+                table(("split", "questions", "exact match", "F1"), figures),
+            ),
+            section(
+                "Questions not answered exactly",
+                table(("id", "question", "answers", "predicted"), rows[:count])
+                if rows
+                else note("None."),
+            ),
+        ]
+
+    shown = {"task", "validation", "test", "null_threshold"}
+    return report_lib.write_task_page(folder, summary, sections, shown)

@@ -599,3 +599,39 @@ def _other_figures(metrics):
         table(("metrics.json field", "value"), rows),
         note("Further fields of metrics.json, as recorded."),
     )
+
+
+def write_task_page(folder, summary, sections, shown=()):
+    """report.html of a run of another task (NER, QA, causal LM).
+
+    Args:
+        folder: the run folder.
+        summary: run -> the summary section's HTML.
+        sections: run -> the task's own sections, shown after the
+            configuration and curves.
+        shown: metrics.json fields those sections cover; the rest are
+            listed under "Other figures".
+    """
+    run = load(folder)
+    images = {}
+    if run.history:
+        spans = phase_spans(run.history)
+        images[CURVES_FILE] = plots.curves(run.history, spans, [])
+    for name, data in images.items():
+        files.write_bytes(os.path.join(folder, name), data)
+    metrics = run.metrics
+    kept = {k: v for k, v in metrics.items() if k not in {*shown, "timing"}}
+    rows = other_figures(kept)
+    parts = [
+        summary(run),
+        _configuration(run.config),
+        _curves(run, images),
+        *sections(run),
+        _timing(metrics.get("timing") or {}, metrics),
+        section("Other figures", table(("metrics.json field", "value"), rows))
+        if rows
+        else "",
+    ]
+    path = os.path.join(folder, REPORT_FILE)
+    files.write_text(path, page(f"kft run report: {run.name}", parts))
+    return path

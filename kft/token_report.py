@@ -6,9 +6,6 @@ the summary and tables are the entity-level ones of metrics.json
 most wrong tags.
 """
 
-import os
-
-from kft import files, plots
 from kft import report as report_lib
 from kft.report import escape, note, section, table
 
@@ -17,28 +14,11 @@ _SHOWN = {"split", "source", "per_type", "strict", "labels", "timing", "task"}
 
 def write(folder, mistakes=10):
     """Writes `folder`/report.html (and curves.png); returns the path."""
-    run = report_lib.load(folder)
-    images = {}
-    if run.history:
-        spans = report_lib.phase_spans(run.history)
-        images[report_lib.CURVES_FILE] = plots.curves(run.history, spans, [])
-    for name, data in images.items():
-        files.write_bytes(os.path.join(folder, name), data)
-    metrics = run.metrics
-    sections = [
-        _summary(run),
-        report_lib._configuration(run.config),
-        report_lib._curves(run, images),
-        _per_type(metrics),
-        _mistakes(run.predictions, mistakes),
-        report_lib._timing(metrics.get("timing") or {}, metrics),
-        _other(metrics),
-    ]
-    path = os.path.join(folder, report_lib.REPORT_FILE)
-    files.write_text(
-        path, report_lib.page(f"kft run report: {run.name}", sections)
-    )
-    return path
+
+    def sections(run):
+        return [_per_type(run.metrics), _mistakes(run.predictions, mistakes)]
+
+    return report_lib.write_task_page(folder, _summary, sections, _SHOWN)
 
 
 def _summary(run):
@@ -111,12 +91,4 @@ def _mistakes(predictions, count):
     return section(
         "Sentences with wrong tags",
         table(("index", "words", "true tags", "predicted tags"), rows),
-    )
-
-
-def _other(metrics):
-    kept = {k: v for k, v in metrics.items() if k not in _SHOWN}
-    rows = report_lib.other_figures(kept)
-    return section(
-        "Other figures", table(("metrics.json field", "value"), rows)
     )

@@ -195,6 +195,8 @@ def test_kft_train_causal_lm_end_to_end(tiny_gpt2, tmp_path):
     assert generated.returncode == 0, generated.stderr[-2000:]
     line = json.loads(generated.stdout.strip().splitlines()[-1])
     assert line["prompt"] == "q: cat" and line["generated"].startswith("q: cat")
+    page = (model_dir / "report.html").read_text()
+    assert "Sample generations" in page and "perplexity" in page
     again = train_cli(model_dir, *flags, experiment="causal_lm")
     assert again.returncode == 0 and "nothing to do" in again.stdout
 

@@ -514,6 +514,8 @@ def test_kft_train_qa_end_to_end(tiny_bert, tmp_path):
         (model_dir / "export" / "1" / "kft_export_check.json").read_text()
     )
     assert check["answers_equal"] == check["examples"] == 24
+    page = (model_dir / "report.html").read_text()
+    assert "Exact match and F1" in page and "Questions not answered" in page
     again = train_cli(model_dir, *flags, experiment="qa_extractive")
     assert again.returncode == 0 and "nothing to do" in again.stdout
     bad = run_cli(
