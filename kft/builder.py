@@ -11,7 +11,7 @@ import dataclasses
 
 import keras
 
-from kft import backbones, heads, preprocessing
+from kft import backbones, heads, preprocessing, tasks
 from kft.errors import UserError
 
 
@@ -31,6 +31,8 @@ class Built:
             (BERT's pooler under mean pooling); they stay frozen.
         resize: how images reach `image_size` (`data.RESIZE_MODES`); the
             export resizes served images the same way.
+        task: `config.task` (kft/tasks.py).
+        pairs: whether text inputs are pairs of texts (`text_pair`).
     """
 
     model: keras.Model
@@ -40,6 +42,8 @@ class Built:
     image_size: int = 0
     unused: tuple = ()
     resize: str = "squash"
+    task: str = "classification"
+    pairs: bool = False
 
     @property
     def modality(self):
@@ -79,12 +83,7 @@ def _hub_image_converter(source, size):
 
 def build(config, num_outputs):
     """Builds the model for `config` with `num_outputs` output units."""
-    if config.task != "classification":
-        # The heads exist (heads.TASKS); their losses, metrics and exports
-        # come with the tasks issue.
-        raise UserError(
-            f"task '{config.task}' is not supported yet; valid: classification"
-        )
+    tasks.check(config)
     backbone, family, preprocessor, size = load_backbone(config)
     if family.modality == "text":
         model = _text_model(backbone, num_outputs, config)
@@ -97,7 +96,15 @@ def build(config, num_outputs):
     if family.modality == "text" and config.head.pooling != "pooled":
         unused = ("pooled_dense",)
     return Built(
-        model, backbone, family, preprocessor, size, unused, config.data.resize
+        model,
+        backbone,
+        family,
+        preprocessor,
+        size,
+        unused,
+        config.data.resize,
+        config.task,
+        bool(config.data.text_pair_column) and family.modality == "text",
     )
 
 

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kft import checkpoint, evaluation, files, freeze, optim, summaries
+from kft import checkpoint, evaluation, files, freeze, optim, summaries, tasks
 from kft.errors import Diverged, Interrupted, UserError
 
 # Keras warns about both for every tf.data input whose length it cannot see
@@ -73,13 +73,18 @@ def _loss(config, num_classes):
 
 
 def compile_model(model, optimizer, config, num_classes):
-    model.compile(
-        optimizer=optimizer,
-        loss=_loss(config, num_classes),
-        metrics=[
+    if config.task == "classification":
+        loss = _loss(config, num_classes)
+        metrics = [
             evaluation.accuracy(num_classes),
             evaluation.MacroF1(num_classes),
-        ],
+        ]
+    else:
+        loss, metrics = tasks.compile_arguments(model, config)
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=metrics,
         jit_compile=config.jit_compile,
         steps_per_execution=config.steps_per_execution,
     )
@@ -172,7 +177,7 @@ class Trainer:
         class_weight=None,
         log=print,
     ):
-        metrics = ("loss", "accuracy", "macro_f1")
+        metrics = tasks.metric_names(config.task)
         monitors = [f"val_{m}" for m in metrics] + list(metrics)
         if config.monitor not in monitors:
             raise UserError(
@@ -196,7 +201,7 @@ class Trainer:
         self.schedule = None
         self.signals = Signals()
         self.epoch_started = time.time()
-        self.mode = "min" if config.monitor.endswith("loss") else "max"
+        self.mode = "min" if tasks.lower_is_better(config.monitor) else "max"
         self.tensorboard = summaries.TensorBoardScalars(
             os.path.join(model_dir, "tensorboard")
         )

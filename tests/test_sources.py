@@ -329,7 +329,7 @@ def test_held_out_split_depends_only_on_split_seed(tmp_path):
     assert "data.split_seed 7" in " ".join(first.notes)
 
 
-def test_multi_label_rows_are_bad_records_until_supported(tmp_path):
+def test_label_lists_are_bad_records_unless_multilabel(tmp_path):
     path = tmp_path / "tags.jsonl"
     rows = [{"text": "a", "label": ["x", "y"]}] + [
         {"text": f"t{i}", "label": "x" if i % 2 else "y"} for i in range(9)
@@ -337,8 +337,10 @@ def test_multi_label_rows_are_bad_records_until_supported(tmp_path):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     records = data.read_spec(str(path), _data_config())
     assert len(records.values) == 9
-    assert "multi-label is not supported" in records.bad.examples[0]
+    assert "--config.task=multilabel" in records.bad.examples[0]
     assert records.bad.examples[0].startswith(f"{path}:1 ")
+    tagged = data.read_spec(str(path), _data_config(), task="multilabel")
+    assert tagged.labels[:2] == [("x", "y"), ("y",)]
 
 
 # === Through kft-train, as a user runs it ===
