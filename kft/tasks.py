@@ -47,6 +47,14 @@ def check(config):
     if config.data.mixup or config.data.cutmix:
         raise UserError("mixup and cutmix need task classification")
     threshold_lib.parse(config.eval.threshold)
+    monitor = config.monitor.removeprefix("val_")
+    if monitor not in metric_names(config.task):
+        raise UserError(
+            f"--config.monitor={config.monitor} is not a {config.task} "
+            "metric; valid: "
+            + ", ".join(f"val_{m}" for m in metric_names(config.task))
+            + " (or without val_)"
+        )
     if config.task == "regression":
         regression.check(config)
 
