@@ -454,6 +454,7 @@ def test_bad_data_exits_2_with_one_line(tiny_bert, tmp_path):
         tmp_path / "pairs.csv",
         [{"question": "q", "context": "c", "label": i % 2} for i in range(9)],
     )
+    single = write_csv(tmp_path / "single.csv", [{"question": "q", "label": 1}])
     cases = [
         ([f"--config.data.train={messy}"], "5 of 21 records", "m.csv:5"),
         (
@@ -461,7 +462,11 @@ def test_bad_data_exits_2_with_one_line(tiny_bert, tmp_path):
             "bad record at",
             "m.csv:5: malformed row",
         ),
-        ([f"--config.data.train={pairs}"], "gives text pairs", "'context'"),
+        (
+            [f"--config.data.train={pairs}", f"--config.data.test={single}"],
+            "single.csv has no column 'context'",
+            "--config.data.text_pair_column",
+        ),
         (
             ["--config.data.train=tfds:kft_nothing:train[:80%]"],
             "cannot load tfds:kft_nothing:train[:80%]",
