@@ -3,9 +3,10 @@
 `export` writes `BASE/<next integer>/` with two signatures:
 
 - `serving_default`: raw inputs, `text` (`tf.string [None]`) for text
-  models or `image_bytes` (encoded JPEG/PNG/BMP/GIF, `tf.string [None]`)
-  for image models. Cleaning and tokenizing text (the training sequence
-  length; longer texts are truncated), decoding, resizing and normalizing
+  models (and `text_pair` for pairs of texts) or `image_bytes` (encoded
+  JPEG/PNG/BMP/GIF, `tf.string [None]`) for image models. Cleaning and
+  tokenizing text (the training sequence length; longer texts are
+  truncated), decoding, resizing and normalizing
   images run in the graph, through the same functions training used.
 - `serving_preprocessed`: what the Keras model takes, for users who batch
   their own: `token_ids`, `padding_mask` (and `segment_ids` where the
@@ -17,6 +18,8 @@ Both return `probabilities` (`float32 [None, C]`), `class_id`
 `assets/labels.txt`). `class_id` is the argmax, or, for a two-class run
 with a decision threshold (kft/threshold.py), 1 where P(class 1) >= the
 threshold, so served labels agree with the run's metrics.
+Multilabel and regression runs answer their own outputs instead
+(kft/tasks.py: `probabilities`, `decisions`, `labels`; or `score`).
 
 Only the variables the signatures use are saved (Keras's `ExportArchive`
 keeps the optimizer's slots out), so the SavedModel holds each weight once.
