@@ -325,8 +325,8 @@ def train(config, model_dir, overwrite=False):
     _log(
         f"{len(splits.train)} training, "
         f"{len(splits.validation or [])} validation, "
-        f"{len(splits.test)} test examples; classes: "
-        f"{', '.join(splits.labels)}"
+        f"{len(splits.test)} test examples; "
+        f"{_OUTPUT_NAMES[config.task]}: {', '.join(splits.labels)}"
     )
     class_weight = None
     if config.class_weight:
@@ -416,6 +416,14 @@ def train(config, model_dir, overwrite=False):
     checkpoint.write_run(model_dir, record | {"finished": True})
     _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
     return report
+
+
+# What the log calls the model's outputs, by task.
+_OUTPUT_NAMES = {
+    "classification": "classes",
+    "multilabel": "labels",
+    "regression": "target",
+}
 
 
 def _open_folder(config, requested, model_dir, overwrite):
