@@ -326,7 +326,8 @@ def train(config, model_dir, overwrite=False):
         f"{len(splits.train)} training, "
         f"{len(splits.validation or [])} validation, "
         f"{len(splits.test)} test examples; "
-        f"{_OUTPUT_NAMES[config.task]}: {', '.join(splits.labels)}"
+        f"{_OUTPUT_NAMES.get(config.task, 'classes')}: "
+        f"{', '.join(splits.labels)}"
     )
     class_weight = None
     if config.class_weight:
