@@ -379,7 +379,6 @@ def train(config, model_dir, overwrite=False):
         cut = threshold.value(record_threshold)
     else:
         cut = tasks.choose_decision(
-            built,
             splits,
             config,
             lambda: _validation_outputs(built, splits.validation, config),

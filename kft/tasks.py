@@ -82,7 +82,7 @@ def compile_arguments(model, config):
 # === After training: decisions, evaluation ===
 
 
-def choose_decision(built, splits, config, validation_outputs, log, model_dir):
+def choose_decision(splits, config, validation_outputs, log, model_dir):
     """Multilabel: tunes and saves the thresholds; returns them in label
     order. Regression: None (a score needs no decision)."""
     if config.task != "multilabel":
