@@ -374,6 +374,7 @@ def _baseline(metrics):
 
 # The config fields a reader looks for first; config.json has them all.
 _KEY_FIELDS = (
+    ("task", "task"),
     ("backbone", "backbone"),
     ("weights", "weights"),
     ("plan", "freeze plan"),
