@@ -73,7 +73,7 @@ def _loss(config, num_classes):
 
 
 def compile_model(model, optimizer, config, num_classes):
-    if config.task == "classification":
+    if config.get("task", "classification") == "classification":
         loss = _loss(config, num_classes)
         metrics = [
             evaluation.accuracy(num_classes),
