@@ -3,6 +3,7 @@
 Skips when the asset is absent (offline, not fetched); CI fetches it first.
 """
 
+import keras
 import numpy as np
 import pytest
 
@@ -109,9 +110,9 @@ def test_minilm_fine_tunes_on_pairs_and_serves_them(tmp_path):
     inputs = {k: np.asarray(v) for k, v in inputs.items()}
     phase = freeze.Phase("full", 1, ("head", "all"), 1e-4)
     freeze.apply_phase(built, phase, built.family.block_pattern)
-    training.compile_model(built.model, "adam", config, 2)
+    training.compile_model(built.model, keras.optimizers.Adam(1e-4), config, 2)
     before = built.model.evaluate(inputs, split.label_ids, verbose=0)[0]
-    built.model.fit(inputs, split.label_ids, epochs=2, verbose=0)
+    built.model.fit(inputs, split.label_ids, epochs=3, verbose=0)
     after = built.model.evaluate(inputs, split.label_ids, verbose=0)[0]
     assert after < before
     sample = export.sample_inputs(split, "text")
