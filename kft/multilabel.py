@@ -23,6 +23,7 @@ import numpy as np
 
 from kft import files
 from kft import threshold as threshold_lib
+from kft.evaluation import _safe_divide
 
 THRESHOLDS_FILE = "thresholds.json"
 # Keras metric names during training (history.csv, --config.monitor).
@@ -123,16 +124,8 @@ def load(setting, model_dir, labels):
 # === metrics.json ===
 
 
-def _divide(numerator, denominator):
-    numerator = np.asarray(numerator, np.float64)
-    denominator = np.asarray(denominator, np.float64)
-    result = np.zeros_like(numerator)
-    np.divide(numerator, denominator, out=result, where=denominator > 0)
-    return result
-
-
 def _f1(precision, recall):
-    return _divide(2 * precision * recall, precision + recall)
+    return _safe_divide(2 * precision * recall, precision + recall)
 
 
 def micro_f1(y_true, y_pred):
@@ -157,10 +150,13 @@ def report(y_true, probabilities, labels, split, thresholds):
     y_pred = decide(probabilities, thresholds) > 0
     hits = (y_true & y_pred).sum(axis=0)
     predicted, actual = y_pred.sum(axis=0), y_true.sum(axis=0)
-    precision, recall = _divide(hits, predicted), _divide(hits, actual)
+    precision, recall = (
+        _safe_divide(hits, predicted),
+        _safe_divide(hits, actual),
+    )
     f1 = _f1(precision, recall)
-    micro_precision = _divide(hits.sum(), predicted.sum())
-    micro_recall = _divide(hits.sum(), actual.sum())
+    micro_precision = _safe_divide(hits.sum(), predicted.sum())
+    micro_recall = _safe_divide(hits.sum(), actual.sum())
     count = len(y_true)
     return {
         "task": "multilabel",
