@@ -11,7 +11,7 @@ import dataclasses
 
 import keras
 
-from kft import backbones, heads, preprocessing
+from kft import backbones, heads, preprocessing, tasks
 from kft.errors import UserError
 
 
@@ -31,6 +31,8 @@ class Built:
             (BERT's pooler under mean pooling); they stay frozen.
         resize: how images reach `image_size` (`data.RESIZE_MODES`); the
             export resizes served images the same way.
+        task: `config.task` (kft/tasks.py).
+        pairs: whether text inputs are pairs of texts (`text_pair`).
     """
 
     model: keras.Model
@@ -40,6 +42,8 @@ class Built:
     image_size: int = 0
     unused: tuple = ()
     resize: str = "squash"
+    task: str = "classification"
+    pairs: bool = False
 
     @property
     def modality(self):
@@ -79,15 +83,11 @@ def _hub_image_converter(source, size):
 
 def build(config, num_outputs):
     """Builds the model for `config` with `num_outputs` output units."""
+    tasks.check(config)
     if config.task == "qa":
         return _span_model(config)
-    if config.task not in ("classification", "tokens"):
-        # The heads exist (heads.TASKS); their losses, metrics and exports
-        # come with the tasks issue.
-        raise UserError(
-            f"task '{config.task}' is not supported yet; valid: "
-            "classification, tokens"
-        )
+    if config.task == "causal_lm":
+        raise UserError("task causal_lm builds through kft/lm_run.py")
     backbone, family, preprocessor, size = load_backbone(config)
     if family.modality == "text":
         model = _text_model(backbone, num_outputs, config)
@@ -100,7 +100,15 @@ def build(config, num_outputs):
     if family.modality == "text" and config.head.pooling != "pooled":
         unused = ("pooled_dense",)
     return Built(
-        model, backbone, family, preprocessor, size, unused, config.data.resize
+        model,
+        backbone,
+        family,
+        preprocessor,
+        size,
+        unused,
+        config.data.resize,
+        config.task,
+        bool(config.data.text_pair_column) and family.modality == "text",
     )
 
 

@@ -13,6 +13,7 @@ import math
 import os
 
 from kft import files, plots, report
+from kft.errors import UserError
 
 DECIDING_METRIC = "macro_f1"
 
@@ -34,6 +35,12 @@ class Row:
 def summarize(run, name):
     """The comparison `Row` of a `report.Run`."""
     config, metrics = run.config, run.metrics
+    task = metrics.get("task", "classification")
+    if task != "classification":  # no accuracy to rank by
+        raise UserError(
+            f"{run.folder} is a {task} run; kft-compare compares "
+            "classification runs (compare their metrics.json figures)"
+        )
     backbone = str(config.get("backbone", "?"))
     return Row(
         name=name,

@@ -20,8 +20,12 @@ def default_config():
     config.backbone = ""
     # keras.applications only: "imagenet", "none" or a local weights file.
     config.weights = "imagenet"
-    # "classification", or "tokens": a tag per word (named entities;
-    # kft/token_run.py, data as kft/data/tokens.py reads it).
+    # What the model predicts (kft/tasks.py): "classification" (one class
+    # per example, softmax), "multilabel" (a set of labels, a sigmoid per
+    # label), "regression" (a number, a linear output), "tokens" (a tag
+    # per word, named entities: kft/token_run.py), "qa" (an answer span
+    # in a passage: kft/qa_run.py) or "causal_lm" (text generation:
+    # kft/lm_run.py).
     config.task = "classification"
     config.seed = 0
 
@@ -33,11 +37,16 @@ def default_config():
     # dataset. An empty text_column picks a known pair of texts
     # (sentence1/sentence2, question/context, ...) or the first of text,
     # sentence, content, review, document; an empty image_column (TFDS)
-    # picks image. A pair is kept on the splits, but the classifier takes
-    # one text, so a run given pairs stops with an error for now.
+    # picks image. With a pair, the backbone packs both texts into one
+    # input ([CLS] text [SEP] pair [SEP], segment ids 0 and 1), and the
+    # export takes `text` and `text_pair`; the run writes the columns it
+    # used here.
     config.data.text_column = ""
     config.data.text_pair_column = ""
     config.data.label_column = "label"
+    # task=multilabel: what separates the labels of a text label
+    # ("sports,politics"); a JSON list in JSONL needs none.
+    config.data.label_delimiter = ","
     config.data.image_column = ""
     # task "tokens": the word-list and tag-list fields of JSONL lines or
     # TFDS features (empty picks tokens/words and tags/ner_tags/ner), and
@@ -170,6 +179,19 @@ def default_config():
     # text ("0.3") fixes it. Applied to the test metrics, kft-evaluate and
     # the export's class_id and label.
     config.eval.threshold = "auto"
+    # task=multilabel uses the same setting per label: "auto" tunes each
+    # label's threshold on its validation F1 (0.5 without validation data),
+    # a number fixes all, "argmax" is 0.5 for all; stored in thresholds.json.
+
+    # task=regression (kft/regression.py): the loss, "mse" or "huber"
+    # (with `huber_delta`, in standardized units when scaling), and the
+    # target scaling, "standardize" (the loss sees (y - mean) / std of the
+    # training targets; the model still outputs the original units, as
+    # its last layer undoes it) or "none". target_scaling.json keeps them.
+    config.regression = ml_collections.ConfigDict()
+    config.regression.loss = "mse"
+    config.regression.huber_delta = 1.0
+    config.regression.scaling = "standardize"
 
     # task=qa (kft/qa_run.py): contexts longer than the sequence length
     # (0 picks 384, capped by the backbone) are cut into windows whose

@@ -3,9 +3,10 @@
 `export` writes `BASE/<next integer>/` with two signatures:
 
 - `serving_default`: raw inputs, `text` (`tf.string [None]`) for text
-  models or `image_bytes` (encoded JPEG/PNG/BMP/GIF, `tf.string [None]`)
-  for image models. Cleaning and tokenizing text (the training sequence
-  length; longer texts are truncated), decoding, resizing and normalizing
+  models (and `text_pair` for pairs of texts) or `image_bytes` (encoded
+  JPEG/PNG/BMP/GIF, `tf.string [None]`) for image models. Cleaning and
+  tokenizing text (the training sequence length; longer texts are
+  truncated), decoding, resizing and normalizing
   images run in the graph, through the same functions training used.
 - `serving_preprocessed`: what the Keras model takes, for users who batch
   their own: `token_ids`, `padding_mask` (and `segment_ids` where the
@@ -17,6 +18,8 @@ Both return `probabilities` (`float32 [None, C]`), `class_id`
 `assets/labels.txt`). `class_id` is the argmax, or, for a two-class run
 with a decision threshold (kft/threshold.py), 1 where P(class 1) >= the
 threshold, so served labels agree with the run's metrics.
+Multilabel and regression runs answer their own outputs instead
+(kft/tasks.py: `probabilities`, `decisions`, `labels`; or `score`).
 
 Only the variables the signatures use are saved (Keras's `ExportArchive`
 keeps the optimizer's slots out), so the SavedModel holds each weight once.
@@ -51,7 +54,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging as absl_logging
 
-from kft import data, files
+from kft import data, files, tasks
 from kft import threshold as threshold_lib
 from kft.errors import ExportError, UserError
 
@@ -100,13 +103,13 @@ def _text_inputs(model):
     }
 
 
-def _add_text_endpoints(archive, model, preprocessor, decide):
+def _add_text_endpoints(archive, model, preprocessor, decide, pairs=False):
     for layer in preprocessor.layers():
         archive.track(layer)
     names = list(model.input)
 
-    def serve(text):
-        packed = preprocessor(text)
+    def serve(text, text_pair=None):
+        packed = preprocessor(text, text_pair)
         inputs = {
             name: tf.cast(packed[name], model.input[name].dtype)
             for name in names
@@ -116,9 +119,10 @@ def _add_text_endpoints(archive, model, preprocessor, decide):
     def serve_preprocessed(inputs):
         return decide(model(inputs, training=False))
 
-    archive.add_endpoint(
-        SERVING, serve, [tf.TensorSpec([None], tf.string, name="text")]
-    )
+    texts = [tf.TensorSpec([None], tf.string, name="text")]
+    if pairs:
+        texts.append(tf.TensorSpec([None], tf.string, name="text_pair"))
+    archive.add_endpoint(SERVING, serve, texts)
     archive.add_endpoint(
         PREPROCESSED, serve_preprocessed, [_text_inputs(model)]
     )
@@ -161,33 +165,65 @@ def _quiet_tf():
         absl_logging.set_verbosity(verbosity)
 
 
+def round_robin_trim(segments, budget):
+    """Cuts one or two ragged token segments to `budget` tokens in all, as
+    TF Text's RoundRobinTrimmer does, in plain TensorFlow ops.
+
+    Two segments take a token each in turn until the budget is spent (the
+    first gets the odd one); a segment that runs out leaves the rest to
+    the other.
+    """
+    lengths = [tf.cast(s.row_lengths(), tf.int32) for s in segments]
+    if len(segments) == 1:
+        keep = [tf.minimum(lengths[0], budget)]
+    else:
+        first, second = lengths
+        half = (budget + 1) // 2
+        kept = tf.minimum(first, tf.maximum(half, budget - second))
+        keep = [kept, tf.minimum(second, budget - kept)]
+    return [
+        tf.ragged.boolean_mask(
+            segment,
+            tf.ragged.range(length) < tf.expand_dims(count, 1),
+        )
+        for segment, length, count in zip(segments, lengths, keep)
+    ]
+
+
 @contextlib.contextmanager
 def _plain_tensorflow_truncation(preprocessor):
-    """Packs with waterfall truncation while the serving graph is traced.
+    """Packs with plain-TensorFlow truncation while serving is traced.
 
-    With one segment, waterfall and round robin truncation cut alike, but
-    round robin is the TFText>RoundRobinTrim kernel, newer than the TF Text
-    ops that TF Serving's stock images carry; waterfall is plain TensorFlow.
-    The parity check compares with the training-time packer.
+    keras-hub's round robin truncation is the TFText>RoundRobinTrim kernel,
+    newer than the TF Text ops that TF Serving's stock images carry;
+    `round_robin_trim` cuts alike in core TensorFlow ops (one segment or a
+    pair). The parity check compares with the training-time packer.
     """
     if preprocessor is not None:
         preprocessor(tf.constant([""]))  # builds the packer
     packer = getattr(preprocessor, "packer", None)
-    truncate = getattr(packer, "truncate", None)
-    if truncate == "round_robin":
-        packer.truncate = "waterfall"
+    if getattr(packer, "truncate", None) == "round_robin":
+
+        def trim(inputs, sequence_length=None, **_):
+            length = sequence_length or packer.sequence_length
+            special = len(packer.start_value) + len(packer.end_value)
+            special += (len(inputs) - 1) * len(packer.sep_value)
+            return round_robin_trim(list(inputs), length - special)
+
+        packer._trim_inputs_tf = trim  # an instance attribute, undone below
     try:
         yield
     finally:
-        if truncate is not None:
-            packer.truncate = truncate
+        if packer is not None and "_trim_inputs_tf" in vars(packer):
+            del packer._trim_inputs_tf
 
 
-def write_saved_model(built, labels, path, threshold=None):
+def write_saved_model(built, labels, path, threshold=None, delimiter=","):
     """Writes the SavedModel of `built` (a `builder.Built`) to `path`.
 
     `threshold`: the two-class decision threshold on P(class 1), or None
-    for argmax class ids.
+    for argmax class ids; multilabel: the per-label thresholds, whose
+    chosen labels the `labels` output joins with `delimiter`.
     """
     with tempfile.TemporaryDirectory() as scratch:
         labels_path = os.path.join(scratch, "labels.txt")
@@ -200,13 +236,21 @@ def write_saved_model(built, labels, path, threshold=None):
         # endpoints' own variables are all a SavedModel needs.
         archive.track(table)
 
-        def decide(probabilities):
-            return _outputs(probabilities, table, threshold)
+        def decide(outputs):
+            if built.task != "classification":
+                return tasks.serving_outputs(
+                    built.task, outputs, labels, threshold, delimiter
+                )
+            return _outputs(outputs, table, threshold)
 
         with _plain_tensorflow_truncation(built.preprocessor), _quiet_tf():
             if built.modality == "text":
                 _add_text_endpoints(
-                    archive, built.model, built.preprocessor, decide
+                    archive,
+                    built.model,
+                    built.preprocessor,
+                    decide,
+                    built.pairs,
                 )
             else:
                 _add_image_endpoints(
@@ -244,12 +288,14 @@ started = time.time()
 loaded = tf.saved_model.load(path)
 load_seconds = time.time() - started
 serve = loaded.signatures["serving_default"]
-name = list(serve.structured_input_signature[1])[0]
+names = sorted(serve.structured_input_signature[1])  # text, text_pair
 values = tf.io.parse_tensor(tf.io.read_file(inputs_file), tf.string)
+if len(names) == 1:
+    values = values[tf.newaxis]
 started = time.time()
-out = serve(**{name: values})
+out = serve(**dict(zip(names, tf.unstack(values))))
 call_seconds = time.time() - started
-for key in ("probabilities", "class_id", "label"):
+for key in out:
     tf.io.write_file(f"{outputs_file}.{key}", tf.io.serialize_tensor(out[key]))
 signatures = {
     key: {
@@ -298,15 +344,20 @@ def _run_in_fresh_process(path, values):
             raw = tf.io.read_file(outputs_file + suffix)
             return tf.io.parse_tensor(raw, dtype).numpy()
 
-        probabilities = read(".probabilities", tf.float32)
-        class_ids = read(".class_id", tf.int64)
-        labels = [v.decode("utf-8") for v in read(".label", tf.string)]
-    return report, probabilities, class_ids, labels
+        outputs = report["signatures"][SERVING]["outputs"]
+        served = {
+            key: read(f".{key}", tf.as_dtype(dtype))
+            for key, (dtype, _) in outputs.items()
+        }
+    return report, served
 
 
 def sample_inputs(split, modality, count=CHECK_EXAMPLES):
-    """Up to `count` raw inputs of `split`: texts or encoded image bytes."""
+    """Up to `count` raw inputs of `split`: texts, (texts, pairs) or
+    encoded image bytes."""
     values = list(split.values[:count])
+    if split.pairs is not None:
+        return values, list(split.pairs[:count])
     if modality == "image":
         values = [
             tf.io.read_file(v).numpy() if isinstance(v, str) else v
@@ -320,23 +371,31 @@ def serve_probabilities(path, split, modality, batch_size=64):
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
 
     serve = tf.saved_model.load(path).signatures[SERVING]
-    key = list(serve.structured_input_signature[1])[0]
+    names = sorted(serve.structured_input_signature[1])  # text, text_pair
     outputs = []
     for start in range(0, len(split), batch_size):
+        part = slice(start, start + batch_size)
+        pairs = None if split.pairs is None else split.pairs[part]
         part = data.Split(
             split.name,
             split.source,
-            split.values[start : start + batch_size],
-            split.label_ids[start : start + batch_size],
+            split.values[part],
+            split.label_ids[part],
+            pairs,
         )
         values = sample_inputs(part, modality, count=batch_size)
-        out = serve(**{key: tf.constant(values)})
-        outputs.append(out["probabilities"].numpy())
+        values = values if isinstance(values, tuple) else (values,)
+        out = serve(**{n: tf.constant(v) for n, v in zip(names, values)})
+        key = "probabilities" if "probabilities" in out else "score"
+        outputs.append(out[key].numpy())
     return np.concatenate(outputs)
 
 
 def save_sample(values, path):
-    """Keeps the check's raw inputs in the run folder, for kft-export."""
+    """Keeps the check's raw inputs in the run folder, for kft-export.
+
+    Pairs are kept as a [2, N] tensor, other inputs as [N].
+    """
     tf.io.write_file(path, tf.io.serialize_tensor(tf.constant(values)))
 
 
@@ -344,7 +403,10 @@ def load_sample(path):
     if not files.exists(path):
         raise UserError(f"{path} is missing; is this a kft-train run folder?")
     # Texts come back as UTF-8 bytes, which tokenizers take as they are.
-    return list(tf.io.parse_tensor(tf.io.read_file(path), tf.string).numpy())
+    values = tf.io.parse_tensor(tf.io.read_file(path), tf.string).numpy()
+    if values.ndim == 2:
+        return tuple(list(row) for row in values)
+    return list(values)
 
 
 def keras_probabilities(built, values):
@@ -355,7 +417,10 @@ def keras_probabilities(built, values):
     vocabulary cannot spell) answer differently when run eagerly.
     """
     if built.modality == "text":
-        inputs = tf.function(built.preprocessor)(tf.constant(values))
+        texts = values if isinstance(values, tuple) else (values,)
+        inputs = tf.function(built.preprocessor)(
+            *[tf.constant(v) for v in texts]
+        )
     else:
         inputs = tf.cast(
             tf.stack(
@@ -369,18 +434,42 @@ def keras_probabilities(built, values):
     return np.asarray(built.model.predict_on_batch(inputs), np.float32)
 
 
-def check(path, built, labels, values, threshold=None):
+def check(path, built, labels, values, threshold=None, delimiter=","):
     """Compares the SavedModel at `path` with the Keras model on `values`.
 
     Returns the figures written to kft_export_check.json; raises
     ExportError when a probability differs by more than TOLERANCE or a label
     differs (except a near tie, where the two best probabilities, or
     P(class 1) and the decision `threshold`, are closer than TOLERANCE and
-    either answer is right).
+    either answer is right). Multilabel and regression outputs are
+    compared by kft.tasks.check_served.
     """
     expected = keras_probabilities(built, values)
-    report, got, class_ids, got_labels = _run_in_fresh_process(path, values)
-    difference = float(np.max(np.abs(got - expected))) if len(values) else 0.0
+    report, served = _run_in_fresh_process(path, values)
+    count = len(values[0] if isinstance(values, tuple) else values)
+    if built.task == "classification":
+        figures, problems = _check_classes(expected, served, labels, threshold)
+    else:
+        figures, problems = tasks.check_served(
+            built.task, expected, served, labels, threshold, delimiter
+        )
+    figures = {"examples": count, **figures, **report}
+    expected_inputs = {"text"} if built.modality == "text" else {"image_bytes"}
+    if built.pairs:
+        expected_inputs.add("text_pair")
+    got_inputs = set(report["signatures"][SERVING]["inputs"])
+    if got_inputs != expected_inputs:
+        problems.append(f"serving inputs are {sorted(got_inputs)}")
+    if problems:
+        raise ExportError("export refused: " + "; ".join(problems))
+    return figures
+
+
+def _check_classes(expected, served, labels, threshold):
+    """(figures, problems) of served classification outputs."""
+    got, class_ids = served["probabilities"], served["class_id"]
+    got_labels = [v.decode("utf-8") for v in served["label"]]
+    difference = float(np.max(np.abs(got - expected))) if len(got) else 0.0
     if threshold is None:
         top2 = np.sort(expected, axis=-1)[:, -2:]
         tie = (top2[:, 1] - top2[:, 0]) < TOLERANCE
@@ -392,14 +481,12 @@ def check(path, built, labels, values, threshold=None):
         i for i, label in enumerate(got_labels) if label != labels[class_ids[i]]
     ]
     figures = {
-        "examples": len(values),
         "max_abs_difference": difference,
         "tolerance": TOLERANCE,
         "class_id_mismatches": int(wrong_ids.sum()),
         "label_mismatches": len(wrong_labels),
         "near_ties": int(tie.sum()),
         "threshold": threshold,
-        **report,
     }
     problems = []
     if difference > TOLERANCE:
@@ -410,13 +497,7 @@ def check(path, built, labels, values, threshold=None):
         problems.append(f"{int(wrong_ids.sum())} class ids differ")
     if wrong_labels:
         problems.append(f"{len(wrong_labels)} labels differ")
-    expected_inputs = {"text"} if built.modality == "text" else {"image_bytes"}
-    got_inputs = set(report["signatures"][SERVING]["inputs"])
-    if got_inputs != expected_inputs:
-        problems.append(f"serving inputs are {sorted(got_inputs)}")
-    if problems:
-        raise ExportError("export refused: " + "; ".join(problems))
-    return figures
+    return figures, problems
 
 
 # === Versions and the atomic write ===
@@ -437,7 +518,14 @@ def _size(path):
 
 
 def export(
-    built, labels, base, sample, weights_file=None, log=print, threshold=None
+    built,
+    labels,
+    base,
+    sample,
+    weights_file=None,
+    log=print,
+    threshold=None,
+    delimiter=",",
 ):
     """Writes, checks and publishes `base/<N>/`; returns (path, figures).
 
@@ -449,7 +537,9 @@ def export(
         weights_file: the run's weights file, to compare sizes with.
         log: where progress lines go.
         threshold: the two-class decision threshold the served class ids
-            apply (kft/threshold.py); None for argmax.
+            apply (kft/threshold.py); None for argmax. Multilabel: the
+            per-label thresholds (kft/multilabel.py).
+        delimiter: multilabel: what joins the served label names.
     """
     local = files.is_local(base)
     if local:
@@ -460,8 +550,8 @@ def export(
         prefix=".kft-export-", dir=base if local else None
     )
     try:
-        write_saved_model(built, labels, temporary, threshold)
-        figures = check(temporary, built, labels, sample, threshold)
+        write_saved_model(built, labels, temporary, threshold, delimiter)
+        figures = check(temporary, built, labels, sample, threshold, delimiter)
         figures["saved_model_bytes"] = _size(temporary)
         figures["variables_bytes"] = _size(os.path.join(temporary, "variables"))
         if weights_file and files.exists(weights_file):

@@ -7,6 +7,8 @@ the loss keep their precision.
 import keras
 from keras import ops
 
+from kft import regression
+
 # Output activation and units by task; "binary" is a single sigmoid unit.
 TASKS = {
     "classification": "softmax",
@@ -111,6 +113,9 @@ def head(features, num_outputs, task, head_config):
         )(x)
     x = keras.layers.Dropout(head_config.dropout, name="head_dropout")(x)
     units = 1 if task == "binary" else num_outputs
-    return keras.layers.Dense(
+    outputs = keras.layers.Dense(
         units, activation=TASKS[task], dtype="float32", name="head_output"
     )(x)
+    if task == "regression":  # to the targets' units (kft/regression.py)
+        return regression.TargetScale(name=regression.LAYER)(outputs)
+    return outputs

@@ -5,7 +5,8 @@ serving graph all call, so the three see the same token ids: it cleans the
 text with TensorFlow ops (`clean_text`) and packs it with the family's
 keras-hub classifier preprocessor, or with `TokenPacker` for families that
 ship none (ELECTRA): [CLS] text [SEP], padded, with segment ids and a
-padding mask.
+padding mask. A pair of texts packs as [CLS] text [SEP] pair [SEP], segment
+ids 0 then 1, both cut round robin to fit the sequence length.
 """
 
 import html
@@ -40,9 +41,11 @@ class TokenPacker:
     def sequence_length(self, value):
         self.packer.sequence_length = value
 
-    def __call__(self, texts):
-        texts = tf.convert_to_tensor(texts)
-        token_ids, segment_ids = self.packer((self.tokenizer(texts),))
+    def __call__(self, texts, pairs=None):
+        segments = (texts,) if pairs is None else (texts, pairs)
+        token_ids, segment_ids = self.packer(
+            tuple(self.tokenizer(tf.convert_to_tensor(s)) for s in segments)
+        )
         return {
             "token_ids": token_ids,
             "segment_ids": segment_ids,
@@ -139,11 +142,16 @@ class TextPreprocessor:
             return [self.inner.tokenizer, self.inner.packer]
         return [self.inner]
 
-    def __call__(self, texts):
-        texts = tf.convert_to_tensor(texts, tf.string)
+    def __call__(self, texts, pairs=None):
+        """Packs `texts`, or the pairs (`texts`, `pairs`) with segment ids."""
+        segments = [texts] if pairs is None else [texts, pairs]
+        segments = [tf.convert_to_tensor(s, tf.string) for s in segments]
         if self.clean:
-            texts = clean_text(texts)
-        packed = self.inner(texts)
+            segments = [clean_text(s) for s in segments]
+        if pairs is None:
+            packed = self.inner(segments[0])
+        else:  # by keyword: a positional tuple is taken for (x, y)
+            packed = self.inner(x=tuple(segments))
         if isinstance(packed, tuple):  # keras-hub's (x, y, sample_weight)
             packed = packed[0]
         return packed

@@ -40,6 +40,10 @@ _SHOWN = {
     "confusion_matrix",
     "labels",
     "timing",
+    "task",
+    "micro_f1",
+    "subset_accuracy",
+    "hamming_loss",
 }
 _THUMBNAIL_PIXELS = 96
 _TEXT_CHARACTERS = 400
@@ -164,6 +168,8 @@ def figures(run):
         if len(peaks) != len(spans):
             peaks = []  # an early-stopped phase, or an older run folder
         images[CURVES_FILE] = plots.curves(run.history, spans, peaks)
+    if "confusion_matrix" not in run.metrics:  # multilabel, regression
+        return images
     matrix, labels = run.metrics["confusion_matrix"], run.metrics["labels"]
     images[CONFUSION_FILE] = plots.confusion(matrix, labels, False)
     images[NORMALIZED_FILE] = plots.confusion(matrix, labels, True)
@@ -172,6 +178,8 @@ def figures(run):
 
 def render(run, images, mistakes=20):
     """The whole page as one HTML string."""
+    if run.metrics.get("task", "classification") != "classification":
+        return _task_page(run, images)
     sections = [
         _summary(run),
         _configuration(run.config),
@@ -184,6 +192,59 @@ def render(run, images, mistakes=20):
         _other_figures(run.metrics),
     ]
     return page(f"kft run report: {run.name}", sections)
+
+
+def _task_page(run, images):
+    """The page of a multilabel or regression run: its figures, no
+    confusion matrix or mistakes."""
+    metrics = run.metrics
+    per_class = ""
+    if "per_class" in metrics:
+        per_class = _per_class(metrics)
+    sections = [
+        _task_summary(run),
+        _configuration(run.config),
+        _curves(run, images),
+        _lr_find(run.folder),
+        per_class,
+        _timing(metrics.get("timing") or {}, metrics),
+        _other_figures(metrics),
+    ]
+    return page(f"kft run report: {run.name}", sections)
+
+
+_TASK_FIGURES = {
+    "multilabel": (
+        ("micro_f1", "micro-F1"),
+        ("macro_f1", "macro-F1"),
+        ("subset_accuracy", "subset accuracy"),
+        ("hamming_loss", "Hamming loss"),
+    ),
+    "regression": (
+        ("mae", "MAE"),
+        ("rmse", "RMSE"),
+        ("pearson", "Pearson r"),
+        ("spearman", "Spearman rho"),
+    ),
+}
+
+
+def _task_summary(run):
+    metrics = run.metrics
+    shown = ", ".join(
+        f"{name} <b>{metrics[key]:.4f}</b>"
+        for key, name in _TASK_FIGURES[metrics["task"]]
+        if metrics.get(key) is not None
+    )
+    text = (
+        f"Task {escape(metrics['task'])}: on the {escape(metrics['split'])} "
+        f"split ({metrics['num_examples']} examples of "
+        f"{escape(metrics.get('source', '?'))}): {shown}."
+    )
+    parts = [f"<p>{text}</p>"]
+    if "model" in metrics:  # a kft-evaluate folder
+        parts.append(note(f"Model evaluated: {escape(metrics['model'])}."))
+    return section("Summary", *parts)
 
 
 # === HTML helpers ===
@@ -313,6 +374,7 @@ def _baseline(metrics):
 
 # The config fields a reader looks for first; config.json has them all.
 _KEY_FIELDS = (
+    ("task", "task"),
     ("backbone", "backbone"),
     ("weights", "weights"),
     ("plan", "freeze plan"),

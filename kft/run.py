@@ -28,6 +28,8 @@ from kft import (
     freeze,
     lr_find,
     optim,
+    regression,
+    tasks,
     threshold,
     training,
 )
@@ -100,16 +102,10 @@ def prepare(config):
     """Reads the data and builds the model; returns (built, splits)."""
     if config.data.split_seed < 0:
         config.data.split_seed = config.seed  # recorded in config.json
-    splits = data.load_splits(config.data, config.data.split_seed)
+    tasks.check(config)
+    splits = data.load_splits(config.data, config.data.split_seed, config.task)
     for note in splits.notes:
         _log(note)
-    if splits.train.pairs is not None:
-        raise UserError(
-            f"{config.data.train} gives text pairs "
-            f"({splits.columns.describe()}), but the classifier takes one "
-            "text; to classify one column, set --config.data.text_column "
-            "(pair tasks are not supported yet)"
-        )
     built = builder.build(config, len(splits.labels))
     if built.modality != splits.modality:
         raise UserError(
@@ -127,7 +123,9 @@ def _set_sequence_length(built, train_split, config):
     if config.data.sequence_length:
         length = min(config.data.sequence_length, maximum)
     else:
-        lengths = data.token_lengths(preprocessor, train_split.values)
+        lengths = data.token_lengths(
+            preprocessor, train_split.values, train_split.pairs
+        )
         length = data.pick_sequence_length(
             lengths, config.data.length_percentile, maximum
         )
@@ -196,7 +194,7 @@ def predict(model, dataset):
 
 
 def predict_in_order(built, split, config):
-    """The model's probabilities for `split`, in the split's example order.
+    """The model's outputs for `split`, in the split's example order.
 
     Text batches are grouped by length, so examples come back reordered;
     the dataset carries each example's index in place of its label, which
@@ -217,6 +215,10 @@ def evaluate(built, split, labels, config, cut=None, folder=""):
     With `folder`, also writes its predictions.jsonl.
     """
     probabilities = predict_in_order(built, split, config)
+    if config.task != "classification":
+        return _task_report(
+            config.task, split, probabilities, labels, cut, folder
+        )
     if folder:
         write_predictions(
             split, probabilities, labels, built.modality, folder, cut
@@ -224,6 +226,20 @@ def evaluate(built, split, labels, config, cut=None, folder=""):
     return evaluation.classification_report(
         split.label_ids, probabilities, labels, split.name, cut
     )
+
+
+def _task_report(task, split, outputs, labels, decision, folder=""):
+    """evaluate() of multilabel and regression runs (kft/tasks.py)."""
+    if folder:
+        rows = tasks.prediction_rows(task, split, outputs, labels, decision)
+        _write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
+    return tasks.report(task, split, outputs, labels, decision)
+
+
+def _format_table(report):
+    if report.get("task", "classification") != "classification":
+        return tasks.format_table(report)
+    return evaluation.format_table(report)
 
 
 def write_predictions(split, probabilities, labels, modality, folder, cut):
@@ -310,12 +326,19 @@ def train(config, model_dir, overwrite=False):
     prepare_seconds = round(time.time() - started, 1)
     _check_same_data(record, splits, config, model_dir)
     _write_config(config, model_dir)  # now with the picked sequence length
-    threshold.check(config.eval.threshold, len(splits.labels))
+    if config.task == "classification":
+        threshold.check(config.eval.threshold, len(splits.labels))
+    if config.task == "regression":
+        scaling = regression.fit_scaling(
+            built.model, splits.train.label_ids, config.regression.scaling
+        )
+        regression.save_scaling(scaling, model_dir)
     write_labels(splits.labels, model_dir)
     _log(
         f"{len(splits.train)} training, "
         f"{len(splits.validation or [])} validation, "
-        f"{len(splits.test)} test examples; classes: "
+        f"{len(splits.test)} test examples; "
+        f"{_OUTPUT_NAMES.get(config.task, 'classes')}: "
         f"{', '.join(splits.labels)}"
     )
     class_weight = None
@@ -356,14 +379,24 @@ def train(config, model_dir, overwrite=False):
     for entry, phase in zip(timing["phases"], phases):
         entry["learning_rate"] = phase.learning_rate
     evaluate_started = time.time()
-    record_threshold = threshold.choose(
-        config.eval.threshold,
-        splits.labels,
-        lambda: _validation_outputs(built, splits.validation, config),
-        _log,
-    )
-    threshold.save(record_threshold, model_dir)
-    cut = threshold.value(record_threshold)
+    record_threshold = None
+    if config.task == "classification":
+        record_threshold = threshold.choose(
+            config.eval.threshold,
+            splits.labels,
+            lambda: _validation_outputs(built, splits.validation, config),
+            _log,
+        )
+        threshold.save(record_threshold, model_dir)
+        cut = threshold.value(record_threshold)
+    else:
+        cut = tasks.choose_decision(
+            splits,
+            config,
+            lambda: _validation_outputs(built, splits.validation, config),
+            _log,
+            model_dir,
+        )
     report = evaluate(built, splits.test, splits.labels, config, cut, model_dir)
     if record_threshold and "tuning" in record_threshold:
         report["threshold_tuning"] = record_threshold["tuning"]
@@ -371,7 +404,9 @@ def train(config, model_dir, overwrite=False):
     timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
     timing["prepare_seconds"] = prepare_seconds
     if not config.data.test:
-        _write_held_out(splits.test, splits.labels, built.modality, model_dir)
+        _write_held_out(
+            splits.test, splits.labels, config.task, model_dir, built.modality
+        )
     sample = export.sample_inputs(splits.test, built.modality)
     export.save_sample(sample, os.path.join(model_dir, SAMPLE_FILE))
     if config.export:
@@ -383,15 +418,24 @@ def train(config, model_dir, overwrite=False):
             weights_file=os.path.join(model_dir, WEIGHTS_FILE),
             log=_log,
             threshold=cut,
+            delimiter=config.data.label_delimiter,
         )
         report["export"] = {"path": path, **_export_summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     evaluation.write_report(report, os.path.join(model_dir, METRICS))
-    print(evaluation.format_table(report), flush=True)
+    print(_format_table(report), flush=True)
     _log(f"report: {report_lib.write(model_dir)}")
     checkpoint.write_run(model_dir, record | {"finished": True})
     _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
     return report
+
+
+# What the log calls the model's outputs, by task.
+_OUTPUT_NAMES = {
+    "classification": "classes",
+    "multilabel": "labels",
+    "regression": "target",
+}
 
 
 def _open_folder(config, requested, model_dir, overwrite):
@@ -497,15 +541,16 @@ def _write_config(config, model_dir):
     files.write_text(path, config_lib.to_json(config))
 
 
-def _write_held_out(split, labels, modality, model_dir):
+def _write_held_out(split, labels, task, model_dir, modality):
     """Writes a held-out test split as JSONL that kft-predict reads."""
     if not split.values or not isinstance(split.values[0], str):
         return  # encoded images from TFDS: the spec itself reproduces them
     key = "text" if modality == "text" else "image"
-    rows = [
-        {key: value, "label": labels[label_id]}
-        for value, label_id in zip(split.values, split.label_ids)
-    ]
+    names = data.targets.decode(split.label_ids, labels, task)
+    rows = [{key: v, "label": name} for v, name in zip(split.values, names)]
+    if split.pairs is not None:
+        for row, pair in zip(rows, split.pairs):
+            row["text_pair"] = pair
     _write_jsonl(os.path.join(model_dir, TEST_SPLIT_FILE), rows)
 
 
@@ -562,7 +607,6 @@ def export_run(model_dir, base):
         return token_run.export_loaded(model_dir, base, labels, built)
     sample = export.load_sample(os.path.join(model_dir, SAMPLE_FILE))
     weights = os.path.join(model_dir, WEIGHTS_FILE)
-    record = threshold.load(config.eval.threshold, model_dir, len(labels))
     path, _ = export.export(
         built,
         labels,
@@ -570,9 +614,18 @@ def export_run(model_dir, base):
         sample,
         weights,
         log=_log,
-        threshold=threshold.value(record),
+        threshold=_decision(config, model_dir, labels),
+        delimiter=config.data.label_delimiter,
     )
     return path
+
+
+def _decision(config, model_dir, labels):
+    """How a finished run decides: its threshold(s), or None."""
+    if config.task != "classification":
+        return tasks.load_decision(config, model_dir, labels)
+    record = threshold.load(config.eval.threshold, model_dir, len(labels))
+    return threshold.value(record)
 
 
 def evaluation_split(config, labels, model_dir):
@@ -584,25 +637,32 @@ def evaluation_split(config, labels, model_dir):
     """
     spec = config.data.test
     held_out = os.path.join(model_dir, TEST_SPLIT_FILE)
+    pairs = None
     if not spec and files.exists(held_out):
-        values, names = [], []
+        values, names, pairs = [], [], []
         for line in files.read_text(held_out).splitlines():
             row = json.loads(line)
             values.append(row.get("text", row.get("image")))
             names.append(row["label"])
+            pairs.append(row.get("text_pair"))
         spec = held_out
+        if config.task == "multilabel":
+            names = [tuple(row) for row in names]
     elif spec:
         notes = []
-        records = data.read_checked(spec, config.data, notes)
+        records = data.read_checked(spec, config.data, notes, config.task)
         for note in notes:
             _log(note)
-        values, names = records.values, records.labels
+        values, names, pairs = records.values, records.labels, records.pairs
     else:
         seed = config.data.split_seed
         return data.load_splits(
-            config.data, config.seed if seed < 0 else seed
+            config.data, config.seed if seed < 0 else seed, config.task
         ).test
-    return data.Split("test", spec, values, data.label_ids(names, labels, spec))
+    if not config.data.text_pair_column:
+        pairs = None
+    encoded = data.targets.encode(names, labels, config.task, spec)
+    return data.Split("test", spec, values, encoded, pairs)
 
 
 def evaluate_run(model_dir, overrides=(), saved_model=""):
@@ -617,8 +677,7 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
         return token_run.evaluate_loaded(
             model_dir, config, labels, built, saved_model
         )
-    record = threshold.load(config.eval.threshold, model_dir, len(labels))
-    cut = threshold.value(record)
+    cut = _decision(config, model_dir, labels)
     split = evaluation_split(config, labels, model_dir)
     name = os.path.splitext(os.path.basename(split.source.rstrip("/")))[0]
     folder = os.path.join(model_dir, "eval", _slug(name or "test"))
@@ -627,6 +686,11 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
         probabilities = export.serve_probabilities(
             saved_model, split, built.modality
         )
+    if saved_model and config.task != "classification":
+        report = _task_report(
+            config.task, split, probabilities, labels, cut, folder
+        )
+    elif saved_model:
         write_predictions(
             split, probabilities, labels, built.modality, folder, cut
         )
@@ -638,7 +702,7 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     report["source"] = split.source
     report["model"] = saved_model or os.path.join(model_dir, WEIGHTS_FILE)
     evaluation.write_report(report, os.path.join(folder, "metrics.json"))
-    print(evaluation.format_table(report), flush=True)
+    print(_format_table(report), flush=True)
     _log(f"wrote {os.path.join(folder, 'metrics.json')}")
     run_config = json.loads(config_lib.to_json(config))
     _log(f"report: {report_lib.write(folder, run_config)}")

@@ -39,6 +39,7 @@ from kft import (
     qa,
     summaries,
     tagging,
+    tasks,
 )
 from kft.errors import Diverged, Interrupted, UserError
 
@@ -87,17 +88,21 @@ def compile_model(model, optimizer, config, num_classes):
         "jit_compile": config.jit_compile,
         "steps_per_execution": config.steps_per_execution,
     }
-    if config.task == "qa":
+    task = config.get("task", "classification")
+    if task == "qa":
         return qa.compile_span_model(model, optimizer, **options)
-    if config.task == "causal_lm":
+    if task == "causal_lm":
         return generation.compile_lm(model, optimizer, **options)
-    loss = _loss(config, num_classes)
-    metrics = [
-        evaluation.accuracy(num_classes),
-        evaluation.MacroF1(num_classes),
-    ]
-    if config.task == "tokens":  # per-token tags (kft/tagging.py)
+    if task == "classification":
+        loss = _loss(config, num_classes)
+        metrics = [
+            evaluation.accuracy(num_classes),
+            evaluation.MacroF1(num_classes),
+        ]
+    elif task == "tokens":  # per-token tags (kft/tagging.py)
         loss, metrics = tagging.loss_and_metrics(num_classes)
+    else:
+        loss, metrics = tasks.compile_arguments(model, config)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **options)
 
 
@@ -188,11 +193,7 @@ class Trainer:
         class_weight=None,
         log=print,
     ):
-        metrics = ("loss", "accuracy", "macro_f1")
-        if config.task == "qa":
-            metrics = qa.METRICS
-        if config.task == "causal_lm":
-            metrics = generation.METRICS
+        metrics = tasks.metric_names(config.task)
         monitors = [f"val_{m}" for m in metrics] + list(metrics)
         if config.monitor not in monitors:
             raise UserError(
@@ -216,7 +217,7 @@ class Trainer:
         self.schedule = None
         self.signals = Signals()
         self.epoch_started = time.time()
-        self.mode = "min" if config.monitor.endswith("loss") else "max"
+        self.mode = "min" if tasks.lower_is_better(config.monitor) else "max"
         self.tensorboard = summaries.TensorBoardScalars(
             os.path.join(model_dir, "tensorboard")
         )

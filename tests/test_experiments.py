@@ -18,6 +18,9 @@ def test_all_experiments_are_listed():
         "cifar10_resnet50",
         "flowers_resnet50",
         "sst2_bert_base",
+        "pair_classifier",
+        "multilabel_classifier",
+        "text_regressor",
     } <= set(NAMES)
 
 
@@ -52,11 +55,15 @@ def test_experiment_builds_with_tiny_stand_in(name, tiny_bert, tiny_gpt2):
     else:
         config.weights = "none"
         config.data.image_size = 32
-    built = builder.build(config, 3)
+    outputs = 1 if config.task == "regression" else 3
+    built = builder.build(config, outputs)
     if config.task == "qa":
         assert sorted(built.model.output) == ["end", "start"]
-    else:
-        assert built.model.outputs[0].shape[-1] == 3
+        return
+    expected = {"regression": (None,), "tokens": (None, None, 3)}
+    assert tuple(built.model.outputs[0].shape) == expected.get(
+        config.task, (None, 3)
+    )
 
 
 def test_unknown_experiment_suggests_names():

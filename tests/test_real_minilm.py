@@ -3,10 +3,11 @@
 Skips when the asset is absent (offline, not fetched); CI fetches it first.
 """
 
+import keras
 import numpy as np
 import pytest
 
-from kft import assets, builder, export, freeze, run, training
+from kft import assets, builder, data, export, freeze, run, training
 from kft import config as config_lib
 
 pytestmark = pytest.mark.skipif(
@@ -137,3 +138,58 @@ def test_minilm_span_model_fine_tunes_on_real_questions():
         [a.text for a in answers], [[t for t, _ in e.answers] for e in held_out]
     )
     print(f"MiniLM QA: loss {losses}; held out: {scores}")
+
+
+def _condition_pairs(count):
+    """Drug reviews paired with their own condition (match) or another."""
+    if not assets.is_present("drug_reviews"):
+        pytest.skip("drug-review asset absent; run kft-fetch drug_reviews")
+    config = config_lib.default_config().data
+    config.text_column, config.label_column = "review", "condition"
+    records = data.read_spec(
+        str(assets.path("drug_reviews") / "drugsComTrain.tsv"), config
+    )
+    reviews, conditions = records.values[:count], records.labels[:count]
+    others = sorted(set(records.labels))
+    pairs, labels = [], []
+    for index, condition in enumerate(conditions):
+        if index % 2:
+            other = others[(others.index(condition) + 7) % len(others)]
+            pairs.append(other)
+            labels.append(0)
+        else:
+            pairs.append(condition)
+            labels.append(1)
+    return data.Split("train", "drug reviews", reviews, np.array(labels), pairs)
+
+
+def test_minilm_fine_tunes_on_pairs_and_serves_them(tmp_path):
+    split = _condition_pairs(16)
+    config = config_lib.default_config()
+    config.backbone = str(assets.path("minilm"))
+    config.data.text_pair_column = "condition"
+    built = builder.build(config, 2)
+    assert built.pairs
+    built.preprocessor.sequence_length = 48
+    inputs = built.preprocessor(split.values, split.pairs)
+    segments = np.asarray(inputs["segment_ids"])
+    mask = np.asarray(inputs["padding_mask"])
+    assert mask.sum(axis=1).max() == 48  # long reviews are cut ...
+    assert (segments == 1).sum(axis=1).min() >= 2  # ... the condition kept
+    inputs = {k: np.asarray(v) for k, v in inputs.items()}
+    phase = freeze.Phase("full", 1, ("head", "all"), 1e-4)
+    freeze.apply_phase(built, phase, built.family.block_pattern)
+    training.compile_model(built.model, keras.optimizers.Adam(1e-4), config, 2)
+    before = built.model.evaluate(inputs, split.label_ids, verbose=0)[0]
+    built.model.fit(inputs, split.label_ids, epochs=3, verbose=0)
+    after = built.model.evaluate(inputs, split.label_ids, verbose=0)[0]
+    assert after < before
+    sample = export.sample_inputs(split, "text")
+    path, figures = export.export(
+        built, ["other", "match"], str(tmp_path / "export"), sample
+    )
+    assert figures["max_abs_difference"] <= export.TOLERANCE
+    assert set(figures["signatures"]["serving_default"]["inputs"]) == {
+        "text",
+        "text_pair",
+    }

@@ -329,7 +329,7 @@ def test_held_out_split_depends_only_on_split_seed(tmp_path):
     assert "data.split_seed 7" in " ".join(first.notes)
 
 
-def test_multi_label_rows_are_bad_records_until_supported(tmp_path):
+def test_label_lists_are_bad_records_unless_multilabel(tmp_path):
     path = tmp_path / "tags.jsonl"
     rows = [{"text": "a", "label": ["x", "y"]}] + [
         {"text": f"t{i}", "label": "x" if i % 2 else "y"} for i in range(9)
@@ -337,8 +337,10 @@ def test_multi_label_rows_are_bad_records_until_supported(tmp_path):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     records = data.read_spec(str(path), _data_config())
     assert len(records.values) == 9
-    assert "multi-label is not supported" in records.bad.examples[0]
+    assert "--config.task=multilabel" in records.bad.examples[0]
     assert records.bad.examples[0].startswith(f"{path}:1 ")
+    tagged = data.read_spec(str(path), _data_config(), task="multilabel")
+    assert tagged.labels[:2] == [("x", "y"), ("y",)]
 
 
 # === Through kft-train, as a user runs it ===
@@ -452,6 +454,7 @@ def test_bad_data_exits_2_with_one_line(tiny_bert, tmp_path):
         tmp_path / "pairs.csv",
         [{"question": "q", "context": "c", "label": i % 2} for i in range(9)],
     )
+    single = write_csv(tmp_path / "single.csv", [{"question": "q", "label": 1}])
     cases = [
         ([f"--config.data.train={messy}"], "5 of 21 records", "m.csv:5"),
         (
@@ -459,7 +462,11 @@ def test_bad_data_exits_2_with_one_line(tiny_bert, tmp_path):
             "bad record at",
             "m.csv:5: malformed row",
         ),
-        ([f"--config.data.train={pairs}"], "gives text pairs", "'context'"),
+        (
+            [f"--config.data.train={pairs}", f"--config.data.test={single}"],
+            "single.csv has no column 'context'",
+            "--config.data.text_pair_column",
+        ),
         (
             ["--config.data.train=tfds:kft_nothing:train[:80%]"],
             "cannot load tfds:kft_nothing:train[:80%]",

@@ -3,13 +3,19 @@
     kft-predict --saved_model=BASE/N --input=FILE [--batch_size=64]
 
 Text models read a CSV, TSV or JSONL file (the text column is `text` or
---text_column); image models read an image file, a folder of images
+--text_column; a pair model's second text is `text_pair` or
+--text_pair_column); image models read an image file, a folder of images
 (searched recursively; with class sub-folders their names are the true
 labels), a .txt list of image paths, or a CSV/JSONL with an `image` column.
 A token-classification (NER) export gives each line its `entities`
 (type, start, end, text, score).
 When the input holds a label column (--label_column, default `label`),
-each line also gets `true_label` and the accuracy is printed on stderr.
+each line also gets `true_label` and the accuracy is printed on stderr
+(multilabel: the subset accuracy; regression: the mean absolute error).
+
+Each line holds what the export answers: `label`, `class_id` and
+`probabilities` (classification); `labels` (a list) and `probabilities`
+(multilabel); `score` (regression).
 
 Only TensorFlow and tensorflow_text are used: the SavedModel alone answers,
 as TF Serving would, without kft's model code. The SavedModel and the input
@@ -32,9 +38,15 @@ _SAVED_MODEL = flags.DEFINE_string(
 _INPUT = flags.DEFINE_string("input", None, "The file (or folder) to run.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Inputs per call.")
 _TEXT_COLUMN = flags.DEFINE_string("text_column", "text", "Text column.")
+_PAIR_COLUMN = flags.DEFINE_string(
+    "text_pair_column", "text_pair", "Second text column (pair models)."
+)
 _IMAGE_COLUMN = flags.DEFINE_string("image_column", "image", "Image column.")
 _LABEL_COLUMN = flags.DEFINE_string(
     "label_column", "label", "Column with true labels, if any."
+)
+_LABEL_DELIMITER = flags.DEFINE_string(
+    "label_delimiter", ",", "Multilabel: what separates true labels."
 )
 flags.mark_flags_as_required(["saved_model", "input"])
 
@@ -56,24 +68,33 @@ def _rows(path):
     return list(rows)
 
 
-def _from_table(path, column):
+def _from_table(path, *columns):
+    """[(input, true label)]; with two columns the input is a text pair."""
     from kft import files
 
     try:
         rows = _rows(path)
     except (json.JSONDecodeError, csv.Error, files.Error) as error:
         common.fail(f"cannot read {path}: {error}")
-    if rows and column not in rows[0]:
-        common.fail(
-            f"{path} has no column '{column}'; columns: "
-            f"{', '.join(map(str, rows[0]))} (set --text_column or "
-            "--image_column)"
-        )
+    for column in columns:
+        if rows and column not in rows[0]:
+            common.fail(
+                f"{path} has no column '{column}'; columns: "
+                f"{', '.join(map(str, rows[0]))} (set --text_column, "
+                "--text_pair_column or --image_column)"
+            )
     label = _LABEL_COLUMN.value
-    return [(str(row[column]), _label(row.get(label))) for row in rows]
+    items = []
+    for row in rows:
+        value = tuple(str(row[column]) for column in columns)
+        items.append((value if len(value) > 1 else value[0], row.get(label)))
+    return [(value, _label(truth)) for value, truth in items]
 
 
 def _label(value):
+    """The true label as given: a list (multilabel JSONL), else a string."""
+    if isinstance(value, list):
+        return [str(item) for item in value]
     return None if value is None or str(value).strip() == "" else str(value)
 
 
@@ -111,7 +132,7 @@ def _class_of(file, top):
 # === Running the signature ===
 
 
-def _predict(serve, key, values, is_image):
+def _predict(serve, names, values, is_image):
     """Outputs for a batch; one bad image spoils only its own answer."""
     import tensorflow as tf
 
@@ -119,8 +140,12 @@ def _predict(serve, key, values, is_image):
         return tf.io.read_file(value) if is_image else tf.constant(value)
 
     try:
-        tensors = tf.stack([load(v) for v in values])
-        out = serve(**{key: tensors})
+        if len(names) > 1:  # text pairs: one tensor per input
+            columns = list(zip(*values))
+            inputs = {n: tf.constant(c) for n, c in zip(names, columns)}
+        else:
+            inputs = {names[0]: tf.stack([load(v) for v in values])}
+        out = serve(**inputs)
         return [
             {name: out[name][i].numpy() for name in out}
             for i in range(len(values))
@@ -131,21 +156,31 @@ def _predict(serve, key, values, is_image):
     return [
         answer
         for value in values
-        for answer in _predict(serve, key, [value], is_image)
+        for answer in _predict(serve, names, [value], is_image)
     ]
 
 
-def _line(value, true_label, answer):
-    line = {"input": value}
+def _line(value, true_label, answer, names):
+    """One output line; `names` are the export's labels, in output order."""
+    line = {"input": list(value) if isinstance(value, tuple) else value}
     if "error" in answer:
         return line | answer
     if "num_entities" in answer:  # a token-classification (NER) export
         return line | {"entities": _entities(answer)}
-    line |= {
-        "label": answer["label"].decode("utf-8"),
-        "class_id": int(answer["class_id"]),
-        "probabilities": [round(float(p), 6) for p in answer["probabilities"]],
-    }
+    if "score" in answer:  # regression
+        line["score"] = round(float(answer["score"]), 6)
+    elif "decisions" in answer:  # multilabel: the labels at their thresholds
+        decisions = answer["decisions"]
+        line["labels"] = [n for n, d in zip(names, decisions) if d]
+    else:
+        line |= {
+            "label": answer["label"].decode("utf-8"),
+            "class_id": int(answer["class_id"]),
+        }
+    if "probabilities" in answer:
+        line["probabilities"] = [
+            round(float(p), 6) for p in answer["probabilities"]
+        ]
     if true_label is not None:
         line["true_label"] = true_label
     return line
@@ -180,33 +215,67 @@ def main(argv):
         common.fail(f"input not found: {source}")
 
     serve = tf.saved_model.load(path).signatures["serving_default"]
-    key = list(serve.structured_input_signature[1])[0]
-    is_image = key == "image_bytes"
+    names = sorted(serve.structured_input_signature[1])  # text, text_pair
+    is_image = names == ["image_bytes"]
     if is_image:
         items = _images(source)
+    elif "text_pair" in names:
+        items = _from_table(source, _TEXT_COLUMN.value, _PAIR_COLUMN.value)
     else:
         items = _from_table(source, _TEXT_COLUMN.value)
-    right = labelled = errors = 0
+    labels_file = os.path.join(path, "assets", "labels.txt")
+    label_names = files.read_text(labels_file).splitlines()
+    scores = Agreement()
     size = max(1, _BATCH_SIZE.value)
     for start in range(0, len(items), size):
         batch = items[start : start + size]
-        answers = _predict(serve, key, [v for v, _ in batch], is_image)
+        answers = _predict(serve, names, [v for v, _ in batch], is_image)
         for (value, true_label), answer in zip(batch, answers):
-            line = _line(value, true_label, answer)
+            line = _line(value, true_label, answer, label_names)
             print(json.dumps(line, ensure_ascii=False))
-            errors += "error" in line
-            if true_label is not None and "label" in line:
-                labelled += 1
-                right += line["label"] == true_label
-    summary = f"kft-predict: {len(items)} inputs"
-    if errors:
-        summary += f", {errors} could not be read"
-    if labelled:
-        summary += (
-            f"; accuracy {right / labelled:.4f} ({right}/{labelled}) "
-            f"against '{_LABEL_COLUMN.value}'"
+            scores.add(line, true_label)
+    print(scores.summary(len(items)), file=sys.stderr)
+
+
+class Agreement:
+    """Counts errors and how the answers agree with the true labels."""
+
+    def __init__(self):
+        self.errors = self.labelled = self.right = 0
+        self.absolute_error = 0.0
+        self.scores = False
+
+    def add(self, line, true_label):
+        self.errors += "error" in line
+        if true_label is None or "error" in line:
+            return
+        self.labelled += 1
+        if "score" in line:
+            self.scores = True
+            self.absolute_error += abs(line["score"] - float(true_label))
+        elif "labels" in line:
+            truth = true_label
+            if not isinstance(truth, list):
+                truth = truth.split(_LABEL_DELIMITER.value)
+            truth = {name.strip() for name in truth if name.strip()}
+            self.right += set(line["labels"]) == truth
+        else:
+            self.right += line["label"] == true_label
+
+    def summary(self, count):
+        text = f"kft-predict: {count} inputs"
+        if self.errors:
+            text += f", {self.errors} could not be read"
+        if not self.labelled:
+            return text
+        against = f"against '{_LABEL_COLUMN.value}'"
+        if self.scores:
+            mae = self.absolute_error / self.labelled
+            return f"{text}; mean absolute error {mae:.4f} {against}"
+        return (
+            f"{text}; accuracy {self.right / self.labelled:.4f} "
+            f"({self.right}/{self.labelled}) {against}"
         )
-    print(summary, file=sys.stderr)
 
 
 def run():

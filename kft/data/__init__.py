@@ -3,6 +3,7 @@
 The rest of kft imports the names below from `kft.data`.
 """
 
+from kft.data import targets as targets
 from kft.data.augment import parse as parse_augment  # noqa: F401
 from kft.data.pipeline import RESIZE_MODES as RESIZE_MODES
 from kft.data.pipeline import Epochs as Epochs

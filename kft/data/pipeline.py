@@ -61,14 +61,15 @@ class Epochs:
 # === Text pipeline ===
 
 
-def token_lengths(preprocessor, texts, batch=256):
-    """Token counts (with special tokens) of `texts` under `preprocessor`."""
+def token_lengths(preprocessor, texts, pairs=None, batch=256):
+    """Token counts (with special tokens) of `texts` under `preprocessor`;
+    of both texts and their separators where `pairs` are given."""
     lengths = []
     for start in range(0, len(texts), batch):
-        packed = preprocessor(tf.constant(texts[start : start + batch]))
-        mask = packed["padding_mask"] if isinstance(packed, dict) else None
-        if isinstance(packed, tuple):
-            mask = packed[0]["padding_mask"]
+        part = slice(start, start + batch)
+        second = None if pairs is None else tf.constant(pairs[part])
+        packed = _pack(preprocessor, tf.constant(texts[part]), second)
+        mask = packed["padding_mask"]
         lengths.append(tf.reduce_sum(tf.cast(mask, tf.int32), axis=-1))
     return np.concatenate([length.numpy() for length in lengths])
 
@@ -132,10 +133,12 @@ def text_batches(
     Training data comes as `Epochs`, other data as one `tf.data.Dataset`.
     """
     length = preprocessor.sequence_length
-    texts = tf.constant(list(split.values))
+    texts = (tf.constant(list(split.values)),)
+    if split.pairs is not None:  # packed together, with segment ids
+        texts += (tf.constant(list(split.pairs)),)
     dataset = tf.data.Dataset.from_tensor_slices((texts, split.label_ids))
     dataset = dataset.batch(256).map(
-        lambda text, label: (_pack(preprocessor, text), label),
+        lambda text, label: (_pack(preprocessor, *text), label),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     dataset = dataset.unbatch().cache()
@@ -167,8 +170,11 @@ def text_batches(
     return Epochs(lambda epoch: batches(dataset, _epoch_seed(seed, epoch)))
 
 
-def _pack(preprocessor, texts):
-    packed = preprocessor(texts)
+def _pack(preprocessor, texts, pairs=None):
+    # A plain keras-hub preprocessor (tests) takes (x, y): no pairs there.
+    packed = (
+        preprocessor(texts) if pairs is None else preprocessor(texts, pairs)
+    )
     if isinstance(packed, tuple):
         packed = packed[0]
     return packed

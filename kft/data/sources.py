@@ -12,12 +12,11 @@ maps labels to ids with one vocabulary taken from the training data.
 import dataclasses
 import os
 import pathlib
-import re
 
 import numpy as np
 
 from kft import files
-from kft.data import images, tables, tfds_source
+from kft.data import images, tables, targets, tfds_source
 from kft.data.bad_records import BadRecords
 from kft.data.columns import Columns
 from kft.errors import UserError
@@ -31,7 +30,9 @@ class Split:
         name: "train", "validation" or "test".
         source: where it came from, as the log and config.json say it.
         values: texts, image file paths, or encoded image bytes.
-        label_ids: integer class ids, aligned with `values`.
+        label_ids: what the model trains on, aligned with `values`:
+            integer class ids, or multi-hot rows or numbers
+            (kft.data.targets).
         pairs: the second texts of text pairs, aligned with `values`, or
             None (single texts and images).
     """
@@ -74,7 +75,8 @@ class Records:
 
     Args:
         values: texts, image file paths, or encoded image bytes.
-        labels: label names (strings), aligned with `values`.
+        labels: label names (strings), aligned with `values`; label-name
+            tuples (multilabel) or numbers (regression).
         modality: "text" or "image".
         pairs: second texts of text pairs, or None.
         columns: the columns or features read (None for image folders).
@@ -101,7 +103,7 @@ def _drop_undecodable(values, labels, bad, names):
     return [values[i] for i in keep], [labels[i] for i in keep]
 
 
-def _read(spec, config, bad):
+def _read(spec, config, bad, task):
     """Returns (values, pairs, labels, columns, modality) of one spec."""
     if spec.startswith("tfds:"):
         read = tfds_source.read_tfds(spec, config, bad)
@@ -119,11 +121,11 @@ def _read(spec, config, bad):
             f"unsupported data file {spec}; use .csv, .tsv, .jsonl, "
             "a folder of class folders or tfds:NAME:SPLIT"
         )
-    values, pairs, labels, columns = tables.read_table(path, config, bad)
+    values, pairs, labels, columns = tables.read_table(path, config, bad, task)
     return values, pairs, labels, columns, "text"
 
 
-def read_spec(spec, config):
+def read_spec(spec, config, task="classification"):
     """Reads one data spec into `Records`, skipping bad records.
 
     Images are decode-checked here, so the pipeline can trust them.
@@ -132,9 +134,10 @@ def read_spec(spec, config):
         spec: a file, a folder or `tfds:NAME[/CONFIG]:SPLIT`.
         config: the `data` config block (columns, `tfds_data_dir`,
             `on_error`).
+        task: what a label is (kft.data.targets).
     """
     bad = BadRecords(spec, config.on_error)
-    values, pairs, labels, columns, modality = _read(spec, config, bad)
+    values, pairs, labels, columns, modality = _read(spec, config, bad, task)
     if modality == "image":
         names = values
         if spec.startswith("tfds:"):
@@ -164,28 +167,14 @@ def stratified_split(labels, fraction, seed):
     return np.sort(np.array(kept, int)), np.sort(np.array(held, int))
 
 
-def _vocabulary(labels):
-    unique = sorted(set(labels))
-    if all(re.fullmatch(r"-?\d+", label) for label in unique):
-        unique = sorted(unique, key=int)
-    return unique
-
-
 def label_ids(labels, vocabulary, source):
     """Class ids of `labels`; a label outside `vocabulary` is a UserError."""
-    index = {label: i for i, label in enumerate(vocabulary)}
-    unseen = sorted(set(labels) - set(index))
-    if unseen:
-        raise UserError(
-            f"label '{unseen[0]}' in {source} never occurs in the training "
-            f"data (training labels: {', '.join(vocabulary)})"
-        )
-    return np.array([index[label] for label in labels], dtype=np.int64)
+    return targets.encode(labels, vocabulary, "classification", source)
 
 
-def read_checked(spec, data_config, notes):
+def read_checked(spec, data_config, notes, task="classification"):
     """`read_spec`, then the bad-record report (or error) into `notes`."""
-    records = read_spec(spec, data_config)
+    records = read_spec(spec, data_config, task)
     note = records.bad.check(len(records.values), data_config.max_bad_fraction)
     if note:
         notes.append(note)
@@ -204,7 +193,7 @@ def _take(records, indices):
     )
 
 
-def _held_out(records, pool, data_config, seed, notes):
+def _held_out(records, pool, data_config, seed, notes, task):
     """Splits `pool` (indices into the training records) for each missing
     validation or test spec; returns ({name: (values, pairs, labels,
     source) or None}, the indices left for training)."""
@@ -216,62 +205,87 @@ def _held_out(records, pool, data_config, seed, notes):
         if fraction <= 0:
             held[name] = None
             continue
-        labels = [records.labels[i] for i in pool]
+        labels = targets.strata([records.labels[i] for i in pool], task)
         kept, out = stratified_split(labels, fraction, seed)
-        source = f"{data_config.train} ({fraction:.0%} stratified, seed {seed})"
+        how = "stratified" if task == "classification" else "random"
+        source = f"{data_config.train} ({fraction:.0%} {how}, seed {seed})"
         held[name] = (*_take(records, pool[out]), source)
         pool = pool[kept]
         notes.append(
             f"no {name} data given: holding out {len(out)} training "
-            f"examples ({fraction:.0%}, stratified, data.split_seed {seed}) "
+            f"examples ({fraction:.0%}, {how}, data.split_seed {seed}) "
             f"as {name}"
         )
     return held, pool
 
 
-def load_splits(data_config, seed):
+def load_splits(data_config, seed, task="classification"):
     """Reads the train, validation and test specs into `Splits`.
 
     Args:
         data_config: the `data` config block.
         seed: the seed of the held-out splits.
+        task: what a label is (kft.data.targets); held-out splits are
+            stratified by class for classification, random otherwise.
     """
     if not data_config.train:
         raise UserError("no training data; set --config.data.train")
     notes = []
-    records = read_checked(data_config.train, data_config, notes)
-    vocabulary = _vocabulary(records.labels)
-    if len(vocabulary) < 2:
-        raise UserError(
-            f"{data_config.train} has a single class ('{vocabulary[0]}'); "
-            "classification needs at least two"
-        )
+    records = read_checked(data_config.train, data_config, notes, task)
+    vocabulary = targets.vocabulary(
+        records.labels, task, data_config.train, data_config.label_column
+    )
     if records.columns is not None:
         notes.append(f"reading {records.columns.describe()}")
+    _pin_pair_columns(records, data_config)
     parts, pool = _held_out(
-        records, np.arange(len(records.values)), data_config, seed, notes
+        records, np.arange(len(records.values)), data_config, seed, notes, task
     )
     for name in ("test", "validation"):
         spec = data_config[name]
         if spec:
-            given = read_checked(spec, data_config, notes)
+            given = read_checked(spec, data_config, notes, task)
+            if records.pairs is None:
+                _check_pairs(given, spec, data_config.train)
             parts[name] = (*_take(given, range(len(given.values))), spec)
     splits = {"train": (*_take(records, pool), data_config.train)}
     splits |= parts
     made = {}
     for name, part in splits.items():
-        made[name] = None if part is None else _split(name, part, vocabulary)
+        made[name] = (
+            None if part is None else _split(name, part, vocabulary, task)
+        )
     return _with_fallbacks(made, vocabulary, records, notes)
 
 
-def _split(name, part, vocabulary):
+def _pin_pair_columns(records, data_config):
+    """Makes every split read the training data's pair columns.
+
+    A validation or test file without them is then a one-line error
+    naming the missing column; config.json records the columns used.
+    """
+    if records.pairs is not None:
+        data_config.text_column = records.columns.text
+        data_config.text_pair_column = records.columns.pair
+
+
+def _check_pairs(given, spec, train_spec):
+    if given.pairs is not None:
+        raise UserError(
+            f"{spec} holds text pairs ({given.columns.describe()}) but "
+            f"{train_spec} does not; set --config.data.text_column (and "
+            "--config.data.text_pair_column) to columns both have"
+        )
+
+
+def _split(name, part, vocabulary, task):
     values, pairs, labels, source = part
     if not values:
         raise UserError(
             f"the {name} split is empty ({source}); give more data or "
             f"--config.data.{name}"
         )
-    ids = label_ids(labels, vocabulary, source)
+    ids = targets.encode(labels, vocabulary, task, source)
     return Split(name, source, values, ids, pairs)
 
 

@@ -12,6 +12,7 @@ import json
 import os
 
 from kft import files
+from kft.data import targets
 from kft.data.columns import pick_columns
 from kft.errors import UserError
 
@@ -111,14 +112,11 @@ def _csv_rows(lines, path, delimiter, bad):
         index = end
 
 
-def _example(row, columns, where, bad):
+def _example(row, columns, where, bad, task, delimiter):
     """Returns (text, pair, label) of one row, or None if it is bad."""
-    label = row.get(columns.label)
-    if isinstance(label, list | dict):
-        bad.add(where, "label is not one value (multi-label is not supported)")
-        return None
-    if label is None or str(label).strip() == "":
-        bad.add(where, "missing label")
+    label, problem = targets.parse(row.get(columns.label), task, delimiter)
+    if problem:
+        bad.add(where, problem)
         return None
     values = []
     for name in (columns.text, columns.pair):
@@ -127,19 +125,21 @@ def _example(row, columns, where, bad):
             bad.add(where, f"empty {name}")
             return None
         values.append(str(value))
-    return values[0], values[1], str(label).strip()
+    return values[0], values[1], label
 
 
-def read_table(path, config, bad):
+def read_table(path, config, bad, task="classification"):
     """Reads a .csv, .tsv or .jsonl file, skipping bad records.
 
     Args:
         path: the file's path, local or remote (kft.files).
         config: the `data` config block (column names).
         bad: the spec's `BadRecords`.
+        task: what a label is (kft.data.targets).
 
     Returns:
-        (texts, pairs or None, labels, `Columns`).
+        (texts, pairs or None, labels, `Columns`): labels as
+        `targets.parse` reads them for `task`.
     """
     lines = _read_lines(path)
     suffix = os.path.splitext(path)[1].lower()
@@ -152,7 +152,9 @@ def read_table(path, config, bad):
     for where, row in rows:
         if columns is None:
             columns = pick_columns(list(row), config, path)
-        example = _example(row, columns, where, bad)
+        example = _example(
+            row, columns, where, bad, task, config.label_delimiter
+        )
         if example is not None:
             texts.append(example[0])
             pairs.append(example[1])

@@ -1,0 +1,165 @@
+"""What a label is, by task: a class, a set of labels, or a number.
+
+`parse` reads one record's raw label (a CSV cell, a JSON value, a TFDS
+feature) for `config.task`; a label of the wrong shape is a bad record
+(kft.data.bad_records) with the reason. `vocabulary` names the model's
+outputs from the training labels, `encode` turns labels into the arrays
+the model trains on, and `decode` turns them back into what a file says.
+
+- classification: one label per example; class ids [N] (int64).
+- multilabel: a set of labels per example, given as a delimited string
+  (`data.label_delimiter`, "sports,politics") or a JSON list
+  (["sports", "politics"]); a JSON [] is an example with none of the
+  labels. Multi-hot rows [N, L] (float32).
+- regression: a number per example; targets [N] (float32). The one
+  output is named after the label column.
+"""
+
+import math
+import re
+
+import numpy as np
+
+from kft.errors import UserError
+
+TASKS = ("classification", "multilabel", "regression")
+
+
+def _class_label(value):
+    if isinstance(value, list | dict):
+        return None, (
+            "label is not one value (several labels per example: set "
+            "--config.task=multilabel)"
+        )
+    if value is None or str(value).strip() == "":
+        return None, "missing label"
+    return str(value).strip(), None
+
+
+def _label_set(value, delimiter):
+    if isinstance(value, list):
+        if any(isinstance(item, list | dict) for item in value):
+            return None, "label list holds a list or an object"
+        names = [str(item).strip() for item in value]
+    elif isinstance(value, dict) or value is None or str(value).strip() == "":
+        return None, "missing label"
+    else:
+        names = str(value).split(delimiter) if delimiter else [str(value)]
+        names = [name.strip() for name in names]
+        if not any(names):
+            return None, "missing label"
+    return tuple(sorted({name for name in names if name})), None
+
+
+def _number(value):
+    if isinstance(value, list | dict) or value is None:
+        return None, "label is not a number (a regression target)"
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = str(value).strip()
+    if not text:
+        return None, "missing label"
+    try:
+        number = float(text)
+    except ValueError:
+        return None, (
+            f"label '{text[:40]}' is not a number (regression needs "
+            "numeric targets; --config.data.label_column names the column)"
+        )
+    if not math.isfinite(number):
+        return None, f"label '{text}' is not a finite number"
+    return number, None
+
+
+def parse(value, task, delimiter=","):
+    """Returns (label, None), or (None, why) where the label is bad."""
+    if task == "multilabel":
+        return _label_set(value, delimiter)
+    if task == "regression":
+        return _number(value)
+    return _class_label(value)
+
+
+def _sorted_names(names):
+    names = sorted(set(names))
+    if all(re.fullmatch(r"-?\d+", name) for name in names):
+        names = sorted(names, key=int)
+    return names
+
+
+def vocabulary(labels, task, source, column="label"):
+    """The model's output names, from the training labels.
+
+    Classes (classification, at least two) or labels (multilabel, at
+    least one); for regression the one target, named `column`.
+    """
+    if task == "regression":
+        return [column]
+    if task == "multilabel":
+        names = _sorted_names(name for row in labels for name in row)
+        if not names:
+            raise UserError(
+                f"{source} holds no labels: every example's label set is "
+                "empty; multilabel needs at least one label in use"
+            )
+        return names
+    names = _sorted_names(labels)
+    if len(names) < 2:
+        raise UserError(
+            f"{source} has a single class ('{names[0]}'); "
+            "classification needs at least two"
+        )
+    return names
+
+
+def _unseen(names, vocabulary, source):
+    unseen = sorted(set(names) - set(vocabulary))
+    if unseen:
+        raise UserError(
+            f"label '{unseen[0]}' in {source} never occurs in the training "
+            f"data (training labels: {', '.join(vocabulary)})"
+        )
+
+
+def encode(labels, vocabulary, task, source):
+    """The training arrays of `labels`: ids, multi-hot rows or targets.
+
+    A label outside `vocabulary` (classification, multilabel) or a value
+    that is not a number (regression) is a UserError naming `source`.
+    """
+    if task == "regression":
+        numbers = []
+        for label in labels:
+            number, problem = _number(label)
+            if problem:
+                raise UserError(f"{source}: {problem}")
+            numbers.append(number)
+        return np.array(numbers, dtype=np.float32)
+    index = {name: i for i, name in enumerate(vocabulary)}
+    if task == "multilabel":
+        rows = [
+            label if isinstance(label, tuple) else (label,) for label in labels
+        ]
+        _unseen({name for row in rows for name in row}, vocabulary, source)
+        hot = np.zeros((len(rows), len(vocabulary)), dtype=np.float32)
+        for i, row in enumerate(rows):
+            hot[i, [index[name] for name in row]] = 1.0
+        return hot
+    _unseen(labels, vocabulary, source)
+    return np.array([index[label] for label in labels], dtype=np.int64)
+
+
+def decode(encoded, vocabulary, task):
+    """What a data file says for each example: the inverse of `encode`."""
+    if task == "regression":
+        return [float(value) for value in encoded]
+    if task == "multilabel":
+        return [[vocabulary[j] for j in np.flatnonzero(row)] for row in encoded]
+    return [vocabulary[int(i)] for i in encoded]
+
+
+def strata(labels, task):
+    """What held-out splits stratify by: the class, or nothing (random)."""
+    if task == "classification":
+        return labels
+    return [0] * len(labels)

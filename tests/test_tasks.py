@@ -1,0 +1,351 @@
+"""Sentence pairs, multi-label and regression: data, metrics, end to end.
+
+The metrics are checked against scikit-learn and scipy on fixed
+predictions; each task runs through kft-train (fit, evaluate, export
+checked in a fresh process) and kft-predict on the tiny BERT.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import predict_cli, train_cli, write_csv
+
+from kft import config as config_lib
+from kft import data, export, multilabel, regression, tasks
+from kft.data import targets
+from kft.errors import UserError
+
+# Sentiment cues of the tiny BERT's vocabulary (conftest.VOCAB).
+CUES = {"good": 1.0, "great": 2.0, "bad": -1.0, "awful": -2.0, "fine": 0.0}
+TAGS = {"good": "pos", "great": "pos", "bad": "neg", "awful": "neg"}
+
+
+def _sentence(rng, cues):
+    words = list(rng.choice(["the", "movie", "is"], size=2)) + list(cues)
+    return " ".join(words)
+
+
+def _cues(rng, count):
+    return [str(c) for c in rng.choice(list(CUES), size=count)]
+
+
+def pair_rows(count, seed):
+    """Two short texts; same if their cues agree in sign; a 0-4 score."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(count):
+        first, second = _cues(rng, 1), _cues(rng, 1)
+        a, b = CUES[first[0]], CUES[second[0]]
+        rows.append(
+            {
+                "sentence1": _sentence(rng, first),
+                "sentence2": _sentence(rng, second),
+                "label": "same" if (a > 0) == (b > 0) else "different",
+                "score": 4.0 - abs(a - b),
+            }
+        )
+    return rows
+
+
+def tag_rows(count, seed):
+    """Texts tagged pos and/or neg by their cues ([] for only "fine")."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(count):
+        cues = _cues(rng, int(rng.integers(1, 3)))
+        tags = sorted({TAGS[c] for c in cues if c in TAGS})
+        rows.append({"text": _sentence(rng, cues), "tags": tags})
+    return rows
+
+
+def _data_config(**values):
+    config = config_lib.default_config().data
+    for key, value in values.items():
+        config[key] = value
+    return config
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+# === Labels of each task ===
+
+
+@pytest.mark.parametrize(
+    "value, task, expected",
+    [
+        ("a;b; a", "multilabel", ("a", "b")),
+        (["b", "a"], "multilabel", ("a", "b")),
+        ([], "multilabel", ()),
+        (" 2.5 ", "regression", 2.5),
+        (3, "regression", 3.0),
+        ("x", "classification", "x"),
+    ],
+)
+def test_labels_parse_by_task(value, task, expected):
+    assert targets.parse(value, task, ";") == (expected, None)
+
+
+@pytest.mark.parametrize(
+    "value, task, why",
+    [
+        ("positive", "regression", "is not a number"),
+        ("nan", "regression", "not a finite number"),
+        ("", "multilabel", "missing label"),
+        ([["a"]], "multilabel", "holds a list"),
+        (["a"], "classification", "--config.task=multilabel"),
+    ],
+)
+def test_labels_of_the_wrong_shape_are_bad_records(value, task, why):
+    label, problem = targets.parse(value, task, ",")
+    assert label is None and why in problem
+
+
+def test_multilabel_splits_are_multi_hot(tmp_path):
+    rows = [
+        {"text": r["text"], "tags": ";".join(r["tags"])}
+        for r in tag_rows(40, 0)
+    ]
+    rows[0]["tags"] = "pos; neg"
+    config = _data_config(
+        train=write_csv(tmp_path / "t.csv", [r for r in rows if r["tags"]]),
+        label_column="tags",
+        label_delimiter=";",
+    )
+    splits = data.load_splits(config, seed=0, task="multilabel")
+    assert splits.labels == ["neg", "pos"]
+    assert splits.train.label_ids.shape[1] == 2
+    np.testing.assert_array_equal(splits.train.label_ids[0], [1.0, 1.0])
+    assert "random" in " ".join(splits.notes)
+    config.test = _write_jsonl(
+        tmp_path / "x.jsonl", [{"text": "a", "tags": ["x"]}]
+    )
+    with pytest.raises(UserError, match="label 'x' in .*x.jsonl never occurs"):
+        data.load_splits(config, seed=0, task="multilabel")
+
+
+def test_wrong_shapes_stop_with_one_line(tmp_path):
+    words = write_csv(tmp_path / "w.csv", [{"text": "a", "label": "good"}] * 9)
+    with pytest.raises(UserError, match="9 of 9 .* 'good' is not a number"):
+        data.load_splits(_data_config(train=words), 0, "regression")
+    empty = _write_jsonl(tmp_path / "e.jsonl", [{"text": "a", "label": []}] * 9)
+    with pytest.raises(UserError, match="every example's label set is empty"):
+        data.load_splits(_data_config(train=empty), 0, "multilabel")
+    config = config_lib.default_config()
+    config.task = "regression"
+    with pytest.raises(UserError, match="val_rmse"):  # default val_macro_f1
+        tasks.check(config)
+
+
+# === Pair packing ===
+
+
+def test_pairs_pack_with_segment_ids(tiny_built):
+    packed = tiny_built.preprocessor(
+        tf.constant(["good movie"]), tf.constant(["bad"])
+    )
+    # [CLS] good movie [SEP] bad [SEP]: VOCAB ids 2 5 10 3 6 3.
+    np.testing.assert_array_equal(
+        packed["token_ids"][0, :6], [2, 5, 10, 3, 6, 3]
+    )
+    np.testing.assert_array_equal(
+        packed["segment_ids"][0, :7], [0, 0, 0, 0, 1, 1, 0]
+    )
+    lengths = data.token_lengths(
+        tiny_built.preprocessor, ["good movie"], ["bad"]
+    )
+    assert lengths.tolist() == [6]
+
+
+@pytest.mark.parametrize("segments", [1, 2])
+def test_round_robin_trim_cuts_as_tf_text(segments):
+    import tensorflow_text as tf_text
+
+    rng = np.random.default_rng(segments)
+    rows = [
+        [list(range(int(rng.integers(0, 12)))) for _ in range(40)]
+        for _ in range(segments)
+    ]
+    ragged = [tf.ragged.constant(r, dtype=tf.int32) for r in rows]
+    for budget in (0, 1, 5, 8, 13, 30):
+        expected = tf_text.RoundRobinTrimmer(budget).trim(ragged)
+        got = export.round_robin_trim(ragged, budget)
+        for e, g in zip(expected, got, strict=True):
+            assert e.to_list() == g.to_list(), budget
+
+
+# === Metrics against scikit-learn and scipy ===
+
+
+def _fixed_multilabel(seed, count=50, labels=4):
+    rng = np.random.default_rng(seed)
+    y_true = (rng.random((count, labels)) < 0.4).astype(np.float32)
+    noise = rng.normal(0, 0.3, size=y_true.shape)
+    probabilities = np.clip(0.3 + 0.4 * y_true + noise, 0, 1).astype(np.float32)
+    return y_true, probabilities
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_multilabel_report_matches_sklearn(seed):
+    from sklearn import metrics as sk
+
+    y_true, probabilities = _fixed_multilabel(seed)
+    thresholds = [0.5, 0.3, 0.6, 0.45]
+    report = multilabel.report(
+        y_true, probabilities, list("abcd"), "test", thresholds
+    )
+    y_pred = (probabilities >= np.array(thresholds, np.float32)).astype(int)
+    for average in ("micro", "macro"):
+        assert report[f"{average}_f1"] == pytest.approx(
+            sk.f1_score(y_true, y_pred, average=average, zero_division=0)
+        )
+        assert report[f"{average}_precision"] == pytest.approx(
+            sk.precision_score(y_true, y_pred, average=average, zero_division=0)
+        )
+        assert report[f"{average}_recall"] == pytest.approx(
+            sk.recall_score(y_true, y_pred, average=average, zero_division=0)
+        )
+    precision, recall, f1, support = sk.precision_recall_fscore_support(
+        y_true, y_pred, zero_division=0
+    )
+    for j, row in enumerate(report["per_class"].values()):
+        assert row["precision"] == pytest.approx(precision[j])
+        assert row["recall"] == pytest.approx(recall[j])
+        assert row["f1"] == pytest.approx(f1[j])
+        assert row["support"] == support[j]
+    assert report["subset_accuracy"] == pytest.approx(
+        sk.accuracy_score(y_true, y_pred)
+    )
+    assert report["hamming_loss"] == pytest.approx(
+        sk.hamming_loss(y_true, y_pred)
+    )
+
+
+def test_tuned_label_thresholds_maximize_each_f1():
+    from sklearn import metrics as sk
+
+    y_true, probabilities = _fixed_multilabel(2)
+    y_true[:, 3] = 0  # a label without a positive keeps 0.5
+    tuned = multilabel.tune(y_true, probabilities)
+    assert tuned[3] == 0.5
+    for j in range(3):
+        best = sk.f1_score(y_true[:, j], probabilities[:, j] >= tuned[j])
+        for cut in np.unique(probabilities[:, j]):
+            assert best >= sk.f1_score(y_true[:, j], probabilities[:, j] >= cut)
+
+
+def test_regression_report_matches_sklearn_and_scipy():
+    from scipy import stats
+    from sklearn import metrics as sk
+
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 5, size=60).astype(np.float32)  # ties
+    y_pred = y_true + rng.normal(0, 1.0, size=60)
+    y_pred[:10] = np.round(y_pred[:10])
+    report = regression.report(y_true, y_pred, "test")
+    assert report["mae"] == pytest.approx(
+        sk.mean_absolute_error(y_true, y_pred)
+    )
+    assert report["rmse"] == pytest.approx(
+        np.sqrt(sk.mean_squared_error(y_true, y_pred))
+    )
+    assert report["pearson"] == pytest.approx(stats.pearsonr(y_true, y_pred)[0])
+    assert report["spearman"] == pytest.approx(
+        stats.spearmanr(y_true, y_pred)[0]
+    )
+    constant = regression.report(y_true, np.ones(60), "test")
+    assert constant["pearson"] is None and constant["spearman"] is None
+    json.dumps(constant, allow_nan=False)
+
+
+# === End to end through the console scripts ===
+
+
+def _run(tmp_path, experiment, *overrides):
+    run = tmp_path / "run"
+    result = train_cli(
+        run,
+        "--config.plan=full",
+        "--config.epochs=1",
+        "--config.learning_rate=3e-3",
+        *overrides,
+        experiment=experiment,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    check = json.loads((run / "export" / "1" / export.CHECK_FILE).read_text())
+    assert check["max_abs_difference"] <= export.TOLERANCE
+    assert (run / "report.html").is_file()
+    return run, metrics, check["signatures"]["serving_default"], result
+
+
+def test_pair_classifier_end_to_end(tiny_bert, tmp_path):
+    rows = [
+        {k: v for k, v in r.items() if k != "score"} for r in pair_rows(60, 0)
+    ]
+    run, metrics, signature, result = _run(
+        tmp_path,
+        "pair_classifier",
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={write_csv(tmp_path / 'pairs.csv', rows)}",
+    )
+    assert "pair 'sentence2'" in result.stdout
+    assert set(signature["inputs"]) == {"text", "text_pair"}
+    assert set(signature["outputs"]) == {"probabilities", "class_id", "label"}
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["text_pair_column"] == "sentence2"
+    held_out = run / "test_split.jsonl"
+    assert "text_pair" in held_out.read_text().splitlines()[0]
+    _, lines = predict_cli(run, held_out)
+    right = sum(line["label"] == line["true_label"] for line in lines)
+    assert right / len(lines) == pytest.approx(metrics["accuracy"])
+
+
+def test_multilabel_end_to_end(tiny_bert, tmp_path):
+    train = _write_jsonl(tmp_path / "tags.jsonl", tag_rows(80, 1))
+    run, metrics, signature, _ = _run(
+        tmp_path,
+        "multilabel_classifier",
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={train}",
+        "--config.data.label_column=tags",
+    )
+    assert set(signature["outputs"]) == {"probabilities", "decisions", "labels"}
+    assert metrics["task"] == "multilabel" and metrics["labels"] == [
+        "neg",
+        "pos",
+    ]
+    stored = json.loads((run / "thresholds.json").read_text())
+    assert stored["source"] == "validation"
+    assert metrics["thresholds"] == stored["thresholds"]
+    result, lines = predict_cli(run, run / "test_split.jsonl")
+    subset = np.mean([line["labels"] == line["true_label"] for line in lines])
+    assert subset == pytest.approx(metrics["subset_accuracy"])
+    assert "accuracy" in result.stderr
+
+
+def test_pair_regression_end_to_end(tiny_bert, tmp_path):
+    rows = [{**r, "label": r["score"]} for r in pair_rows(60, 2)]
+    rows = [{k: v for k, v in r.items() if k != "score"} for r in rows]
+    run, metrics, signature, _ = _run(
+        tmp_path,
+        "text_regressor",
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={write_csv(tmp_path / 'scores.csv', rows)}",
+        "--config.regression.loss=huber",
+    )
+    assert set(signature["outputs"]) == {"score"}
+    assert set(metrics) >= {"mae", "rmse", "pearson", "spearman"}
+    scaling = json.loads((run / "target_scaling.json").read_text())
+    scores = [r["label"] for r in rows]
+    assert min(scores) < scaling["mean"] < max(scores) and scaling["std"] > 0
+    result, lines = predict_cli(run, run / "test_split.jsonl")
+    mae = np.mean(
+        [abs(line["score"] - float(line["true_label"])) for line in lines]
+    )
+    assert mae == pytest.approx(metrics["mae"], abs=1e-5)
+    assert "mean absolute error" in result.stderr
