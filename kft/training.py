@@ -8,7 +8,9 @@ order depends on the seed and epoch alone), then validation, history.csv,
 TensorBoard, best weights and early stopping, then a checkpoint
 (kft/checkpoint.py); checkpoints also come every
 `checkpoint.every_steps` steps. A rerun resumes from the newest good one
-at the exact step.
+at the exact step. A head-only phase whose backbone runs in inference mode
+on unaugmented data fits the head alone on backbone features computed once
+(kft/cached.py); the log says which path each phase takes.
 
 SIGTERM and Ctrl-C finish the current step, write a checkpoint and raise
 `Interrupted` (a second Ctrl-C stops at once). A NaN or Inf loss restores
