@@ -69,11 +69,12 @@ def decide(config, built, phase, train_epochs):
         )
     if reason:
         return False, (
-            f"phase {phase.name}: computing the backbone every step ({reason})"
+            f"path of phase {phase.name}: computing the backbone every "
+            f"step ({reason})"
         )
     return True, (
-        f"phase {phase.name}: training the head on cached backbone "
-        "features (computed once)"
+        f"path of phase {phase.name}: training the head on cached "
+        "backbone features (computed once)"
     )
 
 
