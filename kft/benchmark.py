@@ -19,13 +19,16 @@ figure is the median of several repeats. Suites:
                  dynamic padding and length grouping
     images       image-backbone training steps (random weights): kft vs
                  plain keras.applications fit; and a frozen backbone with a
-                 Dense head: kft recomputing the backbone every step (the
-                 cached-features path is not implemented yet)
+                 Dense head: kft recomputing the backbone every step vs
+                 kft's cached-features path (kft/cached.py: the features
+                 computed once, then whole epochs of the head's fit)
     utilization  a float32 matmul peak measured in the same run; every row
                  gets its achieved model FLOP/s and share of that peak
+
+The cases are built in kft/peers/cases.py, run by kft/peers/, and reported
+by kft/peers/table.py.
 """
 
-import copy
 import dataclasses
 import datetime
 import importlib.metadata
@@ -40,10 +43,10 @@ import time
 
 import numpy as np
 
-from kft import assets, builder, peers, run
-from kft.data import token_lengths
+from kft import peers, run
 from kft.errors import UserError
-from kft.peers import measure
+from kft.peers import cases as cases_lib
+from kft.peers import table
 from kft.peers.kft_peer import compile_last_phase
 
 
@@ -192,19 +195,6 @@ TINY = dict(
     distinct_batches=2,
 )
 
-LABELS = {
-    ("text_fixed", "kft"): "kft",
-    ("text_fixed", "keras"): "keras-hub TextClassifier.fit",
-    ("text_fixed", "torch"): "PyTorch + transformers",
-    ("text_epoch", "kft"): "kft, length-grouped batches",
-    ("text_epoch", "keras"): "keras-hub, every row padded",
-    ("text_epoch", "torch"): "PyTorch, dynamic padding, grouped",
-    ("images", "kft"): "kft",
-    ("images", "keras"): "keras.applications fit",
-    ("utilization", "matmul"): "float32 matmul peak",
-}
-FROZEN_LABELS = ("kft, backbone recomputed each step", "kft, cached features")
-
 
 def _check_bench_extra(settings):
     text = {"text_fixed", "text_epoch"} & set(settings.suites)
@@ -219,253 +209,6 @@ def _check_bench_extra(settings):
                 f"transformers; {module} is missing), or leave it out with "
                 "--peers=kft,keras"
             )
-
-
-def _check_assets(*paths):
-    """A UserError naming kft-fetch for a path inside a missing asset."""
-    for name in assets.ASSETS:
-        folder = str(assets.cache_dir() / name)
-        if any(str(path).startswith(folder) for path in paths):
-            assets.path(name)
-    for path in paths:
-        if path and os.path.isabs(path) and not os.path.exists(path):
-            raise UserError(f"{path} does not exist")
-
-
-def _write_examples(path, values, label_ids, num_classes):
-    with open(path, "w") as file:
-        json.dump(
-            {
-                "values": list(values),
-                "label_ids": [int(i) for i in label_ids],
-                "num_classes": int(num_classes),
-            },
-            file,
-        )
-    return str(path)
-
-
-def long_texts(texts, words, count):
-    """`count` texts of at least `words` words, each consecutive texts
-    joined (so every row fills any length up to `words` tokens)."""
-    out = []
-    start = 0
-    while len(out) < count:
-        joined = []
-        while len(" ".join(joined).split()) < words:
-            joined.append(texts[start % len(texts)])
-            start += 1
-        out.append(" ".join(joined))
-    return out
-
-
-def _encoder_dims(backbone):
-    config = backbone.get_config()
-    try:
-        return (
-            config["num_layers"],
-            config["hidden_dim"],
-            config["intermediate_dim"],
-        )
-    except KeyError:
-        return None
-
-
-def _spec(settings, suite, case, peer, **fields):
-    return {
-        "suite": suite,
-        "case": case,
-        "peer": peer,
-        "batch_size": settings.batch_size,
-        "warmup": settings.warmup,
-        "steps": settings.steps,
-        "repeats": settings.repeats,
-        "threads": settings.threads,
-        **fields,
-    }
-
-
-def _text_cases(config, settings, work, log):
-    config = copy.deepcopy(config)
-    config.data.batch_size = settings.batch_size
-    config.plan = "full"  # every peer trains the whole model
-    torch_model = settings.torch_model or config.backbone
-    _check_assets(config.backbone, config.data.train, torch_model)
-    run.check_choices(config)
-    built, splits = run.prepare(config)  # picks the sequence length
-    dims = _encoder_dims(built.backbone)
-    classes = len(splits.labels)
-    maximum = getattr(built.backbone, "max_sequence_length", None) or 512
-    shared = dict(seed=config.seed, num_classes=classes)
-    model_of = {"torch": torch_model}
-    cases = []
-    if "text_fixed" in settings.suites:
-        texts = long_texts(
-            splits.train.values,
-            max(settings.lengths),
-            settings.batch_size * settings.distinct_batches,
-        )
-        labels = [
-            splits.train.label_ids[i % len(splits.train)]
-            for i in range(len(texts))
-        ]
-        path = _write_examples(
-            pathlib.Path(work) / "fixed.json", texts, labels, classes
-        )
-        for length in settings.lengths:
-            if length > maximum:
-                raise UserError(
-                    f"--lengths: {length} is longer than the backbone's "
-                    f"maximum sequence length {maximum}"
-                )
-            case_config = copy.deepcopy(config)
-            case_config.data.sequence_length = length
-            flops = dims and measure.transformer_train_flops(*dims, length)
-            for peer in settings.peers:
-                cases.append(
-                    _spec(
-                        settings,
-                        "text_fixed",
-                        f"length {length}",
-                        peer,
-                        length=length,
-                        data=path,
-                        model=model_of.get(peer, config.backbone),
-                        config=_config_json(case_config),
-                        flops_per_sample=flops,
-                        **shared,
-                    )
-                )
-    if "text_epoch" in settings.suites:
-        length = config.data.sequence_length
-        train = splits.train
-        path = _write_examples(
-            pathlib.Path(work) / "epoch.json",
-            train.values,
-            train.label_ids,
-            classes,
-        )
-        flops = None
-        if dims:
-            # Useful FLOPs: each text at its own token count, no padding.
-            tokens = np.minimum(
-                token_lengths(built.preprocessor, train.values),
-                length,
-            )
-            flops = float(
-                np.mean(
-                    [
-                        measure.transformer_train_flops(*dims, int(n))
-                        for n in tokens
-                    ]
-                )
-            )
-        for peer in settings.peers:
-            cases.append(
-                _spec(
-                    settings,
-                    "text_epoch",
-                    f"{len(train)} texts, length <= {length}",
-                    peer,
-                    length=length,
-                    data=path,
-                    model=model_of.get(peer, config.backbone),
-                    config=_config_json(config),
-                    flops_per_sample=flops,
-                    **shared,
-                )
-            )
-    log(
-        f"text: {config.backbone}, {classes} classes, batch "
-        f"{settings.batch_size}; epoch suite sequence length "
-        f"{config.data.sequence_length}"
-    )
-    return cases
-
-
-def _config_json(config):
-    from kft import config as config_lib
-
-    return config_lib.to_json(config)
-
-
-def _write_images(folder, count, size, classes=3, seed=0):
-    """`count` random-noise PNGs of `size` px in `classes` class folders;
-    returns (paths, label ids) in a fixed order."""
-    import tensorflow as tf
-
-    rng = np.random.default_rng(seed)
-    paths, labels = [], []
-    for index in range(count):
-        label = index % classes
-        target = pathlib.Path(folder) / f"class_{label}"
-        target.mkdir(parents=True, exist_ok=True)
-        pixels = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
-        path = target / f"{index:04d}.png"
-        path.write_bytes(tf.io.encode_png(pixels).numpy())
-        paths.append(str(path))
-        labels.append(label)
-    return paths, labels
-
-
-def _image_cases(config, settings, work):
-    from kft import freeze
-    from kft.peers import kft_peer
-
-    classes = 3
-    folder = pathlib.Path(work) / "images"
-    paths, labels = _write_images(
-        folder,
-        settings.batch_size * settings.distinct_batches,
-        settings.image_size,
-        classes,
-        config.seed,
-    )
-    path = _write_examples(
-        pathlib.Path(work) / "images.json", paths, labels, classes
-    )
-    config = copy.deepcopy(config)
-    config.backbone = settings.image_backbone
-    config.weights = "none"
-    config.data.image_size = settings.image_size
-    config.data.batch_size = settings.batch_size
-    config.data.augment = ""
-    config.data.mixup = config.data.cutmix = 0.0
-    name = f"{settings.image_backbone} {settings.image_size}px"
-    built = builder.build(config, classes)
-    cases = []
-    for plan, case in (("full", name), ("linear_probe", f"{name}, frozen")):
-        config.plan = plan
-        phase = freeze.plan_from_config(config)[-1]
-        freeze.apply_phase(
-            built, phase, built.family.block_pattern, config.train_batchnorm
-        )
-        total, trainable = kft_peer.layer_flops(built.model)
-        fields = dict(
-            data=path,
-            config=_config_json(config),
-            flops_per_sample=total + 2 * trainable,
-            seed=config.seed,
-        )
-        cases.append(_spec(settings, "images", case, "kft", **fields))
-        if plan == "full" and "keras" in settings.peers:
-            keras_fields = dict(
-                folder=str(folder),
-                backbone=settings.image_backbone,
-                image_size=settings.image_size,
-                num_classes=classes,
-            )
-            cases.append(
-                _spec(
-                    settings,
-                    "images",
-                    case,
-                    "keras",
-                    **fields,
-                    **keras_fields,
-                )
-            )
-    return cases
 
 
 def _child_env():
@@ -554,224 +297,21 @@ def compare(config, settings, log=print):
     with tempfile.TemporaryDirectory(prefix="kft-benchmark-") as work:
         cases = []
         if {"text_fixed", "text_epoch"} & set(settings.suites):
-            cases += _text_cases(config, settings, work, log)
+            cases += cases_lib.text_cases(config, settings, work, log)
         if "images" in settings.suites:
-            cases += _image_cases(config, settings, work)
+            cases += cases_lib.image_cases(config, settings, work)
         if "utilization" in settings.suites:
-            cases.append(
-                _spec(
-                    settings,
-                    "utilization",
-                    f"{settings.matmul_size}x{settings.matmul_size}",
-                    "matmul",
-                    matmul_size=settings.matmul_size,
-                    matmul_repeats=5,
-                    torch="torch" in settings.peers,
-                )
-            )
+            cases.append(cases_lib.matmul_case(settings))
         for index, spec in enumerate(cases):
             started = time.perf_counter()
-            result = _run_case(spec, settings, work, index)
-            row = _row(spec, result)
+            row = table.row(spec, _run_case(spec, settings, work, index))
             report["rows"].append(row)
             log(
                 f"{row['suite']} | {row['case']} | {row['label']}: "
-                f"{_describe(row)} ({time.perf_counter() - started:.0f} s)"
+                f"{table.describe(row)} "
+                f"({time.perf_counter() - started:.0f} s)"
             )
-            if spec["suite"] == "images" and spec["case"].endswith("frozen"):
-                report["rows"].append(
-                    dict(
-                        row,
-                        peer="kft_cached",
-                        label=FROZEN_LABELS[1],
-                        rates=[],
-                        median=None,
-                        peak_rss_mb=None,
-                        error="not implemented",
-                    )
-                )
     report["machine"]["load_average_end"] = os.getloadavg()[0]
-    _add_ratios(report)
-    report["targets"] = targets(report["rows"])
+    table.add_ratios(report)
+    report["targets"] = table.targets(report["rows"])
     return report
-
-
-def _row(spec, result):
-    label = LABELS.get((spec["suite"], spec["peer"]), spec["peer"])
-    if spec["suite"] == "images" and spec["case"].endswith("frozen"):
-        label = FROZEN_LABELS[0]
-    rates = result.get("rates", [])
-    row = {
-        "suite": spec["suite"],
-        "case": spec["case"],
-        "peer": spec["peer"],
-        "label": label,
-        "rates": rates,
-        "median": measure.median(rates),
-        "peak_rss_mb": result.get("peak_rss_mb"),
-        "flops_per_sample": spec.get("flops_per_sample"),
-    }
-    for key in ("error", "gflops", "warmup_seconds", "batch_shapes"):
-        if key in result:
-            row[key] = result[key]
-    return row
-
-
-def _describe(row):
-    if row.get("error"):
-        return f"failed: {row['error']}"
-    if "gflops" in row:
-        return ", ".join(f"{k} {v:.1f}" for k, v in row["gflops"].items())
-    return f"{row['median']:.2f} samples/s"
-
-
-def _add_ratios(report):
-    """kft's median over each row's, per case; FLOP/s and share of peak."""
-    rows = report["rows"]
-    peak = None
-    for row in rows:
-        if "gflops" in row:
-            peak = max(row["gflops"].values())
-    report["peak_gflops"] = peak
-    kft = {
-        (r["suite"], r["case"]): r["median"]
-        for r in rows
-        if r["peer"] == "kft" and r["median"]
-    }
-    for row in rows:
-        ours = kft.get((row["suite"], row["case"]))
-        if row["median"] and ours:
-            row["kft_ratio"] = ours / row["median"]
-        if row["median"] and row.get("flops_per_sample"):
-            row["gflops_achieved"] = (
-                row["median"] * row["flops_per_sample"] / 1e9
-            )
-            if peak:
-                row["utilization"] = row["gflops_achieved"] / peak
-
-
-def _find(rows, suite, case, peer):
-    for row in rows:
-        if (row["suite"], row["case"], row["peer"]) == (suite, case, peer):
-            return row
-    return None
-
-
-def targets(rows):
-    """The issue's targets against this run: value, target and met (None
-    when a side is missing or not implemented)."""
-    found = []
-
-    def ratio(what, top, bottom, key, minimum=None, maximum=None):
-        value = None
-        if top and bottom and top.get(key) and bottom.get(key):
-            value = top[key] / bottom[key]
-        met = None
-        if value is not None:
-            met = value >= minimum if minimum is not None else value <= maximum
-        goal = f">= {minimum}x" if minimum is not None else f"<= {maximum}x"
-        found.append({"what": what, "value": value, "target": goal, "met": met})
-
-    cases = []
-    for row in rows:
-        if (row["suite"], row["case"]) not in cases:
-            cases.append((row["suite"], row["case"]))
-    for suite, case in cases:
-        kft = _find(rows, suite, case, "kft")
-        torch = _find(rows, suite, case, "torch")
-        keras = _find(rows, suite, case, "keras")
-        where = f"{suite} {case}"
-        if suite == "text_fixed":
-            ratio(f"{where}: kft / PyTorch", kft, torch, "median", 1.0)
-            ratio(f"{where}: kft / keras-hub", kft, keras, "median", 1.3)
-        if suite == "text_epoch":
-            ratio(f"{where}: kft / PyTorch", kft, torch, "median", 1.1)
-        if suite.startswith("text"):
-            ratio(
-                f"{where}: kft peak memory / PyTorch's",
-                kft,
-                torch,
-                "peak_rss_mb",
-                maximum=1.0,
-            )
-        if suite == "images" and case.endswith("frozen"):
-            cached = _find(rows, suite, case, "kft_cached")
-            ratio(f"{where}: cached / recomputed", cached, kft, "median", 10)
-        elif suite == "images":
-            ratio(f"{where}: kft / keras", kft, keras, "median", 1.0)
-    return found
-
-
-def _cell(value, form, suffix=""):
-    return "-" if value is None else format(value, form) + suffix
-
-
-def format_compare(report):
-    """The table `kft-benchmark compare` prints."""
-    header = (
-        f"{'suite':<12}{'case':<30}{'peer':<36}{'samples/s':>10}"
-        f"{'spread':>8}{'peak MiB':>10}{'kft/this':>10}{'GFLOP/s':>9}"
-        f"{'of peak':>9}"
-    )
-    lines = [header, "-" * len(header)]
-    for row in report["rows"]:
-        if "gflops" in row:
-            continue
-        rates = row["rates"]
-        spread = None
-        if len(rates) > 1 and row["median"]:
-            spread = 100 * (max(rates) - min(rates)) / row["median"]
-        ratio = row.get("kft_ratio")
-        share = row.get("utilization")
-        cells = f"{row['suite']:<12}{row['case'][:29]:<30}{row['label']:<36}"
-        if row.get("error"):
-            lines.append(cells + row["error"])
-            continue
-        share = share and 100 * share
-        lines.append(
-            cells
-            + f"{_cell(row['median'], '.2f'):>10}"
-            + f"{_cell(spread, '.0f', '%'):>8}"
-            + f"{_cell(row['peak_rss_mb'], '.0f'):>10}"
-            + f"{_cell(ratio, '.2f', 'x'):>10}"
-            + f"{_cell(row.get('gflops_achieved'), '.1f'):>9}"
-            + f"{_cell(share, '.0f', '%'):>9}"
-        )
-    machine = report["machine"]
-    settings = report["settings"]
-    lines.append("")
-    if report.get("peak_gflops"):
-        matmul = next(r for r in report["rows"] if "gflops" in r)
-        shown = ", ".join(f"{k} {v:.1f}" for k, v in matmul["gflops"].items())
-        lines.append(
-            f"matmul peak {report['peak_gflops']:.1f} GFLOP/s "
-            f"(float32 {matmul['case']}: {shown})"
-        )
-    suites = {row["suite"] for row in report["rows"]}
-    repeats = settings["repeats"]
-    if suites & {"text_fixed", "images"}:
-        lines.append(
-            f"steps: median of {repeats} repeats of {settings['steps']} "
-            f"steps after {settings['warmup']} warm-up steps"
-        )
-    if "text_epoch" in suites:
-        lines.append(
-            f"text_epoch: median of {repeats} epochs after 1 warm-up epoch, "
-            "each from raw text; GFLOP/s counts real tokens, not padding"
-        )
-    lines.append(
-        f"batch {settings['batch_size']}; threads "
-        f"{settings['threads'] or 'default'}; {machine['cpus']} CPUs, "
-        f"load average {machine['load_average_start']:.1f} at start, "
-        f"{machine['load_average_end']:.1f} at end; peak MiB: each case's "
-        "own process, framework included"
-    )
-    lines.append("targets:")
-    for target in report["targets"]:
-        value = target["value"]
-        state = {True: "met", False: "NOT met", None: "n/a"}[target["met"]]
-        shown = "-" if value is None else f"{value:.2f}x"
-        lines.append(
-            f"  {target['what']}: {shown} (target {target['target']}) {state}"
-        )
-    return "\n".join(lines)

@@ -130,6 +130,21 @@ def _span_model(config):
     )
 
 
+def _call(backbone, inputs, training):
+    """Calls `backbone` in the functional model; `training=False` holds.
+
+    Keras 3 functional models hand the outer call's `training` to every
+    layer they hold, over the value a layer was called with when the
+    model was built (keras/src/models/functional.py, `operation_fn`), so
+    a backbone called with training=False would still run its dropout in
+    `fit`. Without "training" among its call-context arguments the
+    backbone keeps the False it was called with.
+    """
+    if training is False:
+        backbone._call_context_args = backbone._call_context_args - {"training"}
+    return backbone(inputs, training=training)
+
+
 def _text_model(backbone, num_outputs, config):
     # === Inputs ===
     inputs = {
@@ -138,8 +153,8 @@ def _text_model(backbone, num_outputs, config):
     }
     # === Functional Model ===
     # training=None follows fit/predict: dropout on while training only.
-    outputs = backbone(
-        inputs, training=None if config.backbone_dropout else False
+    outputs = _call(
+        backbone, inputs, None if config.backbone_dropout else False
     )
     if config.task == "tokens":  # a tag per position: no pooling
         features = heads.sequence_output(outputs)
@@ -167,7 +182,7 @@ def _image_model(backbone, family, converter, size, num_outputs, config):
         x = normalize(images)
     # train_batchnorm lets BatchNorm update its statistics too (training
     # from scratch); otherwise they stay the pretrained ones.
-    features = backbone(x, training=None if config.train_batchnorm else False)
+    features = _call(backbone, x, None if config.train_batchnorm else False)
     if len(features.shape) == 4:
         try:
             features = heads.pool_image(features, config.head.pooling)

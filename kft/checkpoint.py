@@ -161,17 +161,19 @@ def _write(prefix, groups):
     return {suffix: files.size(prefix + suffix) for suffix in _DATA_SUFFIXES}
 
 
-def save(model_dir, state, model, optimizer, keep):
+def save(model_dir, state, model, optimizer, keep, metrics=None):
     """Writes checkpoint `state.global_step`; keeps the last `keep`.
 
-    Returns the seconds it took.
+    `metrics` are the running metric variables of the model `fit` trains
+    (the model's own by default). Returns the seconds it took.
     """
     started = time.time()
     folder = folder_of(model_dir)
     files.makedirs(folder)
+    if metrics is None:
+        metrics = model.metrics_variables
     state.metrics = [
-        [v.path, keras.ops.convert_to_numpy(v).tolist()]
-        for v in model.metrics_variables
+        [v.path, keras.ops.convert_to_numpy(v).tolist()] for v in metrics
     ]
     name = f"ckpt-{state.global_step:09d}"
     groups = _objects(model, optimizer)

@@ -141,6 +141,13 @@ def default_config():
     # "", "balanced" or "sqrt" (from the training labels' frequencies; see
     # data.class_weights).
     config.class_weight = ""
+    # Cached frozen features (kft/cached.py): a phase that trains the head
+    # alone, with the backbone in inference mode and no augmentation,
+    # computes the backbone's pooled outputs once and fits the head on
+    # them. "auto" does so wherever valid and logs why not elsewhere;
+    # "true" makes a head-only phase that cannot be cached an error;
+    # "false" recomputes the backbone every step.
+    config.cache_features = "auto"
     config.precision = "float32"
     config.jit_compile = False
     config.steps_per_execution = 1

@@ -78,6 +78,15 @@ class MacroF1(keras.metrics.Metric):
         return {**super().get_config(), "num_classes": self.num_classes}
 
 
+def predict(model, dataset):
+    """Returns (labels, outputs) over a (inputs, labels) dataset."""
+    labels, outputs = [], []
+    for inputs, batch_labels in dataset:
+        outputs.append(np.asarray(model.predict_on_batch(inputs)))
+        labels.append(batch_labels.numpy())
+    return np.concatenate(labels), np.concatenate(outputs)
+
+
 def confusion_matrix(y_true, y_pred, num_classes):
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)

@@ -101,6 +101,16 @@ def pool_image(features, pooling):
     raise ValueError(f"unknown pooling '{pooling}'")
 
 
+# The layers `head` makes, in order; the first takes the pooled features.
+HEAD_LAYERS = ("head_dropout_0", "head_hidden", "head_dropout", "head_output")
+
+
+def head_layers(model):
+    """The head's layers of a model `head` built, in order."""
+    names = {layer.name for layer in model.layers}
+    return [model.get_layer(name) for name in HEAD_LAYERS if name in names]
+
+
 def head(features, num_outputs, task, head_config):
     """Dropout, an optional hidden Dense, then the output Dense in float32."""
     x = features

@@ -184,15 +184,6 @@ def batches(built, split, config, training_data):
     )
 
 
-def predict(model, dataset):
-    """Returns (labels, probabilities) over a (inputs, labels) dataset."""
-    labels, probabilities = [], []
-    for inputs, batch_labels in dataset:
-        probabilities.append(np.asarray(model.predict_on_batch(inputs)))
-        labels.append(batch_labels.numpy())
-    return np.concatenate(labels), np.concatenate(probabilities)
-
-
 def predict_in_order(built, split, config):
     """The model's outputs for `split`, in the split's example order.
 
@@ -202,7 +193,7 @@ def predict_in_order(built, split, config):
     """
     indexed = dataclasses.replace(split, label_ids=np.arange(len(split)))
     dataset = batches(built, indexed, config, training_data=False)
-    order, probabilities = predict(built.model, dataset)
+    order, probabilities = evaluation.predict(built.model, dataset)
     ordered = np.zeros_like(probabilities)
     ordered[order] = probabilities
     return ordered
@@ -533,7 +524,7 @@ def _validation_outputs(built, split, config):
     """(label ids, probabilities) of the validation split, None without."""
     if split is None:
         return None
-    return predict(built.model, batches(built, split, config, False))
+    return evaluation.predict(built.model, batches(built, split, config, False))
 
 
 def _write_config(config, model_dir):

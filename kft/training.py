@@ -8,7 +8,9 @@ order depends on the seed and epoch alone), then validation, history.csv,
 TensorBoard, best weights and early stopping, then a checkpoint
 (kft/checkpoint.py); checkpoints also come every
 `checkpoint.every_steps` steps. A rerun resumes from the newest good one
-at the exact step.
+at the exact step. A head-only phase whose backbone runs in inference mode
+on unaugmented data fits the head alone on backbone features computed once
+(kft/cached.py); the log says which path each phase takes.
 
 SIGTERM and Ctrl-C finish the current step, write a checkpoint and raise
 `Interrupted` (a second Ctrl-C stops at once). A NaN or Inf loss restores
@@ -30,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from kft import (
+    cached,
     checkpoint,
     evaluation,
     files,
@@ -211,6 +214,12 @@ class Trainer:
         self.class_weight = class_weight
         self.log = log
         self.steps = train_epochs.steps()
+        # What `model.fit` trains in the current phase: the model on the
+        # data, or (kft/cached.py) its head on cached features.
+        self.fit_model = self.model
+        self.fit_data = None  # (training Epochs, validation) of features
+        self.cache_phase = False
+        self.split = None  # (extractor, head) once made
         self.total_epochs = sum(phase.epochs for phase in phases)
         self.state = checkpoint.State(lr_scales=[1.0] * len(phases))
         self.optimizer = None
@@ -233,6 +242,14 @@ class Trainer:
             self.built.family.block_pattern,
             self.config.train_batchnorm,
         )
+        self.cache_phase, line = cached.decide(
+            self.config, self.built, phase, self.train_epochs
+        )
+        self.log(line)
+        self.fit_model, self.fit_data = self.model, None
+        self.steps = self.train_epochs.steps()
+        if self.cache_phase:
+            self.steps = self.train_epochs.in_memory_steps()
         self.schedule = optim.make_schedule(
             self.config.schedule,
             phase.learning_rate * self.state.lr_scales[index],
@@ -248,7 +265,41 @@ class Trainer:
         )
         self.optimizer = optimizer
         compile_model(self.model, optimizer, self.config, self.num_classes)
+        if self.cache_phase:
+            if self.split is None:
+                self.split = cached.split(self.model)
+            self.fit_model = self.split[1]
+            compile_model(
+                self.fit_model, optimizer, self.config, self.num_classes
+            )
         return phase
+
+    def _features(self):
+        """(training Epochs, validation data) of cached features, computed
+        on the first epoch of the phase (after any restore: the backbone's
+        weights are the checkpoint's then)."""
+        if self.fit_data is None:
+            started = time.time()
+            extractor = self.split[0]
+            labels, values = evaluation.predict(
+                extractor, self.train_epochs.ordered
+            )
+            train = self.train_epochs.in_memory((values, labels))
+            count, validation = len(labels), None
+            if self.validation_data is not None:
+                labels, values = evaluation.predict(
+                    extractor, self.validation_data
+                )
+                count += len(labels)
+                validation = tf.data.Dataset.from_tensor_slices(
+                    (values, labels)
+                ).batch(self.config.data.eval_batch_size)
+            self.fit_data = (train, validation)
+            self.log(
+                f"computed the backbone features of {count} examples in "
+                f"{time.time() - started:.1f}s"
+            )
+        return self.fit_data
 
     def current_rate(self):
         return float(np.asarray(self.schedule(self.optimizer.iterations)))
@@ -265,6 +316,7 @@ class Trainer:
             self.model,
             self.optimizer,
             self.config.checkpoint.keep,
+            metrics=self.fit_model.metrics_variables,
         )
 
     def restore(self):
@@ -391,12 +443,15 @@ class Trainer:
         verbose = _verbosity(self.config.verbose)
         if verbose:
             print(f"Epoch {state.epoch + 1}/{self.total_epochs}", flush=True)
+        train_epochs, validation_data = self.train_epochs, self.validation_data
+        if self.cache_phase:
+            train_epochs, validation_data = self._features()
         if state.train_logs is None:
             skip = state.step
-            dataset = self.train_epochs.dataset(
+            dataset = train_epochs.dataset(
                 state.epoch, state.epoch + 1, skip=skip
             )
-            history = self.model.fit(
+            history = self.fit_model.fit(
                 dataset,
                 steps_per_epoch=self.steps - skip,
                 epochs=1,
@@ -408,9 +463,9 @@ class Trainer:
                 k: float(v[-1]) for k, v in history.history.items()
             }
         logs = dict(state.train_logs)
-        if self.validation_data is not None:
-            results = self.model.evaluate(
-                self.validation_data,
+        if validation_data is not None:
+            results = self.fit_model.evaluate(
+                validation_data,
                 verbose=0,
                 return_dict=True,
                 callbacks=[_Steps(self, state.step)],

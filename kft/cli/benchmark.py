@@ -148,6 +148,7 @@ def main(argv):
     config_lib.apply_overrides(config, common.config_overrides())
     common.import_tensorflow_quietly()  # kft.benchmark imports it
     from kft import benchmark
+    from kft.peers import table
 
     if mode == "data":
         result = benchmark.data(
@@ -159,7 +160,7 @@ def main(argv):
         config, _settings(), log=lambda line: print(f"kft: {line}", flush=True)
     )
     report["experiment"] = experiment
-    print(benchmark.format_compare(report), flush=True)
+    print(table.format_compare(report), flush=True)
     if _OUTPUT.value:
         with open(_OUTPUT.value, "w") as file:
             json.dump(report, file, indent=2)

@@ -30,11 +30,31 @@ class Epochs:
 
     Args:
         make_epoch: epoch number -> that epoch's batches, a tf.data.Dataset.
+        ordered: the same examples, unshuffled and unaugmented, batched
+            for inference (kft/cached.py computes features from them);
+            None where there is no such order.
+        count: how many examples there are.
+        batch_size: examples per training batch.
+        seed: the run's seed (epoch `e` uses `_epoch_seed(seed, e)`).
+        drop_remainder: whether a partial last batch is dropped.
     """
 
-    def __init__(self, make_epoch):
+    def __init__(
+        self,
+        make_epoch,
+        ordered=None,
+        count=0,
+        batch_size=0,
+        seed=0,
+        drop_remainder=False,
+    ):
         self._make_epoch = make_epoch
         self._steps = None
+        self.ordered = ordered
+        self.count = count
+        self.batch_size = batch_size
+        self.seed = seed
+        self.drop_remainder = drop_remainder
 
     def dataset(self, first=0, last=None, skip=0):
         """Epochs [first, last) back to back (one without `last`), without
@@ -56,6 +76,35 @@ class Epochs:
                 )
             )
         return self._steps
+
+    def in_memory_steps(self):
+        """Batches per epoch of `in_memory` epochs, known before them."""
+        whole, rest = divmod(self.count, self.batch_size)
+        return whole + (1 if rest and not self.drop_remainder else 0)
+
+    def in_memory(self, arrays):
+        """`arrays` (a row per example, e.g. features and labels) as Epochs
+        batched like these: epoch `e` shuffles all rows with its seed and
+        batches them (no length grouping: rows have no padding). Image
+        epochs whose shuffle buffer holds the whole split come in the
+        same order as these."""
+        examples = tf.data.Dataset.from_tensor_slices(arrays)
+
+        def make_epoch(epoch):
+            seed = _epoch_seed(self.seed, epoch)
+            return examples.shuffle(self.count, seed=seed).batch(
+                self.batch_size, drop_remainder=self.drop_remainder
+            )
+
+        epochs = Epochs(
+            make_epoch,
+            count=self.count,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            drop_remainder=self.drop_remainder,
+        )
+        epochs._steps = self.in_memory_steps()
+        return epochs
 
 
 # === Text pipeline ===
@@ -147,7 +196,7 @@ def text_batches(
     else:
         lengths = list(range(granularity, length, granularity)) + [length]
 
-    def batches(examples, epoch_seed=None):
+    def batches(examples, epoch_seed=None, drop=drop_remainder):
         if epoch_seed is not None:
             examples = examples.shuffle(len(split), seed=epoch_seed)
         examples = examples.bucket_by_sequence_length(
@@ -156,7 +205,7 @@ def text_batches(
             ),
             bucket_boundaries=[b + 1 for b in lengths[:-1]],
             bucket_batch_sizes=[batch_size] * len(lengths),
-            drop_remainder=drop_remainder,
+            drop_remainder=drop,
         )
         examples = examples.map(_trim(lengths))
         if epoch_seed is not None:
@@ -165,9 +214,18 @@ def text_batches(
             examples = examples.shuffle(64, seed=epoch_seed + 1)
         return examples
 
+    # Every example once (none dropped), unshuffled.
+    ordered = batches(dataset, drop=False).prefetch(tf.data.AUTOTUNE)
     if not training:
-        return batches(dataset).prefetch(tf.data.AUTOTUNE)
-    return Epochs(lambda epoch: batches(dataset, _epoch_seed(seed, epoch)))
+        return ordered
+    return Epochs(
+        lambda epoch: batches(dataset, _epoch_seed(seed, epoch)),
+        ordered,
+        len(split),
+        batch_size,
+        seed,
+        drop_remainder,
+    )
 
 
 def _pack(preprocessor, texts, pairs=None):
@@ -264,14 +322,13 @@ def image_batches(
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if len(split) * size * size * 3 < 2**30:
         dataset = dataset.cache()
+    ordered = (
+        dataset.map(lambda image, label: (tf.cast(image, tf.float32), label))
+        .batch(batch_size, drop_remainder=drop_remainder and not training)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     if not training:
-        return (
-            dataset.map(
-                lambda image, label: (tf.cast(image, tf.float32), label)
-            )
-            .batch(batch_size, drop_remainder=drop_remainder)
-            .prefetch(tf.data.AUTOTUNE)
-        )
+        return ordered
     buffer = _shuffle_buffer(len(split), size * size * 3)
 
     def batches(epoch):
@@ -296,7 +353,9 @@ def image_batches(
             )
         return examples
 
-    return Epochs(batches)
+    return Epochs(
+        batches, ordered, len(split), batch_size, seed, drop_remainder
+    )
 
 
 def _mix(dataset, num_classes, mixup, cutmix, seed):

@@ -10,6 +10,10 @@ warm-up, steps and repeats, and the paths of its data and model. Peers:
            and `model.fit` at default settings (kft/peers/keras_peer.py)
     torch  PyTorch + transformers `from_pretrained` on the same folder, a
            plain training loop (kft/peers/torch_peer.py)
+    kft_cached  kft's cached-features path for a frozen backbone: whole
+           epochs of the head on features computed once (kft_peer.py)
+
+kft/peers/cases.py builds the specs and kft/peers/table.py reports them.
 
 `run_case` runs a case here; `python -m kft.peers SPEC OUT` runs it in a
 fresh process, so each peer's peak memory is its own, and writes the result
@@ -31,6 +35,7 @@ RUNNERS = {
     ("text_epoch", "torch"): ("kft.peers.torch_peer", "text_epoch"),
     ("images", "kft"): ("kft.peers.kft_peer", "images"),
     ("images", "keras"): ("kft.peers.keras_peer", "images"),
+    ("images", "kft_cached"): ("kft.peers.kft_peer", "images_cached"),
     ("utilization", "matmul"): ("kft.peers.measure", "matmul_peak"),
 }
 

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from kft import builder, data, freeze, optim, run, training
+from kft import builder, cached, data, evaluation, freeze, optim, run, training
 from kft import config as config_lib
 from kft.errors import UserError
 from kft.peers import keras_peer
@@ -129,6 +129,39 @@ def images(spec):
     compile_last_phase(built, config, num_classes)
     epochs = run.batches(built, split, config, True)
     return {"rates": _fit_steps(built.model, epochs, spec)}
+
+
+def images_cached(spec):
+    """Whole epochs of a frozen backbone's head on cached features, as
+    kft-train's cached phase runs them (kft/cached.py): the features of
+    every image computed once (`features_seconds`, not in the rates), then
+    one warm-up epoch and `repeats` timed epochs of the head's fit."""
+    config = _config(spec)
+    split, num_classes = read_split(spec["data"])
+    built = builder.build(config, num_classes)
+    compile_last_phase(built, config, num_classes)
+    extractor, head = cached.split(built.model)
+    training.compile_model(head, built.model.optimizer, config, num_classes)
+    epochs = run.batches(built, split, config, True)
+    started = time.perf_counter()
+    labels, features = evaluation.predict(extractor, epochs.ordered)
+    features_seconds = time.perf_counter() - started
+    feature_epochs = epochs.in_memory((features, labels))
+    seconds = []
+    for epoch in range(1 + spec["repeats"]):
+        started = time.perf_counter()
+        head.fit(
+            feature_epochs.dataset(epoch, epoch + 1),
+            steps_per_epoch=feature_epochs.steps(),
+            epochs=1,
+            verbose=0,
+        )
+        seconds.append(time.perf_counter() - started)
+    return {
+        "rates": [len(split) / s for s in seconds[1:]],
+        "warmup_seconds": seconds[0],
+        "features_seconds": features_seconds,
+    }
 
 
 def layer_flops(model):

@@ -1,0 +1,191 @@
+"""Cached frozen features (kft/cached.py): the head phase trained on
+features computed once ends where the recomputing path ends."""
+
+import os
+import signal
+import types
+
+import keras
+import numpy as np
+import pytest
+from conftest import tiny_image_config
+
+from kft import cached, freeze, heads, run, training
+from kft import config as config_lib
+from kft.errors import Interrupted, UserError
+
+
+def _head_weights(model):
+    return [
+        keras.ops.convert_to_numpy(v)
+        for layer in heads.head_layers(model)
+        for v in layer.weights
+    ]
+
+
+def _train(config, model_dir, log=None, resume=False):
+    """Builds (seeded) and trains `config`; returns (built, log lines)."""
+    lines = []
+    run.set_seed(config.seed)
+    built, splits = run.prepare(config)
+    validation = run.batches(built, splits.validation, config, False)
+    trainer = training.Trainer(
+        built,
+        freeze.plan_from_config(config),
+        run.batches(built, splits.train, config, True),
+        validation,
+        config,
+        str(model_dir),
+        len(splits.labels),
+        log=log or lines.append,
+    )
+    trainer.run(resume)
+    return built, lines
+
+
+def _image_config(image_folder):
+    config = tiny_image_config(image_folder)
+    config.plan = "linear_probe"
+    config.epochs = 2
+    config.head.dropout = 0.0  # the two paths draw different masks
+    config.data.validation_fraction = 0.25
+    config.verbose = 0
+    return config
+
+
+def _text_config(tiny_bert, text_csv):
+    config = config_lib.default_config()
+    config.backbone = tiny_bert
+    config.data.train = text_csv[0]
+    config.plan = "linear_probe"
+    config.epochs = 2
+    config.head.dropout = 0.0
+    config.backbone_dropout = False
+    # One batch per epoch: text batches differ in grouping between the
+    # paths (see kft/cached.py), a whole-set batch does not.
+    config.data.batch_size = 64
+    config.verbose = 0
+    return config
+
+
+@pytest.mark.parametrize("modality", ["image", "text"])
+def test_cached_head_phase_matches_recomputing(
+    modality, image_folder, tiny_bert, text_csv, tmp_path
+):
+    if modality == "image":
+        config = _image_config(image_folder)
+    else:
+        config = _text_config(tiny_bert, text_csv)
+    results = {}
+    for mode in ("true", "false"):
+        config.cache_features = mode
+        built, lines = _train(
+            config.copy_and_resolve_references(), tmp_path / mode
+        )
+        history = (tmp_path / mode / "history.csv").read_text().splitlines()
+        results[mode] = (_head_weights(built.model), history, lines)
+    (
+        (cached_weights, cached_history, lines),
+        (plain_weights, plain_history, _),
+    ) = (
+        results["true"],
+        results["false"],
+    )
+    assert any("on cached backbone features" in line for line in lines)
+    assert any("computed the backbone features" in line for line in lines)
+    for a, b in zip(cached_weights, plain_weights):
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4)
+    assert len(cached_history) == len(plain_history) == 1 + config.epochs
+    header = cached_history[0].split(",")
+    assert header == plain_history[0].split(",")
+    for row, other in zip(cached_history[1:], plain_history[1:]):
+        values = dict(zip(header, row.split(",")))
+        others = dict(zip(header, other.split(",")))
+        for key in ("val_loss", "val_accuracy", "loss"):
+            assert float(values[key]) == pytest.approx(
+                float(others[key]), abs=1e-4
+            )
+
+
+def _decision(mode="auto", modality="image", **changes):
+    config = config_lib.default_config()
+    config.cache_features = mode
+    config.backbone_dropout = False
+    for key, value in changes.items():
+        config_lib.override(config, key, str(value))
+    built = types.SimpleNamespace(modality=modality)
+    epochs = types.SimpleNamespace(ordered=object())
+    head = freeze.Phase("head", 1, ("head",), 1e-3)
+    return cached.decide(config, built, head, epochs)
+
+
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"data.augment": "flip"}, "data.augment augment"),
+        ({"data.mixup": 0.2}, "data.mixup augment"),
+        ({"train_batchnorm": True}, "train_batchnorm"),
+    ],
+)
+def test_auto_falls_back_with_augmentation_and_true_refuses(changes, reason):
+    use, line = _decision("auto", **changes)
+    assert not use
+    assert reason in line and "computing the backbone every" in line
+    with pytest.raises(UserError, match="cannot use cached features"):
+        _decision("true", **changes)
+
+
+def test_which_phases_are_cached():
+    assert _decision("auto")[0]
+    assert not _decision("false")[0]
+    assert _decision("auto", "text")[0]
+    use, line = _decision("auto", "text", backbone_dropout=True)
+    assert not use and "backbone_dropout" in line
+    with pytest.raises(UserError, match="cache_features"):
+        _decision("maybe")
+
+
+def test_resumed_inside_the_cached_phase_ends_like_a_run_never_stopped(
+    image_folder, tmp_path
+):
+    config = _image_config(image_folder)
+    config.plan = "two_phase"
+    config.head_epochs = 2
+    config.epochs = 1
+    config.checkpoint.every_steps = 1
+    config.deterministic = True
+    plain, _ = _train(config.copy_and_resolve_references(), tmp_path / "plain")
+    lines = []
+
+    def stop_once(line):
+        lines.append(line)
+        if "computed the backbone features" in line and len(lines) < 5:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler sets a flag
+
+    with pytest.raises(Interrupted):
+        _train(
+            config.copy_and_resolve_references(), tmp_path / "run", stop_once
+        )
+    resumed, _ = _train(
+        config.copy_and_resolve_references(), tmp_path / "run", stop_once, True
+    )
+    assert any("resuming from the checkpoint" in line for line in lines)
+    assert sum("computed the backbone features" in line for line in lines) == 2
+    assert any(
+        "path of phase full: computing the backbone" in line for line in lines
+    )
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in history[1:]] == [
+        "head",
+        "head",
+        "full",
+    ]
+    assert (
+        history == (tmp_path / "plain" / "history.csv").read_text().splitlines()
+    )
+    for a, b in zip(resumed.model.weights, plain.model.weights):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(a),
+            keras.ops.convert_to_numpy(b),
+            atol=1e-6,
+        )
