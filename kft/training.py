@@ -29,7 +29,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kft import checkpoint, evaluation, files, freeze, optim, summaries
+from kft import (
+    checkpoint,
+    distribute,
+    evaluation,
+    files,
+    freeze,
+    optim,
+    summaries,
+)
 from kft.errors import Diverged, Interrupted, UserError
 
 # Keras warns about both for every tf.data input whose length it cannot see
@@ -81,7 +89,8 @@ def compile_model(model, optimizer, config, num_classes):
             evaluation.MacroF1(num_classes),
         ],
         jit_compile=config.jit_compile,
-        steps_per_execution=config.steps_per_execution,
+        # 0 ("auto") is resolved by run.train; callers that skip it get 1.
+        steps_per_execution=config.steps_per_execution or 1,
     )
 
 
@@ -139,20 +148,13 @@ class _Steps(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             raise _NonFinite(state, trainer.current_rate())
         every = trainer.config.checkpoint.every_steps
-        if trainer.signals.received:
-            trainer.save()
-            raise Interrupted(trainer.signals.received, state.global_step)
+        trainer.stop_if_signalled()
         crossed = every and state.global_step // every > before // every
         if crossed and done < trainer.steps:
             trainer.save()
 
     def on_test_batch_end(self, batch, logs=None):
-        trainer = self.trainer
-        if trainer.signals.received:
-            trainer.save()
-            raise Interrupted(
-                trainer.signals.received, trainer.state.global_step
-            )
+        self.trainer.stop_if_signalled()
 
 
 class Trainer:
@@ -171,6 +173,8 @@ class Trainer:
         num_classes,
         class_weight=None,
         log=print,
+        shared_dir=None,
+        strategy=None,
     ):
         metrics = ("loss", "accuracy", "macro_f1")
         monitors = [f"val_{m}" for m in metrics] + list(metrics)
@@ -184,8 +188,14 @@ class Trainer:
         self.phases = phases
         self.train_epochs = train_epochs
         self.validation_data = validation_data
+        if validation_data is not None:
+            self.validation_data = distribute.shard(validation_data)
         self.config = config
         self.model_dir = model_dir
+        # Where a resumed run's checkpoints are: the chief's run folder
+        # (`model_dir` is a temporary folder on other workers).
+        self.shared_dir = shared_dir or model_dir
+        self.strategy = strategy or tf.distribute.get_strategy()
         self.num_classes = num_classes
         self.class_weight = class_weight
         self.log = log
@@ -229,6 +239,17 @@ class Trainer:
         compile_model(self.model, optimizer, self.config, self.num_classes)
         return phase
 
+    def stop_if_signalled(self):
+        """After SIGTERM or Ctrl-C on this or (multi-worker) any worker:
+        a checkpoint, then `Interrupted`; every worker stops at the same
+        step, as tf.distribute's PreemptionCheckpointHandler would."""
+        received = self.signals.received
+        if distribute.any_worker(self.strategy, received):
+            self.save()
+            raise Interrupted(
+                received or signal.SIGTERM, self.state.global_step
+            )
+
     def current_rate(self):
         return float(np.asarray(self.schedule(self.optimizer.iterations)))
 
@@ -264,7 +285,7 @@ class Trainer:
             return self.optimizer
 
         restored = checkpoint.restore(
-            self.model_dir, self.model, optimizer_for, warn=self.log
+            self.shared_dir, self.model, optimizer_for, warn=self.log
         )
         if restored is None:
             self.state = current
@@ -372,8 +393,10 @@ class Trainer:
             print(f"Epoch {state.epoch + 1}/{self.total_epochs}", flush=True)
         if state.train_logs is None:
             skip = state.step
-            dataset = self.train_epochs.dataset(
-                state.epoch, state.epoch + 1, skip=skip
+            dataset = distribute.shard(
+                self.train_epochs.dataset(
+                    state.epoch, state.epoch + 1, skip=skip
+                )
             )
             history = self.model.fit(
                 dataset,
@@ -410,7 +433,7 @@ class Trainer:
             self.tensorboard.write_phase(phase.name, row["epoch"])
         self.tensorboard.write_epoch(row)
         self.tensorboard.steps_before = state.phase_first_step
-        done = int(self.optimizer.iterations)
+        done = int(keras.ops.convert_to_numpy(self.optimizer.iterations))
         self.tensorboard.write_rates(
             self.schedule, max(done - self.steps, 0), done
         )
@@ -444,7 +467,12 @@ class Trainer:
 
     def _finish(self):
         state = self.state
-        if checkpoint.load_best(self.model_dir, self.model, state.best_file):
+        # A worker restarted mid-run finds the best weights the chief wrote.
+        folders = (self.model_dir, self.shared_dir)
+        if any(
+            checkpoint.load_best(folder, self.model, state.best_file)
+            for folder in folders
+        ):
             self.log(
                 f"restored the best weights: epoch {state.best_epoch}, "
                 f"{self.config.monitor} {state.best_value:.4f}"
