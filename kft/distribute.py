@@ -5,7 +5,8 @@ point) before TensorFlow runs anything, and the model is built, compiled
 and fit under its scope:
 
     default        one device (the first GPU, else the CPU)
-    mirrored       every GPU of this machine (MirroredStrategy)
+    mirrored       every GPU of this machine (MirroredStrategy), else
+                   every logical CPU
     multi_worker   every GPU of every machine in TF_CONFIG
                    (MultiWorkerMirroredStrategy); one kft-train per machine
     tpu            a Cloud or Colab TPU (TPUStrategy); --config.tpu names it
@@ -74,11 +75,18 @@ def make_strategy(name, tpu=""):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy(_local_devices())
     if name == "multi_worker":
         _check_tf_config()
         return _MultiWorker()
     return _tpu_strategy(tpu)
+
+
+def _local_devices():
+    """Every GPU of this machine, else every logical CPU (one, unless
+    set up as several with tf.config.set_logical_device_configuration)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
 
 
 def _check_tf_config():

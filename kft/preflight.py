@@ -63,7 +63,9 @@ def check_dataset(dataset, name, static="all"):
     """
     for spec in tf.nest.flatten(dataset.element_spec):
         shape = spec.shape
-        dims = {"all": shape, "batch": shape[:1], "none": []}[static]
+        if static == "none":
+            break
+        dims = shape if static == "all" else shape[:1]
         if shape.rank is None or any(d is None for d in dims):
             raise UserError(
                 f"the {name} data has a dynamic shape {shape}; TPUs need "
