@@ -38,14 +38,14 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 TPU_STEPS_PER_EXECUTION = 32
 
 
-class _MultiWorker(tf.distribute.MultiWorkerMirroredStrategy):
-    """MultiWorkerMirroredStrategy with a `reduce` Keras 3 can call.
+class _KerasReduce:
+    """A strategy's `reduce`, as Keras 3.15 calls it.
 
-    Keras 3.15's fit reduces the whole (inputs, labels) batch with one
-    `reduce` call, to get a sample batch to build with, and the scalar
-    step logs with `axis=0`; the multi-worker strategy takes neither (one
-    value at a time, no axis on a scalar, numbers only). Values it cannot
-    reduce (a boolean padding mask) come back as this worker's.
+    Keras' fit reduces the whole (inputs, labels) batch with one `reduce`
+    call, to get a sample batch to build with, and (multi-worker) the
+    scalar step logs with `axis=0`; the strategies take one value at a
+    time, no axis on a scalar and numbers only. Values they cannot reduce
+    (a boolean padding mask) come back as the first replica's.
     """
 
     def reduce(self, reduce_op, value, axis):
@@ -54,11 +54,22 @@ class _MultiWorker(tf.distribute.MultiWorkerMirroredStrategy):
             dtype = tf.as_dtype(local.dtype)
             if not (dtype.is_floating or dtype.is_integer):
                 return local
-            rank = local.shape.rank
-            parent = super(_MultiWorker, self)
-            return parent.reduce(reduce_op, item, None if rank == 0 else axis)
+            axis_here = None if local.shape.rank == 0 else axis
+            return super(_KerasReduce, self).reduce(reduce_op, item, axis_here)
 
         return tf.nest.map_structure(one, value)
+
+
+class _Mirrored(_KerasReduce, tf.distribute.MirroredStrategy):
+    pass
+
+
+class _MultiWorker(_KerasReduce, tf.distribute.MultiWorkerMirroredStrategy):
+    pass
+
+
+class _TPU(_KerasReduce, tf.distribute.TPUStrategy):
+    pass
 
 
 def check_name(name):
@@ -75,7 +86,7 @@ def make_strategy(name, tpu=""):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy(_local_devices())
+        return _Mirrored(_local_devices())
     if name == "multi_worker":
         _check_tf_config()
         return _MultiWorker()
@@ -120,7 +131,7 @@ def _tpu_strategy(tpu):
             f"no TPU at --config.tpu='{tpu}' ({first}); on a TPU VM or "
             "Colab's TPU runtime use --config.tpu=local"
         ) from None
-    return tf.distribute.TPUStrategy(resolver)
+    return _TPU(resolver)
 
 
 def resolve(config):

@@ -72,15 +72,34 @@ def _rows(history):
     return [dict(zip(header, line.split(","))) for line in lines[1:]]
 
 
-def test_mirrored_matches_one_device(tmp_path, tiny_bert, texts):
+@pytest.fixture(scope="module")
+def bert_without_dropout(tmp_path_factory):
+    """The tiny BERT of conftest with dropout 0: two replicas would draw
+    other dropout masks than one device."""
+    import keras_hub
+    from conftest import VOCAB
+
+    folder = str(tmp_path_factory.mktemp("bert_without_dropout"))
+    keras_hub.models.BertBackbone(
+        vocabulary_size=len(VOCAB),
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=32,
+        dropout=0.0,
+    ).save_to_preset(folder)
+    keras_hub.models.BertTokenizer(vocabulary=VOCAB).save_to_preset(folder)
+    return folder
+
+
+def test_mirrored_matches_one_device(tmp_path, bert_without_dropout, texts):
     from kft import config as config_lib
 
     config = config_lib.default_config()
-    flags = _flags(tiny_bert, texts) | {
+    flags = _flags(bert_without_dropout, texts) | {
         "plan": "full",
-        # No dropout: the replicas would draw other masks than one device.
         "head.dropout": "0",
-        "backbone_dropout": "false",
     }
     config_lib.apply_overrides(config, flags.items())
     result = subprocess.run(
@@ -94,12 +113,12 @@ def test_mirrored_matches_one_device(tmp_path, tiny_bert, texts):
     assert "strategy mirrored: 2 replica(s), global batch 8" in result.stdout
     runs = json.loads(result.stdout.strip().splitlines()[-1])
     one, two = (_rows(runs[s]["history"]) for s in ("default", "mirrored"))
-    assert len(one) == len(two) == 2
+    assert len(one) == len(two) == 2, runs
     for row_one, row_two in zip(one, two):
         for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
             assert float(row_two[key]) == pytest.approx(
                 float(row_one[key]), rel=1e-4, abs=1e-5
-            ), key
+            ), (key, runs)
     for strategy in ("default", "mirrored"):
         metrics = runs[strategy]["metrics"]
         assert metrics["evaluated_examples"] == metrics["num_examples"] == 21
