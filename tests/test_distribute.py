@@ -100,6 +100,9 @@ def test_mirrored_matches_one_device(tmp_path, bert_without_dropout, texts):
     flags = _flags(bert_without_dropout, texts) | {
         "plan": "full",
         "head.dropout": "0",
+        # Keras clips each replica's gradients before they are summed
+        # (0.4% off the one-device loss here with clipnorm 1).
+        "optimizer.clipnorm": "0",
     }
     config_lib.apply_overrides(config, flags.items())
     result = subprocess.run(
