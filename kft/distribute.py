@@ -22,6 +22,7 @@ multi-worker checkpointing wants every worker to save) to a local
 temporary folder of their own, removed when the run ends.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -175,12 +176,17 @@ def is_chief(strategy):
 
 
 def output_dir(model_dir, strategy):
-    """Where this process writes: `model_dir` for the chief, a fresh local
-    temporary folder for other workers (`remove_output` deletes it)."""
+    """Where this process writes: `model_dir` for the chief, else a local
+    temporary folder of this worker and run (`remove_output` deletes it;
+    a worker restarted after a kill empties the one it left)."""
     if is_chief(strategy):
         return model_dir
     _, task_id = _task(strategy)
-    return tempfile.mkdtemp(prefix=f"kft-worker{task_id}-")
+    run = hashlib.sha1(str(model_dir).encode()).hexdigest()[:12]
+    folder = os.path.join(tempfile.gettempdir(), f"kft-worker{task_id}-{run}")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    return folder
 
 
 def remove_output(output, model_dir):

@@ -60,7 +60,7 @@ def _flags(bert, texts):
         "data.batch_size": "8",
         "data.sequence_length": "16",
         "plan": "linear_probe",
-        "epochs": "2",
+        "epochs": "1",
         "export": "false",
         "verbose": "0",
     }
@@ -116,7 +116,7 @@ def test_mirrored_matches_one_device(tmp_path, bert_without_dropout, texts):
     assert "strategy mirrored: 2 replica(s), global batch 8" in result.stdout
     runs = json.loads(result.stdout.strip().splitlines()[-1])
     one, two = (_rows(runs[s]["history"]) for s in ("default", "mirrored"))
-    assert len(one) == len(two) == 2, runs
+    assert len(one) == len(two) == 1, runs
     for row_one, row_two in zip(one, two):
         for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
             assert float(row_two[key]) == pytest.approx(
@@ -183,6 +183,11 @@ def _checkpoint_steps(model_dir):
     ]
 
 
+def _worker_folders(folder):
+    # (TMPDIR also holds TensorFlow's autograph files.)
+    return [name for name in os.listdir(folder) if name.startswith("kft-")]
+
+
 def test_multi_worker_killed_worker_resumes_and_only_chief_writes(
     tmp_path, tiny_bert, texts
 ):
@@ -208,6 +213,7 @@ def test_multi_worker_killed_worker_resumes_and_only_chief_writes(
         processes[0].wait()
     processes[1].wait()
     killed_at = max(_checkpoint_steps(model_dir))
+    assert _worker_folders(temporary[1]), "worker 1 wrote nothing"
     # The cluster manager restarts the job: the same command on each.
     processes = _start_workers(model_dir, flags, temporary, tmp_path, 1)
     for index, process in enumerate(processes):
@@ -220,11 +226,11 @@ def test_multi_worker_killed_worker_resumes_and_only_chief_writes(
     print(f"killed at step {killed_at} of {max(_checkpoint_steps(model_dir))}")
     assert killed_at < max(_checkpoint_steps(model_dir))
     # Only the chief left files; the worker's temporary folder is gone.
-    assert sorted(os.listdir(temporary[1])) == []
+    assert not _worker_folders(temporary[1])
     names = set(os.listdir(model_dir))
     assert {"config.json", "history.csv", "metrics.json"} <= names
     history = _rows((model_dir / "history.csv").read_text())
-    assert [row["epoch"] for row in history] == ["1", "2"]
+    assert [row["epoch"] for row in history] == ["1"]
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["evaluated_examples"] == metrics["num_examples"] == 21
 
