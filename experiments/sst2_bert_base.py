@@ -3,7 +3,9 @@
     kft-train --experiment=sst2_bert_base --model_dir=runs/sst2_bert_base
 
 Needs the internet (the bert_base_en_uncased preset and glue/sst2 from
-TFDS) and a GPU or TPU to be quick. SST-2's test labels are hidden, so the
+TFDS) and a GPU or TPU to be quick: add --config.strategy=mirrored for
+every GPU of the machine, or --config.strategy=tpu --config.tpu=local on
+a TPU VM (experiments/colab_tpu.ipynb runs it on Colab's TPU). SST-2's test labels are hidden, so the
 last 5% of the training split is the validation data and GLUE's validation
 split (872 sentences) is the test split.
 

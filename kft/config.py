@@ -93,6 +93,11 @@ def default_config():
     # the sequence length) so XLA/TPU compile a bounded number of shapes;
     # "auto" is fixed when jit_compile is on or the strategy is TPU.
     config.data.text_shapes = "auto"
+    # The global batch: split across the replicas of a distributed run
+    # (32 on 4 GPUs is 8 per GPU). Learning rates are for this batch and
+    # stay as they are when the replica count changes; raise the batch with
+    # the replicas and scale the rates yourself (linearly, or by the square
+    # root for Adam-type optimizers, then check with lr_find).
     config.data.batch_size = 32
     config.data.eval_batch_size = 64
 
@@ -148,11 +153,20 @@ def default_config():
     # "true" makes a head-only phase that cannot be cached an error;
     # "false" recomputes the backbone every step.
     config.cache_features = "auto"
-    config.precision = "float32"
+    # "auto" is mixed_bfloat16 on TPU, float32 elsewhere; also
+    # "mixed_float16" (GPUs) and "mixed_bfloat16".
+    config.precision = "auto"
     config.jit_compile = False
-    config.steps_per_execution = 1
-    # The tf.distribute strategy models are built and trained under.
+    # Steps per tf.function call; 0 is 32 on TPU (each call is a round trip
+    # to the host) and 1 elsewhere.
+    config.steps_per_execution = 0
+    # The tf.distribute strategy models are built, compiled and fit under
+    # (kft/distribute.py): "default" (one device), "mirrored" (every GPU
+    # here), "multi_worker" (the machines in TF_CONFIG), "tpu".
     config.strategy = "default"
+    # strategy "tpu": "" finds the TPU (Colab, the TPU_NAME variable),
+    # "local" is this TPU VM, else a TPU name or grpc:// address.
+    config.tpu = ""
     # Model selection: the best epoch by this validation metric is kept.
     config.monitor = "val_macro_f1"
     config.early_stopping_patience = 0

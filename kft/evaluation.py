@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kft import files
+from kft import distribute, files
 from kft import threshold as threshold_lib
 
 
@@ -82,7 +82,7 @@ def predict(model, dataset):
     """Returns (labels, outputs) over a (inputs, labels) dataset."""
     labels, outputs = [], []
     for inputs, batch_labels in dataset:
-        outputs.append(np.asarray(model.predict_on_batch(inputs)))
+        outputs.append(distribute.predict_batch(model, inputs))
         labels.append(batch_labels.numpy())
     return np.concatenate(labels), np.concatenate(outputs)
 

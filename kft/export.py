@@ -54,7 +54,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging as absl_logging
 
-from kft import data, files, tasks
+from kft import data, distribute, files, tasks
 from kft import threshold as threshold_lib
 from kft.errors import ExportError, UserError
 
@@ -431,7 +431,7 @@ def keras_probabilities(built, values):
             ),
             tf.float32,
         )
-    return np.asarray(built.model.predict_on_batch(inputs), np.float32)
+    return np.asarray(distribute.predict_batch(built.model, inputs), np.float32)
 
 
 def check(path, built, labels, values, threshold=None, delimiter=","):

@@ -157,7 +157,7 @@ def _prompts(examples, count):
     return prompts
 
 
-def train(config, model_dir, overwrite=False):
+def train(config, model_dir, overwrite=False, strategy=None):
     """Fine-tunes, evaluates, samples and exports; returns metrics."""
     started = time.time()
     requested = json.loads(config_lib.to_json(config))
@@ -174,7 +174,7 @@ def train(config, model_dir, overwrite=False):
     splits, notes = load_splits(config)
     for line in notes:
         _log(line)
-    strategy = run.make_strategy(config.strategy)
+    strategy = strategy or run.make_strategy(config, model_dir)
     with strategy.scope():
         causal_lm, built = build(config)
     maximum = getattr(built.backbone, "max_sequence_length", None) or 1024

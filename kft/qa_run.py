@@ -146,7 +146,7 @@ def answers_for(model, examples, tokenizer, config, threshold=None):
     )
 
 
-def train(config, model_dir, overwrite=False):
+def train(config, model_dir, overwrite=False, strategy=None):
     """Fine-tunes a span model, evaluates and exports; returns metrics."""
     started = time.time()
     requested = json.loads(config_lib.to_json(config))
@@ -164,7 +164,7 @@ def train(config, model_dir, overwrite=False):
     splits, notes = squad.load_splits(config.data, config.data.split_seed)
     for line in notes:
         _log(line)
-    strategy = run.make_strategy(config.strategy)
+    strategy = strategy or run.make_strategy(config, model_dir)
     with strategy.scope():
         built = builder.build(config, 0)
     model, backbone = built.model, built.backbone

@@ -22,12 +22,14 @@ from kft import (
     builder,
     checkpoint,
     data,
+    distribute,
     evaluation,
     export,
     files,
     freeze,
     lr_find,
     optim,
+    preflight,
     regression,
     tasks,
     threshold,
@@ -60,7 +62,7 @@ def set_seed(seed):
 
 CHOICES = {
     "class_weight": ("", "balanced", "sqrt"),
-    "precision": ("float32", "mixed_float16", "mixed_bfloat16"),
+    "precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
     "optimizer.name": optim.OPTIMIZERS,
     "schedule.name": optim.SCHEDULES,
     "head.pooling": ("auto", "mean", "cls", "pooled", "avg", "max"),
@@ -89,13 +91,6 @@ def check_choices(config):
                 f"bad value '{config.data[key]}' for --config.data.{key}; "
                 "valid: 0 (off) or a positive Beta alpha such as 0.2"
             )
-
-
-def make_strategy(name):
-    """The tf.distribute strategy of `--config.strategy`."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    raise UserError(f"unknown strategy '{name}'; valid: default")
 
 
 def prepare(config):
@@ -184,6 +179,15 @@ def batches(built, split, config, training_data):
     )
 
 
+def _preflight_data(train_data, validation_data, modality):
+    """The TPU checks of the pipelines (kft/preflight.py)."""
+    # Text batches come in a few fixed lengths; their batch size is fixed.
+    static = "batch" if modality == "text" else "all"
+    preflight.check_dataset(train_data.dataset(0, 1), "training", static)
+    if validation_data is not None:
+        preflight.check_dataset(validation_data, "validation", "none")
+
+
 def predict_in_order(built, split, config):
     """The model's outputs for `split`, in the split's example order.
 
@@ -194,6 +198,11 @@ def predict_in_order(built, split, config):
     indexed = dataclasses.replace(split, label_ids=np.arange(len(split)))
     dataset = batches(built, indexed, config, training_data=False)
     order, probabilities = evaluation.predict(built.model, dataset)
+    if not np.array_equal(np.sort(order), np.arange(len(split))):
+        raise RuntimeError(
+            f"the {split.name} split has {len(split)} examples, but "
+            f"{len(order)} predictions came back ({len(set(order))} distinct)"
+        )
     ordered = np.zeros_like(probabilities)
     ordered[order] = probabilities
     return ordered
@@ -214,9 +223,12 @@ def evaluate(built, split, labels, config, cut=None, folder=""):
         write_predictions(
             split, probabilities, labels, built.modality, folder, cut
         )
-    return evaluation.classification_report(
+    report = evaluation.classification_report(
         split.label_ids, probabilities, labels, split.name, cut
     )
+    # Predictions made, each example once (predict_in_order checks it).
+    report["evaluated_examples"] = len(probabilities)
+    return report
 
 
 def _task_report(task, split, outputs, labels, decision, folder=""):
@@ -270,28 +282,43 @@ def write_labels(labels, model_dir):
     files.write_text(path, "".join(f"{label}\n" for label in labels))
 
 
-def train(config, model_dir, overwrite=False):
+def make_strategy(config, model_dir):
+    """The strategy of `config.strategy`, after the checks that need no
+    TensorFlow (the TPU preflight); once per process, first thing."""
+    distribute.check_name(config.strategy)
+    if config.strategy == "tpu":
+        preflight.check_config(config)
+        preflight.check_paths(config, model_dir)
+    return distribute.make_strategy(config.strategy, config.tpu)
+
+
+def train(config, model_dir, overwrite=False, strategy=None):
     """Fine-tunes, evaluates and fills `model_dir`; returns the metrics.
 
     A `model_dir` that holds an unfinished run of the same config resumes
     it (kft/checkpoint.py); a finished one is left as it is. With
     `config.lr_find` and not `lr_find_options.apply`, it stops after the
-    learning-rate range test and returns None.
+    learning-rate range test and returns None. `strategy` is the one
+    `config.strategy` names (`make_strategy`, called before TensorFlow
+    runs anything), or made here. A worker that is not the
+    chief does the same work, writing to a temporary folder it removes.
     """
-    if config.task == "qa":
-        from kft import qa_run
-
-        return qa_run.train(config, model_dir, overwrite)
-    if config.task == "causal_lm":
-        from kft import lm_run
-
-        return lm_run.train(config, model_dir, overwrite)
-    if config.task == "tokens":  # named entities: kft/token_run.py
-        from kft import token_run
-
-        return token_run.train(config, model_dir, overwrite)
-    started = time.time()
     requested = json.loads(config_lib.to_json(config))
+    strategy = strategy or make_strategy(config, model_dir)
+    distribute.resolve(config)
+    if config.task in _OWN_RUNS:
+        return _own_run(config, model_dir, overwrite, strategy)
+    output = distribute.output_dir(model_dir, strategy)
+    try:
+        return _train(config, requested, model_dir, output, overwrite, strategy)
+    finally:
+        distribute.remove_output(output, model_dir)
+
+
+def _train(config, requested, model_dir, output, overwrite, strategy):
+    """`train` in the folder `output` (`model_dir`, or a non-chief
+    worker's temporary folder); a resumed run reads `model_dir`."""
+    started = time.time()
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     set_seed(config.seed)
@@ -303,28 +330,33 @@ def train(config, model_dir, overwrite=False):
     check_choices(config)
     if config.lr_find:
         lr_find.check_options(config.lr_find_options)
-    record = _open_folder(config, requested, model_dir, overwrite)
+    chief = output == model_dir
+    record = _open_folder(config, requested, model_dir, overwrite, chief)
     if record.get("finished"):
         _log(
             f"{model_dir} holds this run, finished; nothing to do "
             "(--overwrite starts it over)"
         )
         return json.loads(files.read_text(os.path.join(model_dir, METRICS)))
-    _write_config(config, model_dir)
-    strategy = make_strategy(config.strategy)
+    distribute.barrier(strategy)  # the chief has opened model_dir
+    _write_config(config, output)
+    _log(
+        f"strategy {config.strategy}: {distribute.replicas(strategy)} "
+        f"replica(s), global batch {config.data.batch_size}"
+    )
     with strategy.scope():
         built, splits = prepare(config)
     prepare_seconds = round(time.time() - started, 1)
-    _check_same_data(record, splits, config, model_dir)
-    _write_config(config, model_dir)  # now with the picked sequence length
+    _check_same_data(record, splits, config, output)
+    _write_config(config, output)  # now with the picked sequence length
     if config.task == "classification":
         threshold.check(config.eval.threshold, len(splits.labels))
     if config.task == "regression":
         scaling = regression.fit_scaling(
             built.model, splits.train.label_ids, config.regression.scaling
         )
-        regression.save_scaling(scaling, model_dir)
-    write_labels(splits.labels, model_dir)
+        regression.save_scaling(scaling, output)
+    write_labels(splits.labels, output)
     _log(
         f"{len(splits.train)} training, "
         f"{len(splits.validation or [])} validation, "
@@ -341,11 +373,11 @@ def train(config, model_dir, overwrite=False):
         key = lr_find.apply(config, record["lr_find_rate"])
         _log(f"lr_find: resuming at {key}={record['lr_find_rate']:g}")
         phases = freeze.plan_from_config(config)
-        _write_config(config, model_dir)
+        _write_config(config, output)
     elif config.lr_find:
         with strategy.scope():
             phases = _lr_find(
-                built, splits, config, model_dir, class_weight, record
+                built, splits, config, output, class_weight, record
             )
         if phases is None:
             return None
@@ -353,6 +385,8 @@ def train(config, model_dir, overwrite=False):
     validation_data = None
     if splits.validation is not None:
         validation_data = batches(built, splits.validation, config, False)
+    if config.strategy == "tpu":
+        _preflight_data(train_data, validation_data, built.modality)
     with strategy.scope():
         timing = training.Trainer(
             built,
@@ -360,13 +394,15 @@ def train(config, model_dir, overwrite=False):
             train_data,
             validation_data,
             config,
-            model_dir,
+            output,
             len(splits.labels),
             class_weight=class_weight,
             log=_log,
+            shared_dir=model_dir,
+            strategy=strategy,
         ).run(config.resume)
-    save_weights(built.model, os.path.join(model_dir, WEIGHTS_FILE))
-    built.backbone.save_weights(os.path.join(model_dir, BACKBONE_FILE))
+    save_weights(built.model, os.path.join(output, WEIGHTS_FILE))
+    built.backbone.save_weights(os.path.join(output, BACKBONE_FILE))
     for entry, phase in zip(timing["phases"], phases):
         entry["learning_rate"] = phase.learning_rate
     evaluate_started = time.time()
@@ -378,7 +414,7 @@ def train(config, model_dir, overwrite=False):
             lambda: _validation_outputs(built, splits.validation, config),
             _log,
         )
-        threshold.save(record_threshold, model_dir)
+        threshold.save(record_threshold, output)
         cut = threshold.value(record_threshold)
     else:
         cut = tasks.choose_decision(
@@ -386,9 +422,9 @@ def train(config, model_dir, overwrite=False):
             config,
             lambda: _validation_outputs(built, splits.validation, config),
             _log,
-            model_dir,
+            output,
         )
-    report = evaluate(built, splits.test, splits.labels, config, cut, model_dir)
+    report = evaluate(built, splits.test, splits.labels, config, cut, output)
     if record_threshold and "tuning" in record_threshold:
         report["threshold_tuning"] = record_threshold["tuning"]
     report["source"] = splits.test.source
@@ -396,28 +432,28 @@ def train(config, model_dir, overwrite=False):
     timing["prepare_seconds"] = prepare_seconds
     if not config.data.test:
         _write_held_out(
-            splits.test, splits.labels, config.task, model_dir, built.modality
+            splits.test, splits.labels, config.task, output, built.modality
         )
     sample = export.sample_inputs(splits.test, built.modality)
-    export.save_sample(sample, os.path.join(model_dir, SAMPLE_FILE))
+    export.save_sample(sample, os.path.join(output, SAMPLE_FILE))
     if config.export:
         path, figures = export.export(
             built,
             splits.labels,
-            os.path.join(model_dir, EXPORT_DIR),
+            os.path.join(output, EXPORT_DIR),
             sample,
-            weights_file=os.path.join(model_dir, WEIGHTS_FILE),
+            weights_file=os.path.join(output, WEIGHTS_FILE),
             log=_log,
             threshold=cut,
             delimiter=config.data.label_delimiter,
         )
         report["export"] = {"path": path, **_export_summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
-    evaluation.write_report(report, os.path.join(model_dir, METRICS))
+    evaluation.write_report(report, os.path.join(output, METRICS))
     print(_format_table(report), flush=True)
-    _log(f"report: {report_lib.write(model_dir)}")
-    checkpoint.write_run(model_dir, record | {"finished": True})
-    _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
+    _log(f"report: {report_lib.write(output)}")
+    checkpoint.write_run(output, record | {"finished": True})
+    _log(f"run folder: {output} ({report['timing']['total_seconds']} s)")
     return report
 
 
@@ -428,19 +464,40 @@ _OUTPUT_NAMES = {
     "regression": "target",
 }
 
+# Tasks whose runs live in modules of their own.
+_OWN_RUNS = {"tokens": "token_run", "qa": "qa_run", "causal_lm": "lm_run"}
 
-def _open_folder(config, requested, model_dir, overwrite):
+
+def _own_run(config, model_dir, overwrite, strategy):
+    """Hands a tokens, qa or causal_lm run to its module; they run under
+    one worker's strategies (default, mirrored, tpu)."""
+    import importlib
+
+    if distribute.is_multi_worker(strategy):
+        raise UserError(
+            f"task {config.task} does not run on several workers yet; use "
+            "--config.strategy=mirrored for the GPUs of one machine"
+        )
+    if config.precision != "float32":
+        keras.mixed_precision.set_global_policy(config.precision)
+    module = importlib.import_module(f"kft.{_OWN_RUNS[config.task]}")
+    return module.train(config, model_dir, overwrite, strategy)
+
+
+def _open_folder(config, requested, model_dir, overwrite, chief=True):
     """Starts, resumes or refuses `model_dir`; returns its run record.
 
     A folder holds a run when it has config.json. --overwrite empties it;
     `resume=false` refuses it; otherwise the run must have been asked for
     with the same config (keys in checkpoint.RESUMABLE_CHANGES aside).
+    Only the chief changes the folder; other workers read it.
     """
     has_run = files.exists(os.path.join(model_dir, "config.json"))
     if has_run and overwrite:
-        for name in files.listdir(model_dir):
-            files.remove(os.path.join(model_dir, name))
-        _log(f"--overwrite: emptied {model_dir}")
+        if chief:
+            for name in files.listdir(model_dir):
+                files.remove(os.path.join(model_dir, name))
+            _log(f"--overwrite: emptied {model_dir}")
         has_run = False
     if has_run and not config.resume:
         raise UserError(
@@ -459,11 +516,13 @@ def _open_folder(config, requested, model_dir, overwrite):
                 "--overwrite to start over"
             )
         _log(f"{model_dir} holds this run: resuming it")
-        checkpoint.remove_temporaries(model_dir)
+        if chief:
+            checkpoint.remove_temporaries(model_dir)
         return record
-    files.makedirs(os.path.join(model_dir, "checkpoints"))
     record = {"config": requested, "finished": False}
-    checkpoint.write_run(model_dir, record)
+    if chief:
+        files.makedirs(os.path.join(model_dir, "checkpoints"))
+        checkpoint.write_run(model_dir, record)
     return record
 
 

@@ -86,7 +86,7 @@ def _check_options(config):
         raise UserError("mixup, cutmix and augment are for images only")
 
 
-def train(config, model_dir, overwrite=False):
+def train(config, model_dir, overwrite=False, strategy=None):
     """Fine-tunes a tagger, evaluates it, fills `model_dir`; returns the
     metrics (see `entities.entity_report`)."""
     started = time.time()
@@ -105,7 +105,7 @@ def train(config, model_dir, overwrite=False):
         _log(f"{model_dir} holds this run, finished; nothing to do")
         return json.loads(files.read_text(os.path.join(model_dir, run.METRICS)))
     run._write_config(config, model_dir)
-    strategy = run.make_strategy(config.strategy)
+    strategy = strategy or run.make_strategy(config, model_dir)
     with strategy.scope():
         built, splits = prepare(config)
     prepare_seconds = round(time.time() - started, 1)

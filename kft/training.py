@@ -34,6 +34,7 @@ import tensorflow as tf
 from kft import (
     cached,
     checkpoint,
+    distribute,
     evaluation,
     files,
     freeze,
@@ -89,7 +90,8 @@ def _loss(config, num_classes):
 def compile_model(model, optimizer, config, num_classes):
     options = {
         "jit_compile": config.jit_compile,
-        "steps_per_execution": config.steps_per_execution,
+        # 0 ("auto") is resolved by run.train; callers that skip it get 1.
+        "steps_per_execution": config.steps_per_execution or 1,
     }
     task = config.get("task", "classification")
     if task == "qa":
@@ -163,20 +165,13 @@ class _Steps(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             raise _NonFinite(state, trainer.current_rate())
         every = trainer.config.checkpoint.every_steps
-        if trainer.signals.received:
-            trainer.save()
-            raise Interrupted(trainer.signals.received, state.global_step)
+        trainer.stop_if_signalled()
         crossed = every and state.global_step // every > before // every
         if crossed and done < trainer.steps:
             trainer.save()
 
     def on_test_batch_end(self, batch, logs=None):
-        trainer = self.trainer
-        if trainer.signals.received:
-            trainer.save()
-            raise Interrupted(
-                trainer.signals.received, trainer.state.global_step
-            )
+        self.trainer.stop_if_signalled()
 
 
 class Trainer:
@@ -195,6 +190,8 @@ class Trainer:
         num_classes,
         class_weight=None,
         log=print,
+        shared_dir=None,
+        strategy=None,
     ):
         metrics = tasks.metric_names(config.task)
         monitors = [f"val_{m}" for m in metrics] + list(metrics)
@@ -208,8 +205,14 @@ class Trainer:
         self.phases = phases
         self.train_epochs = train_epochs
         self.validation_data = validation_data
+        if validation_data is not None:
+            self.validation_data = distribute.shard(validation_data)
         self.config = config
         self.model_dir = model_dir
+        # Where a resumed run's checkpoints are: the chief's run folder
+        # (`model_dir` is a temporary folder on other workers).
+        self.shared_dir = shared_dir or model_dir
+        self.strategy = strategy or tf.distribute.get_strategy()
         self.num_classes = num_classes
         self.class_weight = class_weight
         self.log = log
@@ -301,6 +304,17 @@ class Trainer:
             )
         return self.fit_data
 
+    def stop_if_signalled(self):
+        """After SIGTERM or Ctrl-C on this or (multi-worker) any worker:
+        a checkpoint, then `Interrupted`; every worker stops at the same
+        step, as tf.distribute's PreemptionCheckpointHandler would."""
+        received = self.signals.received
+        if distribute.any_worker(self.strategy, received):
+            self.save()
+            raise Interrupted(
+                received or signal.SIGTERM, self.state.global_step
+            )
+
     def current_rate(self):
         return float(np.asarray(self.schedule(self.optimizer.iterations)))
 
@@ -337,7 +351,7 @@ class Trainer:
             return self.optimizer
 
         restored = checkpoint.restore(
-            self.model_dir, self.model, optimizer_for, warn=self.log
+            self.shared_dir, self.model, optimizer_for, warn=self.log
         )
         if restored is None:
             self.state = current
@@ -448,8 +462,8 @@ class Trainer:
             train_epochs, validation_data = self._features()
         if state.train_logs is None:
             skip = state.step
-            dataset = train_epochs.dataset(
-                state.epoch, state.epoch + 1, skip=skip
+            dataset = distribute.shard(
+                train_epochs.dataset(state.epoch, state.epoch + 1, skip=skip)
             )
             history = self.fit_model.fit(
                 dataset,
@@ -486,7 +500,7 @@ class Trainer:
             self.tensorboard.write_phase(phase.name, row["epoch"])
         self.tensorboard.write_epoch(row)
         self.tensorboard.steps_before = state.phase_first_step
-        done = int(self.optimizer.iterations)
+        done = int(keras.ops.convert_to_numpy(self.optimizer.iterations))
         self.tensorboard.write_rates(
             self.schedule, max(done - self.steps, 0), done
         )
@@ -520,7 +534,12 @@ class Trainer:
 
     def _finish(self):
         state = self.state
-        if checkpoint.load_best(self.model_dir, self.model, state.best_file):
+        # A worker restarted mid-run finds the best weights the chief wrote.
+        folders = (self.model_dir, self.shared_dir)
+        if any(
+            checkpoint.load_best(folder, self.model, state.best_file)
+            for folder in folders
+        ):
             self.log(
                 f"restored the best weights: epoch {state.best_epoch}, "
                 f"{self.config.monitor} {state.best_value:.4f}"

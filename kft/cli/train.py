@@ -41,7 +41,11 @@ def main(argv):
     common.import_tensorflow_quietly()
     from kft import run
 
-    run.train(config, _MODEL_DIR.value, overwrite=_OVERWRITE.value)
+    # Multi-worker and TPU strategies must exist before TensorFlow runs.
+    strategy = run.make_strategy(config, _MODEL_DIR.value)
+    run.train(
+        config, _MODEL_DIR.value, overwrite=_OVERWRITE.value, strategy=strategy
+    )
 
 
 def run():

@@ -25,8 +25,9 @@ class Epochs:
     tf.data's `reshuffle_each_iteration` draws each epoch's order from how
     many epochs came before in the same process, which a resumed run
     cannot replay; here epoch `e` is shuffled and augmented with seeds made
-    of (seed, e) only. The examples are decoded or tokenized and cached
-    once for all epochs.
+    of (seed, e) only, and the same in every iteration (Keras iterates a
+    distributed dataset once more before training, to build the model).
+    The examples are decoded or tokenized and cached once for all epochs.
 
     Args:
         make_epoch: epoch number -> that epoch's batches, a tf.data.Dataset.
@@ -105,6 +106,11 @@ class Epochs:
         )
         epochs._steps = self.in_memory_steps()
         return epochs
+
+
+def _shuffle(dataset, buffer, seed):
+    """The one order `seed` gives, in every iteration (see `Epochs`)."""
+    return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
 
 
 # === Text pipeline ===
@@ -198,7 +204,7 @@ def text_batches(
 
     def batches(examples, epoch_seed=None, drop=drop_remainder):
         if epoch_seed is not None:
-            examples = examples.shuffle(len(split), seed=epoch_seed)
+            examples = _shuffle(examples, len(split), epoch_seed)
         examples = examples.bucket_by_sequence_length(
             element_length_func=lambda inputs, _: tf.reduce_sum(
                 tf.cast(inputs["padding_mask"], tf.int32)
@@ -211,7 +217,7 @@ def text_batches(
         if epoch_seed is not None:
             # bucket_by_sequence_length emits a bucket when it fills;
             # shuffle the batches too so lengths do not drift in an epoch.
-            examples = examples.shuffle(64, seed=epoch_seed + 1)
+            examples = _shuffle(examples, 64, epoch_seed + 1)
         return examples
 
     # Every example once (none dropped), unshuffled.
@@ -333,7 +339,7 @@ def image_batches(
 
     def batches(epoch):
         epoch_seed = _epoch_seed(seed, epoch)
-        examples = dataset.shuffle(buffer, seed=epoch_seed).map(
+        examples = _shuffle(dataset, buffer, epoch_seed).map(
             lambda image, label: (tf.cast(image, tf.float32), label)
         )
         if augment:
