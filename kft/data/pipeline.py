@@ -93,7 +93,7 @@ class Epochs:
 
         def make_epoch(epoch):
             seed = _epoch_seed(self.seed, epoch)
-            return examples.shuffle(self.count, seed=seed).batch(
+            return _shuffle(examples, self.count, seed).batch(
                 self.batch_size, drop_remainder=self.drop_remainder
             )
 
