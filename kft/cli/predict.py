@@ -224,7 +224,9 @@ def main(argv):
     else:
         items = _from_table(source, _TEXT_COLUMN.value)
     labels_file = os.path.join(path, "assets", "labels.txt")
-    label_names = files.read_text(labels_file).splitlines()
+    label_names = []  # a NER export keeps its tags under another name
+    if files.exists(labels_file):
+        label_names = files.read_text(labels_file).splitlines()
     scores = Agreement()
     size = max(1, _BATCH_SIZE.value)
     for start in range(0, len(items), size):
