@@ -93,7 +93,7 @@ def confusion_matrix(y_true, y_pred, num_classes):
     return matrix
 
 
-def _safe_divide(numerator, denominator):
+def safe_divide(numerator, denominator):
     numerator = numerator.astype(np.float64)
     result = np.zeros_like(numerator)
     np.divide(numerator, denominator, out=result, where=denominator > 0)
@@ -104,9 +104,9 @@ def _decision_figures(y_true, y_pred, labels):
     """Accuracy, F1s, per-class figures and the confusion matrix."""
     matrix = confusion_matrix(y_true, y_pred, len(labels))
     true_positive = np.diag(matrix)
-    precision = _safe_divide(true_positive, matrix.sum(axis=0))
-    recall = _safe_divide(true_positive, matrix.sum(axis=1))
-    f1 = _safe_divide(2 * precision * recall, precision + recall)
+    precision = safe_divide(true_positive, matrix.sum(axis=0))
+    recall = safe_divide(true_positive, matrix.sum(axis=1))
+    f1 = safe_divide(2 * precision * recall, precision + recall)
     support = matrix.sum(axis=1)
     per_class = {
         label: {

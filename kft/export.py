@@ -517,6 +517,42 @@ def _size(path):
     )
 
 
+def build_and_publish(base, build):
+    """Builds and checks an export in a temporary folder, then publishes
+    it as `base/<N>/`; returns (path, figures).
+
+    `build(folder)` writes and checks the SavedModel in `folder` and
+    returns its figures. The folder is beside the versions under a local
+    base (so the rename is atomic) and a local temporary one otherwise.
+    """
+    local = files.is_local(base)
+    if local:
+        os.makedirs(base, exist_ok=True)
+    started = time.time()
+    temporary = tempfile.mkdtemp(
+        prefix=".kft-export-", dir=base if local else None
+    )
+    try:
+        figures = build(temporary)
+        figures.setdefault("saved_model_bytes", _size(temporary))
+        figures["export_seconds"] = round(time.time() - started, 1)
+        path = (_publish if local else _upload)(temporary, base, figures)
+    finally:
+        # Gone already where _publish renamed it.
+        shutil.rmtree(temporary, ignore_errors=True)
+    return path, figures
+
+
+def size_ratio(figures, weights_file):
+    """Adds the export's size against the run's weights file."""
+    if weights_file and files.exists(weights_file):
+        weights_bytes = files.size(weights_file)
+        figures["weights_file_bytes"] = weights_bytes
+        figures["size_ratio"] = round(
+            figures["saved_model_bytes"] / weights_bytes, 4
+        )
+
+
 def export(
     built,
     labels,
@@ -541,31 +577,16 @@ def export(
             per-label thresholds (kft/multilabel.py).
         delimiter: multilabel: what joins the served label names.
     """
-    local = files.is_local(base)
-    if local:
-        os.makedirs(base, exist_ok=True)
-    started = time.time()
-    # Under a local base, beside the versions, so the rename is atomic.
-    temporary = tempfile.mkdtemp(
-        prefix=".kft-export-", dir=base if local else None
-    )
-    try:
-        write_saved_model(built, labels, temporary, threshold, delimiter)
-        figures = check(temporary, built, labels, sample, threshold, delimiter)
-        figures["saved_model_bytes"] = _size(temporary)
-        figures["variables_bytes"] = _size(os.path.join(temporary, "variables"))
-        if weights_file and files.exists(weights_file):
-            weights_bytes = files.size(weights_file)
-            figures["weights_file_bytes"] = weights_bytes
-            figures["size_ratio"] = round(
-                figures["saved_model_bytes"] / weights_bytes, 4
-            )
-        figures["export_seconds"] = round(time.time() - started, 1)
-        publish = _publish if local else _upload
-        path = publish(temporary, base, figures)
-    finally:
-        # Gone already where _publish renamed it.
-        shutil.rmtree(temporary, ignore_errors=True)
+
+    def build(folder):
+        write_saved_model(built, labels, folder, threshold, delimiter)
+        figures = check(folder, built, labels, sample, threshold, delimiter)
+        figures["saved_model_bytes"] = _size(folder)
+        figures["variables_bytes"] = _size(os.path.join(folder, "variables"))
+        size_ratio(figures, weights_file)
+        return figures
+
+    path, figures = build_and_publish(base, build)
     log(
         f"exported {path}: serving and Keras agree on {figures['examples']} "
         f"test examples (max |diff| {figures['max_abs_difference']:.1e}), "

@@ -11,8 +11,6 @@ SavedModel with a `generate` signature.
 
 import json
 import os
-import shutil
-import tempfile
 import time
 
 import numpy as np
@@ -140,7 +138,7 @@ def _epochs(rows, config):
 
     def make_epoch(epoch):
         dataset = tf.data.Dataset.from_tensor_slices(rows.inputs())
-        seed = pipeline._epoch_seed(config.seed, epoch)
+        seed = pipeline.epoch_seed(config.seed, epoch)
         dataset = dataset.shuffle(len(rows), seed=seed)
         return dataset.batch(config.data.batch_size, drop_remainder=drop)
 
@@ -164,13 +162,13 @@ def train(config, model_dir, overwrite=False, strategy=None):
     run.set_seed(config.seed)
     phases = freeze.plan_from_config(config)
     check(config)
-    record = run._open_folder(config, requested, model_dir, overwrite)
+    record = run.open_folder(config, requested, model_dir, overwrite)
     if record.get("finished"):
         _log(f"{model_dir} holds this run, finished; nothing to do")
         return json.loads(files.read_text(os.path.join(model_dir, run.METRICS)))
     if config.data.split_seed < 0:
         config.data.split_seed = config.seed
-    run._write_config(config, model_dir)
+    run.write_config(config, model_dir)
     splits, notes = load_splits(config)
     for line in notes:
         _log(line)
@@ -180,7 +178,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
     maximum = getattr(built.backbone, "max_sequence_length", None) or 1024
     length = min(config.data.sequence_length or DEFAULT_LENGTH, maximum - 1)
     config.data.sequence_length = length
-    run._write_config(config, model_dir)
+    run.write_config(config, model_dir)
     train_rows = _rows(splits["train"], causal_lm, config)
     seen = {"train_examples": len(splits["train"]), "sequence_length": length}
     for key, value in seen.items():
@@ -277,24 +275,15 @@ def format_table(report):
 def export_lm(causal_lm, config, base, prompts):
     """Writes, checks and publishes `base/<N>/` with a `generate`
     signature; greedy runs must generate what Keras generates."""
-    local = files.is_local(base)
-    if local:
-        os.makedirs(base, exist_ok=True)
-    started = time.time()
-    temporary = tempfile.mkdtemp(
-        prefix=".kft-export-", dir=base if local else None
-    )
     expected = None
     if config.lm.sampler == "greedy":
         expected = causal_lm.generate(prompts, max_length=config.lm.max_length)
-    try:
-        generation.write_saved_model(causal_lm, temporary, config.lm.max_length)
-        figures = generation.check(temporary, prompts, expected)
-        figures["export_seconds"] = round(time.time() - started, 1)
-        publish = export._publish if local else export._upload
-        path = publish(temporary, base, figures)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
+
+    def build(folder):
+        generation.write_saved_model(causal_lm, folder, config.lm.max_length)
+        return generation.check(folder, prompts, expected)
+
+    path, figures = export.build_and_publish(base, build)
     _log(f"exported {path}: a generate signature over {len(prompts)} prompts")
     return path, figures
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from kft import files
 from kft import threshold as threshold_lib
-from kft.evaluation import _safe_divide
+from kft.evaluation import safe_divide
 
 THRESHOLDS_FILE = "thresholds.json"
 # Keras metric names during training (history.csv, --config.monitor).
@@ -125,7 +125,7 @@ def load(setting, model_dir, labels):
 
 
 def _f1(precision, recall):
-    return _safe_divide(2 * precision * recall, precision + recall)
+    return safe_divide(2 * precision * recall, precision + recall)
 
 
 def micro_f1(y_true, y_pred):
@@ -151,12 +151,12 @@ def report(y_true, probabilities, labels, split, thresholds):
     hits = (y_true & y_pred).sum(axis=0)
     predicted, actual = y_pred.sum(axis=0), y_true.sum(axis=0)
     precision, recall = (
-        _safe_divide(hits, predicted),
-        _safe_divide(hits, actual),
+        safe_divide(hits, predicted),
+        safe_divide(hits, actual),
     )
     f1 = _f1(precision, recall)
-    micro_precision = _safe_divide(hits.sum(), predicted.sum())
-    micro_recall = _safe_divide(hits.sum(), actual.sum())
+    micro_precision = safe_divide(hits.sum(), predicted.sum())
+    micro_recall = safe_divide(hits.sum(), actual.sum())
     count = len(y_true)
     return {
         "task": "multilabel",

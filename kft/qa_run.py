@@ -10,8 +10,6 @@ windowing itself (kft/qa_serving.py).
 
 import json
 import os
-import shutil
-import tempfile
 import time
 
 import numpy as np
@@ -122,7 +120,7 @@ def _epochs(inputs, labels, config):
 
     def make_epoch(epoch):
         dataset = tf.data.Dataset.from_tensor_slices((inputs, labels))
-        seed = pipeline._epoch_seed(config.seed, epoch)
+        seed = pipeline.epoch_seed(config.seed, epoch)
         dataset = dataset.shuffle(rows, seed=seed)
         return dataset.batch(config.data.batch_size, drop_remainder=drop)
 
@@ -154,13 +152,13 @@ def train(config, model_dir, overwrite=False, strategy=None):
     phases = freeze.plan_from_config(config)
     backbones.resolve(config.backbone)
     check(config)
-    record = run._open_folder(config, requested, model_dir, overwrite)
+    record = run.open_folder(config, requested, model_dir, overwrite)
     if record.get("finished"):
         _log(f"{model_dir} holds this run, finished; nothing to do")
         return json.loads(files.read_text(os.path.join(model_dir, run.METRICS)))
     if config.data.split_seed < 0:
         config.data.split_seed = config.seed
-    run._write_config(config, model_dir)
+    run.write_config(config, model_dir)
     splits, notes = squad.load_splits(config.data, config.data.split_seed)
     for line in notes:
         _log(line)
@@ -170,7 +168,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
     model, backbone = built.model, built.backbone
     tokenizer = built.preprocessor.inner.tokenizer
     config.data.sequence_length = _sequence_length(config, backbone)
-    run._write_config(config, model_dir)
+    run.write_config(config, model_dir)
     train_windows, _ = _windows(splits["train"], tokenizer, config, True)
     seen = {
         "train_examples": len(splits["train"]),
@@ -286,13 +284,6 @@ def _write_predictions(examples, answers, model_dir):
 def export_qa(model, tokenizer, config, threshold, base, sample, expected):
     """Writes, checks (fresh process, against `expected`) and publishes
     `base/<N>/`; returns (path, figures)."""
-    local = files.is_local(base)
-    if local:
-        os.makedirs(base, exist_ok=True)
-    started = time.time()
-    temporary = tempfile.mkdtemp(
-        prefix=".kft-export-", dir=base if local else None
-    )
     settings = {
         "sequence_length": config.data.sequence_length,
         "stride": config.qa.stride,
@@ -300,14 +291,12 @@ def export_qa(model, tokenizer, config, threshold, base, sample, expected):
         "max_question_tokens": qa.MAX_QUESTION_TOKENS,
         "null_threshold": threshold,
     }
-    try:
-        qa_serving.write_saved_model(model, tokenizer, temporary, settings)
-        figures = qa_serving.check(temporary, sample, expected)
-        figures["export_seconds"] = round(time.time() - started, 1)
-        publish = export._publish if local else export._upload
-        path = publish(temporary, base, figures)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
+
+    def build(folder):
+        qa_serving.write_saved_model(model, tokenizer, folder, settings)
+        return qa_serving.check(folder, sample, expected)
+
+    path, figures = export.build_and_publish(base, build)
     _log(
         f"exported {path}: serving and Keras give the same answers on "
         f"{figures['examples']} test questions"

@@ -235,7 +235,7 @@ def _task_report(task, split, outputs, labels, decision, folder=""):
     """evaluate() of multilabel and regression runs (kft/tasks.py)."""
     if folder:
         rows = tasks.prediction_rows(task, split, outputs, labels, decision)
-        _write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
+        write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
     return tasks.report(task, split, outputs, labels, decision)
 
 
@@ -269,10 +269,10 @@ def write_predictions(split, probabilities, labels, modality, folder, cut):
             label_probability=round(float(probabilities[index][label_id]), 6),
         )
         rows.append(row)
-    _write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
+    write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
 
 
-def _write_jsonl(path, rows):
+def write_jsonl(path, rows):
     lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     files.write_text(path, "".join(lines))
 
@@ -331,7 +331,7 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
     if config.lr_find:
         lr_find.check_options(config.lr_find_options)
     chief = output == model_dir
-    record = _open_folder(config, requested, model_dir, overwrite, chief)
+    record = open_folder(config, requested, model_dir, overwrite, chief)
     if record.get("finished"):
         _log(
             f"{model_dir} holds this run, finished; nothing to do "
@@ -339,7 +339,7 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
         )
         return json.loads(files.read_text(os.path.join(model_dir, METRICS)))
     distribute.barrier(strategy)  # the chief has opened model_dir
-    _write_config(config, output)
+    write_config(config, output)
     _log(
         f"strategy {config.strategy}: {distribute.replicas(strategy)} "
         f"replica(s), global batch {config.data.batch_size}"
@@ -347,8 +347,8 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
     with strategy.scope():
         built, splits = prepare(config)
     prepare_seconds = round(time.time() - started, 1)
-    _check_same_data(record, splits, config, output)
-    _write_config(config, output)  # now with the picked sequence length
+    check_same_data(record, splits, config, output)
+    write_config(config, output)  # now with the picked sequence length
     if config.task == "classification":
         threshold.check(config.eval.threshold, len(splits.labels))
     if config.task == "regression":
@@ -373,7 +373,7 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
         key = lr_find.apply(config, record["lr_find_rate"])
         _log(f"lr_find: resuming at {key}={record['lr_find_rate']:g}")
         phases = freeze.plan_from_config(config)
-        _write_config(config, output)
+        write_config(config, output)
     elif config.lr_find:
         with strategy.scope():
             phases = _lr_find(
@@ -447,7 +447,7 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
             threshold=cut,
             delimiter=config.data.label_delimiter,
         )
-        report["export"] = {"path": path, **_export_summary(figures)}
+        report["export"] = {"path": path, **export_summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     evaluation.write_report(report, os.path.join(output, METRICS))
     print(_format_table(report), flush=True)
@@ -484,7 +484,7 @@ def _own_run(config, model_dir, overwrite, strategy):
     return module.train(config, model_dir, overwrite, strategy)
 
 
-def _open_folder(config, requested, model_dir, overwrite, chief=True):
+def open_folder(config, requested, model_dir, overwrite, chief=True):
     """Starts, resumes or refuses `model_dir`; returns its run record.
 
     A folder holds a run when it has config.json. --overwrite empties it;
@@ -526,7 +526,7 @@ def _open_folder(config, requested, model_dir, overwrite, chief=True):
     return record
 
 
-def _check_same_data(record, splits, config, model_dir):
+def check_same_data(record, splits, config, model_dir):
     """A resumed run must see the labels and data size it started with."""
     seen = {
         "labels": list(splits.labels),
@@ -574,7 +574,7 @@ def _lr_find(built, splits, config, model_dir, class_weight, record):
     key = lr_find.apply(config, rate)
     record["lr_find_rate"] = float(rate)
     checkpoint.write_run(model_dir, record)
-    _write_config(config, model_dir)
+    write_config(config, model_dir)
     _log(f"lr_find: training phase {phase.name} at {key}={rate:g}")
     return freeze.plan_from_config(config)
 
@@ -586,7 +586,7 @@ def _validation_outputs(built, split, config):
     return evaluation.predict(built.model, batches(built, split, config, False))
 
 
-def _write_config(config, model_dir):
+def write_config(config, model_dir):
     path = os.path.join(model_dir, "config.json")
     files.write_text(path, config_lib.to_json(config))
 
@@ -601,10 +601,10 @@ def _write_held_out(split, labels, task, model_dir, modality):
     if split.pairs is not None:
         for row, pair in zip(rows, split.pairs):
             row["text_pair"] = pair
-    _write_jsonl(os.path.join(model_dir, TEST_SPLIT_FILE), rows)
+    write_jsonl(os.path.join(model_dir, TEST_SPLIT_FILE), rows)
 
 
-def _export_summary(figures):
+def export_summary(figures):
     keys = ("version", "max_abs_difference", "size_ratio", "export_seconds")
     return {key: figures[key] for key in keys if key in figures}
 
@@ -730,7 +730,7 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     cut = _decision(config, model_dir, labels)
     split = evaluation_split(config, labels, model_dir)
     name = os.path.splitext(os.path.basename(split.source.rstrip("/")))[0]
-    folder = os.path.join(model_dir, "eval", _slug(name or "test"))
+    folder = os.path.join(model_dir, "eval", slug(name or "test"))
     files.makedirs(folder)
     if saved_model:
         probabilities = export.serve_probabilities(
@@ -759,5 +759,5 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     return report
 
 
-def _slug(text):
+def slug(text):
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)

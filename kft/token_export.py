@@ -30,17 +30,15 @@ with those `entities.decode` finds from the Keras model's probabilities.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kft import entities, files, preprocessing
+from kft import entities, preprocessing
 from kft import export as export_lib
 from kft.data import tokens
 from kft.errors import ExportError
@@ -353,26 +351,15 @@ def check(path, built, labels, texts):
 
 def export(built, labels, base, texts, weights_file=None, log=print):
     """Writes, checks and publishes `base/<N>/`; returns (path, figures)."""
-    local = files.is_local(base)
-    if local:
-        os.makedirs(base, exist_ok=True)
-    started = time.time()
-    temporary = tempfile.mkdtemp(
-        prefix=".kft-export-", dir=base if local else None
-    )
-    try:
-        write_saved_model(built, labels, temporary)
-        figures = check(temporary, built, labels, texts)
-        figures["saved_model_bytes"] = export_lib._size(temporary)
-        if weights_file and files.exists(weights_file):
-            figures["size_ratio"] = round(
-                figures["saved_model_bytes"] / files.size(weights_file), 4
-            )
-        figures["export_seconds"] = round(time.time() - started, 1)
-        publish = export_lib._publish if local else export_lib._upload
-        path = publish(temporary, base, figures)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
+
+    def build(folder):
+        write_saved_model(built, labels, folder)
+        figures = check(folder, built, labels, texts)
+        figures["saved_model_bytes"] = export_lib._size(folder)
+        export_lib.size_ratio(figures, weights_file)
+        return figures
+
+    path, figures = export_lib.build_and_publish(base, build)
     log(
         f"exported {path}: serving and Keras find the same entities in "
         f"{figures['examples']} test texts (max score |diff| "

@@ -100,17 +100,17 @@ def train(config, model_dir, overwrite=False, strategy=None):
     backbones.resolve(config.backbone)
     run.check_choices(config)
     _check_options(config)
-    record = run._open_folder(config, requested, model_dir, overwrite)
+    record = run.open_folder(config, requested, model_dir, overwrite)
     if record.get("finished"):
         _log(f"{model_dir} holds this run, finished; nothing to do")
         return json.loads(files.read_text(os.path.join(model_dir, run.METRICS)))
-    run._write_config(config, model_dir)
+    run.write_config(config, model_dir)
     strategy = strategy or run.make_strategy(config, model_dir)
     with strategy.scope():
         built, splits = prepare(config)
     prepare_seconds = round(time.time() - started, 1)
-    run._check_same_data(record, splits, config, model_dir)
-    run._write_config(config, model_dir)
+    run.check_same_data(record, splits, config, model_dir)
+    run.write_config(config, model_dir)
     run.write_labels(splits.labels, model_dir)
     _log(
         f"{len(splits.train)} training, "
@@ -155,7 +155,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
             weights_file=weights,
             log=_log,
         )
-        report["export"] = {"path": path, **run._export_summary(figures)}
+        report["export"] = {"path": path, **run.export_summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     evaluation.write_report(report, os.path.join(model_dir, run.METRICS))
     print(entities.format_table(report), flush=True)
@@ -221,7 +221,7 @@ def evaluate(built, split, labels, config, folder=""):
             }
         )
     if folder:
-        run._write_jsonl(os.path.join(folder, run.PREDICTIONS_FILE), rows)
+        run.write_jsonl(os.path.join(folder, run.PREDICTIONS_FILE), rows)
     return entities.entity_report(
         split.tags, predicted, config.data.tag_scheme, split.name
     )
@@ -259,7 +259,7 @@ def evaluate_loaded(model_dir, config, labels, built, saved_model=""):
     else:
         split = tokens.load_splits(config.data, config.data.split_seed).test
     name = os.path.splitext(os.path.basename(split.source.rstrip("/")))[0]
-    folder = os.path.join(model_dir, "eval", run._slug(name or "test"))
+    folder = os.path.join(model_dir, "eval", run.slug(name or "test"))
     files.makedirs(folder)
     report = evaluate(built, split, labels, config, folder)
     report["source"] = split.source

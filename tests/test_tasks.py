@@ -67,7 +67,7 @@ def _data_config(**values):
     return config
 
 
-def _write_jsonl(path, rows):
+def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return str(path)
 
@@ -121,7 +121,7 @@ def test_multilabel_splits_are_multi_hot(tmp_path):
     assert splits.train.label_ids.shape[1] == 2
     np.testing.assert_array_equal(splits.train.label_ids[0], [1.0, 1.0])
     assert "random" in " ".join(splits.notes)
-    config.test = _write_jsonl(
+    config.test = write_jsonl(
         tmp_path / "x.jsonl", [{"text": "a", "tags": ["x"]}]
     )
     with pytest.raises(UserError, match="label 'x' in .*x.jsonl never occurs"):
@@ -132,7 +132,7 @@ def test_wrong_shapes_stop_with_one_line(tmp_path):
     words = write_csv(tmp_path / "w.csv", [{"text": "a", "label": "good"}] * 9)
     with pytest.raises(UserError, match="9 of 9 .* 'good' is not a number"):
         data.load_splits(_data_config(train=words), 0, "regression")
-    empty = _write_jsonl(tmp_path / "e.jsonl", [{"text": "a", "label": []}] * 9)
+    empty = write_jsonl(tmp_path / "e.jsonl", [{"text": "a", "label": []}] * 9)
     with pytest.raises(UserError, match="every example's label set is empty"):
         data.load_splits(_data_config(train=empty), 0, "multilabel")
     config = config_lib.default_config()
@@ -306,7 +306,7 @@ def test_pair_classifier_end_to_end(tiny_bert, tmp_path):
 
 
 def test_multilabel_end_to_end(tiny_bert, tmp_path):
-    train = _write_jsonl(tmp_path / "tags.jsonl", tag_rows(80, 1))
+    train = write_jsonl(tmp_path / "tags.jsonl", tag_rows(80, 1))
     run, metrics, signature, _ = _run(
         tmp_path,
         "multilabel_classifier",

@@ -14,7 +14,7 @@ from kft.data import augment as augment_lib
 # === Epochs ===
 
 
-def _epoch_seed(seed, epoch):
+def epoch_seed(seed, epoch):
     """The shuffle and augmentation seed of one epoch: (seed, epoch) alone."""
     return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2**31 - 1)
 
@@ -36,7 +36,7 @@ class Epochs:
             None where there is no such order.
         count: how many examples there are.
         batch_size: examples per training batch.
-        seed: the run's seed (epoch `e` uses `_epoch_seed(seed, e)`).
+        seed: the run's seed (epoch `e` uses `epoch_seed(seed, e)`).
         drop_remainder: whether a partial last batch is dropped.
     """
 
@@ -92,7 +92,7 @@ class Epochs:
         examples = tf.data.Dataset.from_tensor_slices(arrays)
 
         def make_epoch(epoch):
-            seed = _epoch_seed(self.seed, epoch)
+            seed = epoch_seed(self.seed, epoch)
             return _shuffle(examples, self.count, seed).batch(
                 self.batch_size, drop_remainder=self.drop_remainder
             )
@@ -202,9 +202,9 @@ def text_batches(
     else:
         lengths = list(range(granularity, length, granularity)) + [length]
 
-    def batches(examples, epoch_seed=None, drop=drop_remainder):
-        if epoch_seed is not None:
-            examples = _shuffle(examples, len(split), epoch_seed)
+    def batches(examples, order_seed=None, drop=drop_remainder):
+        if order_seed is not None:
+            examples = _shuffle(examples, len(split), order_seed)
         examples = examples.bucket_by_sequence_length(
             element_length_func=lambda inputs, _: tf.reduce_sum(
                 tf.cast(inputs["padding_mask"], tf.int32)
@@ -214,10 +214,10 @@ def text_batches(
             drop_remainder=drop,
         )
         examples = examples.map(_trim(lengths))
-        if epoch_seed is not None:
+        if order_seed is not None:
             # bucket_by_sequence_length emits a bucket when it fills;
             # shuffle the batches too so lengths do not drift in an epoch.
-            examples = _shuffle(examples, 64, epoch_seed + 1)
+            examples = _shuffle(examples, 64, order_seed + 1)
         return examples
 
     # Every example once (none dropped), unshuffled.
@@ -225,7 +225,7 @@ def text_batches(
     if not training:
         return ordered
     return Epochs(
-        lambda epoch: batches(dataset, _epoch_seed(seed, epoch)),
+        lambda epoch: batches(dataset, epoch_seed(seed, epoch)),
         ordered,
         len(split),
         batch_size,
@@ -338,14 +338,12 @@ def image_batches(
     buffer = _shuffle_buffer(len(split), size * size * 3)
 
     def batches(epoch):
-        epoch_seed = _epoch_seed(seed, epoch)
-        examples = _shuffle(dataset, buffer, epoch_seed).map(
+        key = epoch_seed(seed, epoch)
+        examples = _shuffle(dataset, buffer, key).map(
             lambda image, label: (tf.cast(image, tf.float32), label)
         )
         if augment:
-            examples = tf.data.Dataset.zip(
-                examples, _seeds(epoch_seed + 1)
-            ).map(
+            examples = tf.data.Dataset.zip(examples, _seeds(key + 1)).map(
                 lambda example, key: (
                     augment_lib.augment_image(example[0], augment, key),
                     example[1],
@@ -354,9 +352,7 @@ def image_batches(
             )
         examples = examples.batch(batch_size, drop_remainder=drop_remainder)
         if mixup or cutmix:
-            examples = _mix(
-                examples, num_classes, mixup, cutmix, epoch_seed + 2
-            )
+            examples = _mix(examples, num_classes, mixup, cutmix, key + 2)
         return examples
 
     return Epochs(

@@ -152,7 +152,7 @@ def _tfds(spec, config, bad):
     import tensorflow_datasets as tfds
 
     name, split = tfds_source.parse_spec(spec)
-    with tfds_source._quiet_info_logs():
+    with tfds_source.quiet_info_logs():
         try:
             builder = tfds.builder(name, data_dir=config.tfds_data_dir or None)
             builder.download_and_prepare()

@@ -29,7 +29,7 @@ def parse_spec(spec):
 
 
 @contextlib.contextmanager
-def _quiet_info_logs():
+def quiet_info_logs():
     """Hides TFDS's INFO lines ("Load dataset info from ...") on stderr,
     where they would bury the one line of a user error."""
     previous = absl_logging.get_verbosity()
@@ -45,7 +45,7 @@ def _dataset(spec, config):
     import tensorflow_datasets as tfds
 
     name, split = parse_spec(spec)
-    with _quiet_info_logs():
+    with quiet_info_logs():
         return _open(tfds, spec, name, split, config)
 
 

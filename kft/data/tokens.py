@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from kft import entities, files
 from kft.data import tfds_source
-from kft.data.pipeline import Epochs, _epoch_seed
+from kft.data.pipeline import Epochs, epoch_seed
 from kft.errors import UserError
 
 IGNORE = -1
@@ -138,7 +138,7 @@ def read_tfds(spec, data_config):
 
     name, split = tfds_source.parse_spec(spec)
     try:
-        with tfds_source._quiet_info_logs():
+        with tfds_source.quiet_info_logs():
             builder = tfds.builder(
                 name, data_dir=data_config.tfds_data_dir or None
             )
@@ -434,4 +434,4 @@ def batches(encoded, batch_size, training, seed, granularity=16):
 
     if not training:
         return make().prefetch(tf.data.AUTOTUNE)
-    return Epochs(lambda epoch: make(_epoch_seed(seed, epoch)))
+    return Epochs(lambda epoch: make(epoch_seed(seed, epoch)))
