@@ -313,6 +313,23 @@ print(json.dumps({"signatures": signatures, "load_seconds": load_seconds,
 """
 
 
+def run_check_script(script, args, stdin=None):
+    """Runs a check `script` in a fresh interpreter (TF_CPP quiet); returns
+    the JSON of its last output line, or raises ExportError with the last
+    line of its errors."""
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ExportError(f"the export does not load or run: {last}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def _run_in_fresh_process(path, values):
     """Calls `serving_default` of `path` on `values` in a new interpreter."""
     with tempfile.TemporaryDirectory() as scratch:

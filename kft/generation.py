@@ -17,13 +17,13 @@ but the last, targets its tokens but the first.
 
 import dataclasses
 import json
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from kft import files
+from kft.data import tables
 from kft.data.bad_records import BadRecords
 from kft.errors import UserError
 
@@ -58,35 +58,24 @@ def read_examples(spec, data_config, prompt_column, response_column):
         raise UserError(
             f"language-model data must be .txt or .jsonl, not {spec}"
         )
-    try:
-        text = files.read_text(spec)
-    except files.Error as error:
-        raise UserError(f"cannot read {spec}: {error.message}") from None
     bad = BadRecords(spec, data_config.on_error)
     if spec.endswith(".txt"):
+        try:
+            text = files.read_text(spec)
+        except files.Error as error:
+            raise UserError(f"cannot read {spec}: {error.message}") from None
         examples = [Example("", doc) for doc in _documents(text)]
     else:
-        examples = _jsonl(spec, text, prompt_column, response_column, bad)
+        examples = _jsonl(spec, prompt_column, response_column, bad)
     note = bad.check(len(examples), data_config.max_bad_fraction)
     if not examples:
         raise UserError(f"{spec} holds no text")
     return examples, note
 
 
-def _jsonl(spec, text, prompt_column, response_column, bad):
+def _jsonl(spec, prompt_column, response_column, bad):
     examples = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{spec}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            bad.add(where, f"invalid JSON: {error.msg}")
-            continue
-        if not isinstance(row, dict):
-            bad.add(where, "not a JSON object")
-            continue
+    for where, row in tables.jsonl_rows(tables.read_lines(spec), spec, bad):
         if response_column in row:
             prompt = row.get(prompt_column, "")
             response = row[response_column]
@@ -330,22 +319,12 @@ print(json.dumps({"signatures": sorted(loaded.signatures),
 def check(path, prompts, expected):
     """Runs the SavedModel's `generate` in a fresh process on `prompts`;
     with `expected` texts (greedy sampling), they must be equal."""
-    import subprocess
-    import sys
-
+    from kft import export
     from kft.errors import ExportError
 
-    result = subprocess.run(
-        [sys.executable, "-c", _CHECK_SCRIPT, path],
-        input=json.dumps(prompts),
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    served = export.run_check_script(
+        _CHECK_SCRIPT, [path], stdin=json.dumps(prompts)
     )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ExportError(f"the export does not load or run: {last}")
-    served = json.loads(result.stdout.strip().splitlines()[-1])
     figures = {
         "examples": len(prompts),
         "signatures": served["signatures"],

@@ -9,6 +9,8 @@ question over its windows, and map it back to the context. The parity test
 holds the two to the same answers.
 """
 
+import json
+
 import tensorflow as tf
 
 from kft import preprocessing
@@ -219,25 +221,13 @@ def check(path, examples, expected, tolerance=1e-5):
     """Runs the SavedModel on `examples` in a fresh process and compares
     with the Python path's `expected` answers; returns the figures or
     raises ExportError."""
-    import json
-    import os
-    import subprocess
-    import sys
-
+    from kft import export
     from kft.errors import ExportError
 
     sample = [[e.question for e in examples], [e.context for e in examples]]
-    result = subprocess.run(
-        [sys.executable, "-c", _CHECK_SCRIPT, path],
-        input=json.dumps(sample),
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    served = export.run_check_script(
+        _CHECK_SCRIPT, [path], stdin=json.dumps(sample)
     )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ExportError(f"the export does not load or run: {last}")
-    served = json.loads(result.stdout.strip().splitlines()[-1])
     problems = []
     if served["inputs"] != ["context", "question"]:
         problems.append(f"serving inputs are {served['inputs']}")

@@ -30,8 +30,6 @@ with those `entities.decode` finds from the Keras model's probabilities.
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 
 import keras
@@ -257,16 +255,7 @@ def _served(path, texts):
         inputs_file = os.path.join(scratch, "inputs.json")
         with open(inputs_file, "w", encoding="utf-8") as file:
             json.dump(texts, file)
-        result = subprocess.run(
-            [sys.executable, "-c", _CHECK_SCRIPT, path, inputs_file],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ExportError(f"the export does not load or run: {last}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+        return export_lib.run_check_script(_CHECK_SCRIPT, [path, inputs_file])
 
 
 def keras_entities(built, labels, texts):

@@ -22,7 +22,7 @@ import json
 import numpy as np
 
 from kft import files
-from kft.data import tfds_source
+from kft.data import tables, tfds_source
 from kft.data.bad_records import BadRecords
 from kft.errors import UserError
 
@@ -129,19 +129,7 @@ def _squad_json(path, bad):
 
 def _jsonl(path, bad):
     examples = []
-    text = _read(path)
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            bad.add(where, f"invalid JSON: {error.msg}")
-            continue
-        if not isinstance(row, dict):
-            bad.add(where, "not a JSON object")
-            continue
+    for where, row in tables.jsonl_rows(tables.read_lines(path), path, bad):
         example = make_example(row, where, bad, len(examples))
         if example is not None:
             examples.append(example)

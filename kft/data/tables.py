@@ -21,7 +21,7 @@ from kft.errors import UserError
 MAX_RECORD_LINES = 50
 
 
-def _read_lines(path):
+def read_lines(path):
     """Returns [(line number, text)]; the text is None where not UTF-8."""
     try:
         raw = files.read_bytes(path)
@@ -40,7 +40,7 @@ def _decode(line):
         return None
 
 
-def _jsonl_rows(lines, path, bad):
+def jsonl_rows(lines, path, bad):
     """Yields (where, dict) for each valid JSON object line."""
     for number, text in lines:
         where = f"{path}:{number}"
@@ -141,10 +141,10 @@ def read_table(path, config, bad, task="classification"):
         (texts, pairs or None, labels, `Columns`): labels as
         `targets.parse` reads them for `task`.
     """
-    lines = _read_lines(path)
+    lines = read_lines(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".jsonl":
-        rows = _jsonl_rows(lines, path, bad)
+        rows = jsonl_rows(lines, path, bad)
     else:
         delimiter = "\t" if suffix == ".tsv" else ","
         rows = _csv_rows(lines, path, delimiter, bad)
