@@ -9,7 +9,6 @@ validation loss and perplexity, sample generations in metrics.json, and a
 SavedModel with a `generate` signature.
 """
 
-import json
 import os
 import time
 
@@ -19,7 +18,6 @@ import tensorflow as tf
 from kft import (
     backbones,
     builder,
-    checkpoint,
     export,
     files,
     freeze,
@@ -158,17 +156,12 @@ def _prompts(examples, count):
 def train(config, model_dir, overwrite=False, strategy=None):
     """Fine-tunes, evaluates, samples and exports; returns metrics."""
     started = time.time()
-    requested = json.loads(config_lib.to_json(config))
     run.set_seed(config.seed)
     phases = freeze.plan_from_config(config)
     check(config)
-    record = run.open_folder(config, requested, model_dir, overwrite)
-    if record.get("finished"):
-        _log(f"{model_dir} holds this run, finished; nothing to do")
-        return json.loads(files.read_text(os.path.join(model_dir, run.METRICS)))
-    if config.data.split_seed < 0:
-        config.data.split_seed = config.seed
-    run.write_config(config, model_dir)
+    record, finished = run.begin_own_run(config, model_dir, overwrite)
+    if finished is not None:
+        return finished
     splits, notes = load_splits(config)
     for line in notes:
         _log(line)
@@ -181,14 +174,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
     run.write_config(config, model_dir)
     train_rows = _rows(splits["train"], causal_lm, config)
     seen = {"train_examples": len(splits["train"]), "sequence_length": length}
-    for key, value in seen.items():
-        if key in record and record[key] != value:
-            raise UserError(
-                f"the data changed since the run in {model_dir} started: "
-                f"{key} {record[key]} there, {value} now; add --overwrite"
-            )
-    record |= seen
-    checkpoint.write_run(model_dir, record)
+    run.check_seen(record, seen, model_dir)
     validation = None
     if splits["validation"]:
         rows = _rows(splits["validation"], causal_lm, config)
@@ -239,15 +225,10 @@ def train(config, model_dir, overwrite=False, strategy=None):
             causal_lm, config, os.path.join(model_dir, run.EXPORT_DIR), prompts
         )
         report["export"] = {"path": path, **figures}
-    report["timing"] = timing | {"total_seconds": round(time.time() - started)}
-    files.write_text(
-        os.path.join(model_dir, run.METRICS), json.dumps(report, indent=2)
+    report["timing"] = timing
+    return run.finish_own_run(
+        model_dir, record, report, started, format_table(report), write_report
     )
-    print(format_table(report), flush=True)
-    _log(f"report: {write_report(model_dir)}")
-    checkpoint.write_run(model_dir, record | {"finished": True})
-    _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
-    return report
 
 
 def _lora_summary(built):

@@ -18,7 +18,6 @@ import tensorflow as tf
 from kft import (
     backbones,
     builder,
-    checkpoint,
     export,
     files,
     freeze,
@@ -27,7 +26,6 @@ from kft import (
     run,
     training,
 )
-from kft import config as config_lib
 from kft import report as report_lib
 from kft.data import pipeline, squad
 from kft.errors import UserError
@@ -147,18 +145,13 @@ def answers_for(model, examples, tokenizer, config, threshold=None):
 def train(config, model_dir, overwrite=False, strategy=None):
     """Fine-tunes a span model, evaluates and exports; returns metrics."""
     started = time.time()
-    requested = json.loads(config_lib.to_json(config))
     run.set_seed(config.seed)
     phases = freeze.plan_from_config(config)
     backbones.resolve(config.backbone)
     check(config)
-    record = run.open_folder(config, requested, model_dir, overwrite)
-    if record.get("finished"):
-        _log(f"{model_dir} holds this run, finished; nothing to do")
-        return json.loads(files.read_text(os.path.join(model_dir, run.METRICS)))
-    if config.data.split_seed < 0:
-        config.data.split_seed = config.seed
-    run.write_config(config, model_dir)
+    record, finished = run.begin_own_run(config, model_dir, overwrite)
+    if finished is not None:
+        return finished
     splits, notes = squad.load_splits(config.data, config.data.split_seed)
     for line in notes:
         _log(line)
@@ -174,14 +167,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
         "train_examples": len(splits["train"]),
         "sequence_length": config.data.sequence_length,
     }
-    for key, value in seen.items():
-        if key in record and record[key] != value:
-            raise UserError(
-                f"the data changed since the run in {model_dir} started: "
-                f"{key} {record[key]} there, {value} now; add --overwrite"
-            )
-    checkpoint.write_run(model_dir, record | seen)
-    record |= seen
+    run.check_seen(record, seen, model_dir)
     pad = tokenizer.pad_token_id
     length = config.data.sequence_length
     inputs, labels = qa.span_inputs(train_windows, length, pad)
@@ -241,15 +227,10 @@ def train(config, model_dir, overwrite=False, strategy=None):
             test_answers[:SAMPLE_EXAMPLES],
         )
         report["export"] = {"path": path, **figures}
-    report["timing"] = timing | {"total_seconds": round(time.time() - started)}
-    files.write_text(
-        os.path.join(model_dir, run.METRICS), json.dumps(report, indent=2)
+    report["timing"] = timing
+    return run.finish_own_run(
+        model_dir, record, report, started, format_table(report), write_report
     )
-    print(format_table(report), flush=True)
-    _log(f"report: {write_report(model_dir)}")
-    checkpoint.write_run(model_dir, record | {"finished": True})
-    _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
-    return report
 
 
 def format_table(report):

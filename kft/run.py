@@ -533,6 +533,12 @@ def check_same_data(record, splits, config, model_dir):
         "train_examples": len(splits.train),
         "sequence_length": config.data.sequence_length,
     }
+    check_seen(record, seen, model_dir)
+
+
+def check_seen(record, seen, model_dir):
+    """Refuses data that differs from what the run in `model_dir` started
+    with (`seen`: labels, sizes, lengths), then records `seen`."""
     for key, value in seen.items():
         if key in record and record[key] != value:
             raise UserError(
@@ -542,6 +548,37 @@ def check_same_data(record, splits, config, model_dir):
             )
     record.update(seen)
     checkpoint.write_run(model_dir, record)
+
+
+def begin_own_run(config, model_dir, overwrite):
+    """The start of a tokens, qa or causal_lm run: opens (or resumes)
+    `model_dir`, fixes the held-out seed and writes config.json. Returns
+    (record, None), or (None, metrics) when the run there is finished."""
+    requested = json.loads(config_lib.to_json(config))
+    record = open_folder(config, requested, model_dir, overwrite)
+    if record.get("finished"):
+        _log(f"{model_dir} holds this run, finished; nothing to do")
+        return None, json.loads(
+            files.read_text(os.path.join(model_dir, METRICS))
+        )
+    if config.data.split_seed < 0:
+        config.data.split_seed = config.seed
+    write_config(config, model_dir)
+    return record, None
+
+
+def finish_own_run(model_dir, record, report, started, table, write_page):
+    """The end of a tokens, qa or causal_lm run: metrics.json, the table
+    printed, report.html, and the run marked finished."""
+    report["timing"]["total_seconds"] = round(time.time() - started)
+    files.write_text(
+        os.path.join(model_dir, METRICS), json.dumps(report, indent=2)
+    )
+    print(table, flush=True)
+    _log(f"report: {write_page(model_dir)}")
+    checkpoint.write_run(model_dir, record | {"finished": True})
+    _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
+    return report
 
 
 def _lr_find(built, splits, config, model_dir, class_weight, record):

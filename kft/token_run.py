@@ -33,7 +33,6 @@ from kft import (
     token_report,
     training,
 )
-from kft import config as config_lib
 from kft.data import tokens
 from kft.errors import UserError
 
@@ -90,7 +89,6 @@ def train(config, model_dir, overwrite=False, strategy=None):
     """Fine-tunes a tagger, evaluates it, fills `model_dir`; returns the
     metrics (see `entities.entity_report`)."""
     started = time.time()
-    requested = json.loads(config_lib.to_json(config))
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     run.set_seed(config.seed)
@@ -100,11 +98,9 @@ def train(config, model_dir, overwrite=False, strategy=None):
     backbones.resolve(config.backbone)
     run.check_choices(config)
     _check_options(config)
-    record = run.open_folder(config, requested, model_dir, overwrite)
-    if record.get("finished"):
-        _log(f"{model_dir} holds this run, finished; nothing to do")
-        return json.loads(files.read_text(os.path.join(model_dir, run.METRICS)))
-    run.write_config(config, model_dir)
+    record, finished = run.begin_own_run(config, model_dir, overwrite)
+    if finished is not None:
+        return finished
     strategy = strategy or run.make_strategy(config, model_dir)
     with strategy.scope():
         built, splits = prepare(config)
