@@ -13,7 +13,7 @@ import pathlib
 
 import keras
 
-from kft import files
+from kft import files, kernels
 from kft.errors import UserError, close_matches
 
 
@@ -167,8 +167,13 @@ def resolve(name):
 
 
 def load_hub_backbone(source):
-    """Loads a keras-hub backbone; the family comes from its class."""
+    """Loads a keras-hub backbone; the family comes from its class.
+
+    Its einsum projections run as 2-D matmuls from here on (kft/kernels.py).
+    """
     import keras_hub
+
+    kernels.install()
 
     try:
         backbone = keras_hub.models.Backbone.from_preset(source.name)

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kft import files
+from kft import files, kernels
 from kft.data import tables
 from kft.data.bad_records import BadRecords
 from kft.errors import UserError
@@ -235,8 +235,11 @@ LORA_AUTO_PARAMETERS = 1_000_000_000
 
 def load_causal_lm(name):
     """A keras-hub CausalLM (backbone, head and preprocessor) from a preset
-    name or a local preset folder."""
+    name or a local preset folder; its einsums run as 2-D matmuls
+    (kft/kernels.py)."""
     import keras_hub
+
+    kernels.install()
 
     try:
         return keras_hub.models.CausalLM.from_preset(name)
