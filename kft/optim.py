@@ -4,6 +4,12 @@ Every optimizer kft makes takes per-variable learning-rate multipliers (for
 layer-wise decay; Keras has none built in, keras-team/keras#21741) and
 applies decoupled weight decay itself, scaled by the same multiplier and
 skipping biases and normalization parameters (every variable of rank < 2).
+
+On TensorFlow, outside a distribution strategy, Adam's update of a float32
+variable is TensorFlow's fused `ResourceApplyAdam` kernel (one pass over
+the variable and its moments) rather than Keras's dozen element-wise ops
+(a pass each): the same formula (Keras's `Adam.update_step`), and kft's
+MiniLM train step 1.1x faster (tools/profile_text_step.py --compare=adam).
 """
 
 import math
@@ -119,10 +125,50 @@ def _with_multipliers(base):
             if self._kft_decay and self._kft_decays[index]:
                 rate = ops.cast(learning_rate * self._kft_decay, variable.dtype)
                 variable.assign_sub(variable * rate)
+            if _fuses(self, variable):
+                return _fused_adam(self, gradient, variable, learning_rate)
             return super().update_step(gradient, variable, learning_rate)
 
     Scaled.__name__ = f"Scaled{base.__name__}"
     return Scaled
+
+
+# Off only to measure what the fused kernel is worth.
+FUSED_ADAM = True
+
+
+def _fuses(optimizer, variable):
+    """Whether `variable`'s Adam update can be TensorFlow's fused kernel."""
+    if not (FUSED_ADAM and keras.backend.backend() == "tensorflow"):
+        return False
+    if not isinstance(optimizer, keras.optimizers.Adam) or optimizer.amsgrad:
+        return False
+    import tensorflow as tf
+
+    return variable.dtype == "float32" and not tf.distribute.has_strategy()
+
+
+def _fused_adam(optimizer, gradient, variable, learning_rate):
+    """Keras's Adam step (bias-corrected rate, moments, update) as one
+    `ResourceApplyAdam` op."""
+    import tensorflow as tf
+
+    index = optimizer._get_variable_index(variable)
+    step = tf.cast(optimizer.iterations + 1, tf.float32)
+    beta_1 = tf.cast(optimizer.beta_1, tf.float32)
+    beta_2 = tf.cast(optimizer.beta_2, tf.float32)
+    return tf.raw_ops.ResourceApplyAdam(
+        var=variable.handle,
+        m=optimizer._momentums[index].handle,
+        v=optimizer._velocities[index].handle,
+        beta1_power=tf.pow(beta_1, step),
+        beta2_power=tf.pow(beta_2, step),
+        lr=tf.cast(learning_rate, tf.float32),
+        beta1=beta_1,
+        beta2=beta_2,
+        epsilon=tf.cast(optimizer.epsilon, tf.float32),
+        grad=tf.convert_to_tensor(gradient, tf.float32),
+    )
 
 
 _ADAM = _with_multipliers(keras.optimizers.Adam)

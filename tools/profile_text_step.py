@@ -1,14 +1,16 @@
-"""What kft/kernels.py's folded einsums are worth on kft's text train step.
+"""What one of kft's kernel choices is worth on kft's text train step.
 
 Builds an experiment's text model as `kft-train` does (whole model
 trainable, its optimizer and metrics), then times `train_on_batch` on one
-random [batch, length] token batch with Keras's own einsum ("plain") and
-with kft's folded one ("folded"), alternating the two in one process so
-both see the same machine. Prints the median step time of each and the
-speed-up.
+random [batch, length] token batch with Keras's own way ("plain") and
+kft's ("kft"), alternating the two in one process so both see the same
+machine, the other choice left as kft makes it. Prints the median step
+time of each and the speed-up. `--compare`:
 
-    python tools/profile_text_step.py --experiment=drug_reviews_minilm \
-        --lengths=64,128 --rounds=5
+    einsum  Keras's einsum vs kft's folded 2-D matmuls (kft/kernels.py)
+    adam    Keras's Adam ops vs TensorFlow's fused kernel (kft/optim.py)
+
+    python tools/profile_text_step.py --compare=einsum --lengths=64,128
 
 Measured on the 2-core CPU (2026-11-28, machine otherwise idle), MiniLM,
 batch 32: length 64: plain 1.88 s, folded 1.50 s (1.25x); length 128:
@@ -22,9 +24,10 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from kft import builder, experiments, kernels, run
+from kft import builder, experiments, kernels, optim, run
 from kft.peers import kft_peer
 
+_COMPARE = flags.DEFINE_enum("compare", "einsum", ["einsum", "adam"], "")
 _EXPERIMENT = flags.DEFINE_string("experiment", "drug_reviews_minilm", "")
 _LENGTHS = flags.DEFINE_list("lengths", "64,128", "Sequence lengths.")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "")
@@ -55,8 +58,8 @@ def profile(length):
     model = built.model
     inputs, labels = _batch(model, _BATCH.value, length)
     functions = {}
-    for mode in ("plain", "folded"):
-        (kernels.uninstall if mode == "plain" else kernels.install)()
+    for mode in ("plain", "kft"):
+        _choose(mode == "kft")
         model.train_function = None
         model.train_on_batch(inputs, labels)  # traces in this mode
         functions[mode] = model.train_function
@@ -69,13 +72,21 @@ def profile(length):
             for _ in range(_STEPS.value):
                 model.train_on_batch(inputs, labels)
             seconds[mode].append((time.perf_counter() - started) / _STEPS.value)
+    _choose(True)
     plain = statistics.median(seconds["plain"])
-    folded = statistics.median(seconds["folded"])
+    ours = statistics.median(seconds["kft"])
     print(
-        f"length {length}, batch {_BATCH.value}: plain {plain:.3f} s/step, "
-        f"folded {folded:.3f} s/step, {plain / folded:.2f}x",
+        f"{_COMPARE.value}, length {length}, batch {_BATCH.value}: plain "
+        f"{plain:.3f} s/step, kft {ours:.3f} s/step, {plain / ours:.2f}x",
         flush=True,
     )
+
+
+def _choose(kft_way):
+    if _COMPARE.value == "einsum":
+        (kernels.install if kft_way else kernels.uninstall)()
+    else:
+        optim.FUSED_ADAM = kft_way
 
 
 def main(argv):
