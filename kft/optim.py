@@ -5,7 +5,7 @@ layer-wise decay; Keras has none built in, keras-team/keras#21741) and
 applies decoupled weight decay itself, scaled by the same multiplier and
 skipping biases and normalization parameters (every variable of rank < 2).
 
-On TensorFlow, outside a distribution strategy, Adam's update of a float32
+On TensorFlow (not TPU), Adam's update of a float32
 variable is TensorFlow's fused `ResourceApplyAdam` kernel (one pass over
 the variable and its moments) rather than Keras's dozen element-wise ops
 (a pass each): the same formula (Keras's `Adam.update_step`), and kft's
@@ -145,7 +145,9 @@ def _fuses(optimizer, variable):
         return False
     import tensorflow as tf
 
-    return variable.dtype == "float32" and not tf.distribute.has_strategy()
+    # TPU replicas update through their own variables (untested here).
+    on_tpu = isinstance(tf.distribute.get_strategy(), tf.distribute.TPUStrategy)
+    return variable.dtype == "float32" and not on_tpu
 
 
 def _fused_adam(optimizer, gradient, variable, learning_rate):
