@@ -2,19 +2,24 @@
 
 Builds an experiment's text model as `kft-train` does (whole model
 trainable, its optimizer and metrics), then times `train_on_batch` on one
-random [batch, length] token batch with Keras's own way ("plain") and
-kft's ("kft"), alternating the two in one process so both see the same
-machine, the other choice left as kft makes it. Prints the median step
-time of each and the speed-up. `--compare`:
+random [batch, length] token batch without and with one choice,
+alternating the two in one process so both see the same machine, every
+other choice left as kft makes it. Prints the median step time of each
+and the speed-up. `--compare`:
 
     einsum  Keras's einsum vs kft's folded 2-D matmuls (kft/kernels.py)
     adam    Keras's Adam ops vs TensorFlow's fused kernel (kft/optim.py)
+    xla     the step without and with XLA (`--config.jit_compile`; off by
+            default in kft)
 
     python tools/profile_text_step.py --compare=einsum --lengths=64,128
 
-Measured on the 2-core CPU (2026-11-28, machine otherwise idle), MiniLM,
-batch 32: length 64: plain 1.88 s, folded 1.50 s (1.25x); length 128:
-see the closing note of issue 8.
+Measured on the 2-core CPU, 2026-11-28, otherwise idle, MiniLM, batch 32
+(median of 4-8 rounds; figures also in README "How fast is it?"):
+
+    einsum  length 64: 2.05 -> 1.53 s (1.35x)
+            length 128: 3.95 -> 3.56 s (1.11x)
+    adam    length 64: 1.57 -> 1.48 s (1.06x), 8 rounds of 3 steps
 """
 
 import statistics
@@ -27,7 +32,9 @@ from absl import app, flags
 from kft import builder, experiments, kernels, optim, run
 from kft.peers import kft_peer
 
-_COMPARE = flags.DEFINE_enum("compare", "einsum", ["einsum", "adam"], "")
+_COMPARE = flags.DEFINE_enum(
+    "compare", "einsum", ["einsum", "adam", "xla"], "What to measure."
+)
 _EXPERIMENT = flags.DEFINE_string("experiment", "drug_reviews_minilm", "")
 _LENGTHS = flags.DEFINE_list("lengths", "64,128", "Sequence lengths.")
 _BATCH = flags.DEFINE_integer("batch_size", 32, "")
@@ -58,8 +65,8 @@ def profile(length):
     model = built.model
     inputs, labels = _batch(model, _BATCH.value, length)
     functions = {}
-    for mode in ("plain", "kft"):
-        _choose(mode == "kft")
+    for mode in ("without", "with"):
+        _choose(model, mode == "with")
         model.train_function = None
         model.train_on_batch(inputs, labels)  # traces in this mode
         functions[mode] = model.train_function
@@ -72,21 +79,24 @@ def profile(length):
             for _ in range(_STEPS.value):
                 model.train_on_batch(inputs, labels)
             seconds[mode].append((time.perf_counter() - started) / _STEPS.value)
-    _choose(True)
-    plain = statistics.median(seconds["plain"])
-    ours = statistics.median(seconds["kft"])
+    _choose(model, _COMPARE.value != "xla")
+    without = statistics.median(seconds["without"])
+    with_it = statistics.median(seconds["with"])
     print(
-        f"{_COMPARE.value}, length {length}, batch {_BATCH.value}: plain "
-        f"{plain:.3f} s/step, kft {ours:.3f} s/step, {plain / ours:.2f}x",
+        f"{_COMPARE.value}, length {length}, batch {_BATCH.value}: without "
+        f"{without:.3f} s/step, with {with_it:.3f} s/step, "
+        f"{without / with_it:.2f}x",
         flush=True,
     )
 
 
-def _choose(kft_way):
+def _choose(model, on):
     if _COMPARE.value == "einsum":
-        (kernels.install if kft_way else kernels.uninstall)()
+        (kernels.install if on else kernels.uninstall)()
+    elif _COMPARE.value == "adam":
+        optim.FUSED_ADAM = on
     else:
-        optim.FUSED_ADAM = kft_way
+        model.jit_compile = on
 
 
 def main(argv):
