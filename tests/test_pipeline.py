@@ -241,3 +241,29 @@ def test_soft_labels_train_with_class_weight_and_metrics():
     metric = evaluation.MacroF1(3)
     metric.update_state(shares[:2], np.eye(3, dtype="float32")[[0, 1]])
     assert float(metric.result()) == pytest.approx((2 / 3) / 3)
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_text_batches_are_full_and_of_similar_lengths(tiny_bert, drop):
+    """As `group_by_length`: every batch full but a group's last, and the
+    rows of a batch close in length (texts of 1 to 60 words, shuffled)."""
+    import keras_hub
+
+    preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
+        tiny_bert, sequence_length=64
+    )
+    words = np.random.default_rng(0).permutation(
+        [i % 60 + 1 for i in range(100)]
+    )
+    split = _split([" ".join(["good"] * n) for n in words], [0] * 100)
+    epochs = data.text_batches(
+        split, preprocessor, 8, True, 0, drop_remainder=drop
+    )
+    sizes, spans = [], []
+    for inputs, _ in epochs.dataset(0, 1):
+        rows = inputs["padding_mask"].numpy().sum(axis=1)
+        sizes.append(len(rows))
+        spans.append(rows.max() - rows.min())
+    assert sorted(sizes) == ([] if drop else [4]) + [8] * 12
+    assert epochs.steps() == len(sizes)
+    assert max(spans) <= 8, spans

@@ -165,6 +165,20 @@ def _trim(lengths):
     return trim
 
 
+# Examples sorted by length together (Hugging Face's `group_by_length`
+# megabatch, in batches).
+GROUP_BATCHES = 50
+
+
+def _by_length(inputs, labels):
+    """A group's rows sorted longest first (ties keep their order)."""
+    lengths = tf.reduce_sum(tf.cast(inputs["padding_mask"], tf.int32), -1)
+    order = tf.argsort(lengths, direction="DESCENDING", stable=True)
+    return tf.nest.map_structure(
+        lambda values: tf.gather(values, order), (inputs, labels)
+    )
+
+
 def text_batches(
     split,
     preprocessor,
@@ -178,14 +192,17 @@ def text_batches(
     """Tokenized, length-grouped batches of `split` for `model.fit`.
 
     Examples are tokenized once and cached; each training epoch shuffles
-    (in an order fixed by `seed` and the epoch, see `Epochs`), groups
-    examples of similar length into the same batch (as Hugging Face's
-    `group_by_length`), and trims
-    each batch's padding to its longest row, rounded up to `granularity`
-    (dynamic shapes: least padding) or, with `fixed_shapes`, to one of the
-    few `fixed_lengths` (for XLA and TPU, so recompiles stay bounded).
-    `drop_remainder` drops each bucket's partial batch (TPU needs it).
-    Training data comes as `Epochs`, other data as one `tf.data.Dataset`.
+    (in an order fixed by `seed` and the epoch, see `Epochs`) and groups
+    examples of similar length into the same batch as Hugging Face's
+    `group_by_length` does: every `GROUP_BATCHES` batches' worth of
+    examples are sorted by length and cut into full batches (only a
+    group's last batch can be short), and the batches are shuffled. Each
+    batch's padding is trimmed to its longest row, rounded up to
+    `granularity` (dynamic shapes: least padding) or, with `fixed_shapes`,
+    to one of the few `fixed_lengths` (for XLA and TPU, so recompiles stay
+    bounded). `drop_remainder` drops each group's short batch (TPU needs
+    it). Training data comes as `Epochs`, other data as one
+    `tf.data.Dataset`.
     """
     length = preprocessor.sequence_length
     texts = (tf.constant(list(split.values)),)
@@ -205,19 +222,17 @@ def text_batches(
     def batches(examples, order_seed=None, drop=drop_remainder):
         if order_seed is not None:
             examples = _shuffle(examples, len(split), order_seed)
-        examples = examples.bucket_by_sequence_length(
-            element_length_func=lambda inputs, _: tf.reduce_sum(
-                tf.cast(inputs["padding_mask"], tf.int32)
-            ),
-            bucket_boundaries=[b + 1 for b in lengths[:-1]],
-            bucket_batch_sizes=[batch_size] * len(lengths),
-            drop_remainder=drop,
+        examples = examples.batch(GROUP_BATCHES * batch_size).map(_by_length)
+        examples = examples.flat_map(
+            lambda *group: tf.data.Dataset.from_tensor_slices(group).batch(
+                batch_size, drop_remainder=drop
+            )
         )
         examples = examples.map(_trim(lengths))
         if order_seed is not None:
-            # bucket_by_sequence_length emits a bucket when it fills;
-            # shuffle the batches too so lengths do not drift in an epoch.
-            examples = _shuffle(examples, 64, order_seed + 1)
+            # A group's batches come longest first; shuffle them so
+            # lengths do not drift within an epoch.
+            examples = _shuffle(examples, GROUP_BATCHES, order_seed + 1)
         return examples
 
     # Every example once (none dropped), unshuffled.
