@@ -79,6 +79,20 @@ def file(name, relative):
     return str(cache_dir() / name / relative)
 
 
+def missing_hint(missing_path):
+    """For a path inside an asset that is not fetched: "; run: kft-fetch
+    NAME" (the line to add to a not-found error); "" otherwise."""
+    try:
+        relative = pathlib.Path(missing_path).expanduser().resolve()
+        relative = relative.relative_to(cache_dir().resolve())
+    except (ValueError, OSError):
+        return ""
+    name = relative.parts[0] if relative.parts else ""
+    if name in ASSETS and not is_present(name):
+        return f"; it is part of kft's '{name}' asset: run kft-fetch {name}"
+    return ""
+
+
 def is_present(name):
     return (cache_dir() / name / ".verified").is_file()
 

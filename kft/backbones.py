@@ -9,11 +9,12 @@ families are in `HUB_FAMILIES`. The tests parametrize over both tables.
 """
 
 import dataclasses
+import os
 import pathlib
 
 import keras
 
-from kft import files, kernels
+from kft import assets, files, kernels
 from kft.errors import UserError, close_matches
 
 
@@ -159,11 +160,22 @@ def resolve(name):
         )
     if name.startswith(("hf://", "kaggle://")) or name in _hub_preset_names():
         return Source("hub", name)
+    if _looks_like_path(name):
+        raise UserError(
+            f"backbone folder {name} does not exist"
+            + (assets.missing_hint(name) or "; check the path")
+        )
     choices = list(TABLE) + sorted(_hub_preset_names())
     raise UserError(
         f"unknown backbone '{name}'; {close_matches(name, choices)} "
         "(or a local keras-hub preset / Hugging Face folder)"
     )
+
+
+def _looks_like_path(name):
+    """A backbone value meant as a folder: it has a / or starts with . or ~
+    (preset names and keras.applications names have none of these)."""
+    return os.sep in name or "/" in name or name.startswith((".", "~"))
 
 
 def load_hub_backbone(source):

@@ -209,6 +209,11 @@ def _checkpoints(folder):
     return sorted(found, reverse=True)
 
 
+def has_checkpoint(model_dir):
+    """Whether training in `model_dir` has written a checkpoint yet."""
+    return bool(_checkpoints(folder_of(model_dir)))
+
+
 def _prune(folder, keep):
     """Deletes all but the newest `keep` checkpoints, and best weights no
     kept checkpoint refers to (json first, so none is left half there)."""

@@ -229,6 +229,11 @@ def compare(folders, output):
 
     Returns the rows, in the order of `folders`.
     """
+    if files.isdir(output):
+        raise UserError(
+            f"--output {output} is a folder; give the HTML file to write "
+            "(such as compare.html)"
+        )
     runs = [report.load(folder) for folder in folders]
     rows = [summarize(run, name) for run, name in zip(runs, names(folders))]
     text = verdict(rows, runs)

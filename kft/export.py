@@ -542,6 +542,11 @@ def build_and_publish(base, build):
     returns its figures. The folder is beside the versions under a local
     base (so the rename is atomic) and a local temporary one otherwise.
     """
+    if files.exists(base) and not files.isdir(base):
+        raise UserError(
+            f"export base {base} is a file; give a folder (TF Serving's "
+            "model base path), new or holding numbered versions"
+        )
     local = files.is_local(base)
     if local:
         os.makedirs(base, exist_ok=True)

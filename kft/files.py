@@ -74,9 +74,14 @@ def write_text(path, text):
 
 def write_bytes(path, data):
     temporary = f"{path}.tmp-{os.getpid()}"
-    with gfile.GFile(temporary, "wb") as file:
-        file.write(data)
-    gfile.rename(temporary, path, overwrite=True)
+    try:
+        with gfile.GFile(temporary, "wb") as file:
+            file.write(data)
+        gfile.rename(temporary, path, overwrite=True)
+    except BaseException:
+        if gfile.exists(temporary):
+            gfile.remove(temporary)
+        raise
 
 
 def remove(path):

@@ -23,6 +23,7 @@ from kft import (
     freeze,
     generation,
     run,
+    run_folder,
     training,
 )
 from kft import config as config_lib
@@ -174,7 +175,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
     run.write_config(config, model_dir)
     train_rows = _rows(splits["train"], causal_lm, config)
     seen = {"train_examples": len(splits["train"]), "sequence_length": length}
-    run.check_seen(record, seen, model_dir)
+    run_folder.check_seen(record, seen, model_dir)
     validation = None
     if splits["validation"]:
         rows = _rows(splits["validation"], causal_lm, config)

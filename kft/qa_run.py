@@ -24,6 +24,7 @@ from kft import (
     qa,
     qa_serving,
     run,
+    run_folder,
     training,
 )
 from kft import report as report_lib
@@ -167,7 +168,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
         "train_examples": len(splits["train"]),
         "sequence_length": config.data.sequence_length,
     }
-    run.check_seen(record, seen, model_dir)
+    run_folder.check_seen(record, seen, model_dir)
     pad = tokenizer.pad_token_id
     length = config.data.sequence_length
     inputs, labels = qa.span_inputs(train_windows, length, pad)

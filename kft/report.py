@@ -79,7 +79,7 @@ def load(folder, config=None):
         raise UserError(
             f"{folder} is not a finished kft run folder (no metrics.json)"
         )
-    metrics = json.loads(files.read_text(path))
+    metrics = _read_json(path)
     if config is None:
         config = _read_json(os.path.join(folder, "config.json"))
     return Run(
@@ -94,14 +94,30 @@ def load(folder, config=None):
 def _read_json(path):
     if not files.exists(path):
         return {}
-    return json.loads(files.read_text(path))
+    return _parsed(path, json.loads)
 
 
 def _read_jsonl(path):
     if not files.exists(path):
         return []
-    lines = io.StringIO(files.read_text(path), newline=None)
-    return [json.loads(line) for line in lines if line.strip()]
+
+    def parse(text):
+        lines = io.StringIO(text, newline=None)
+        return [json.loads(line) for line in lines if line.strip()]
+
+    return _parsed(path, parse)
+
+
+def _parsed(path, parse):
+    """`parse` of the run file at `path`; UserError if it is cut off or
+    not JSON (a run killed while writing it, a file edited by hand)."""
+    try:
+        return parse(files.read_text(path))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UserError(
+            f"{path} is not valid JSON ({error}); rerun the command that "
+            "wrote it, or leave this run out"
+        ) from None
 
 
 def read_history(path):

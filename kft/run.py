@@ -31,6 +31,7 @@ from kft import (
     optim,
     preflight,
     regression,
+    run_folder,
     tasks,
     threshold,
     training,
@@ -108,8 +109,19 @@ def prepare(config):
             f"{config.data.train} holds {splits.modality}"
         )
     if built.modality == "text":
+        _check_image_only(config.data)
         _set_sequence_length(built, splits.train, config)
     return built, splits
+
+
+def _check_image_only(data_config):
+    """Image augmentations on a text run would be silently ignored."""
+    for key in ("augment", "mixup", "cutmix"):
+        if data_config[key]:
+            raise UserError(
+                f"--config.data.{key} is for images; this run's data is "
+                "text (leave it at its default)"
+            )
 
 
 def _set_sequence_length(built, train_split, config):
@@ -303,6 +315,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
     runs anything), or made here. A worker that is not the
     chief does the same work, writing to a temporary folder it removes.
     """
+    config_lib.check_values(config)
     requested = json.loads(config_lib.to_json(config))
     strategy = strategy or make_strategy(config, model_dir)
     distribute.resolve(config)
@@ -331,7 +344,9 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
     if config.lr_find:
         lr_find.check_options(config.lr_find_options)
     chief = output == model_dir
-    record = open_folder(config, requested, model_dir, overwrite, chief)
+    record = run_folder.open_folder(
+        config, requested, model_dir, overwrite, chief
+    )
     if record.get("finished"):
         _log(
             f"{model_dir} holds this run, finished; nothing to do "
@@ -347,7 +362,7 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
     with strategy.scope():
         built, splits = prepare(config)
     prepare_seconds = round(time.time() - started, 1)
-    check_same_data(record, splits, config, output)
+    run_folder.check_same_data(record, splits, config, output)
     write_config(config, output)  # now with the picked sequence length
     if config.task == "classification":
         threshold.check(config.eval.threshold, len(splits.labels))
@@ -484,78 +499,12 @@ def _own_run(config, model_dir, overwrite, strategy):
     return module.train(config, model_dir, overwrite, strategy)
 
 
-def open_folder(config, requested, model_dir, overwrite, chief=True):
-    """Starts, resumes or refuses `model_dir`; returns its run record.
-
-    A folder holds a run when it has config.json. --overwrite empties it;
-    `resume=false` refuses it; otherwise the run must have been asked for
-    with the same config (keys in checkpoint.RESUMABLE_CHANGES aside).
-    Only the chief changes the folder; other workers read it.
-    """
-    has_run = files.exists(os.path.join(model_dir, "config.json"))
-    if has_run and overwrite:
-        if chief:
-            for name in files.listdir(model_dir):
-                files.remove(os.path.join(model_dir, name))
-            _log(f"--overwrite: emptied {model_dir}")
-        has_run = False
-    if has_run and not config.resume:
-        raise UserError(
-            f"{model_dir} already holds a run; add --overwrite to replace "
-            "it, or leave resume on to resume it"
-        )
-    record = checkpoint.read_run(model_dir) if has_run else None
-    if record is not None:
-        differences = checkpoint.config_differences(record["config"], requested)
-        if differences:
-            more = len(differences) - 1
-            raise UserError(
-                f"{model_dir} holds a run with another config "
-                f"({differences[0]}{f', and {more} more' if more else ''}); "
-                "rerun it as it was, or use another --model_dir, or add "
-                "--overwrite to start over"
-            )
-        _log(f"{model_dir} holds this run: resuming it")
-        if chief:
-            checkpoint.remove_temporaries(model_dir)
-        return record
-    record = {"config": requested, "finished": False}
-    if chief:
-        files.makedirs(os.path.join(model_dir, "checkpoints"))
-        checkpoint.write_run(model_dir, record)
-    return record
-
-
-def check_same_data(record, splits, config, model_dir):
-    """A resumed run must see the labels and data size it started with."""
-    seen = {
-        "labels": list(splits.labels),
-        "train_examples": len(splits.train),
-        "sequence_length": config.data.sequence_length,
-    }
-    check_seen(record, seen, model_dir)
-
-
-def check_seen(record, seen, model_dir):
-    """Refuses data that differs from what the run in `model_dir` started
-    with (`seen`: labels, sizes, lengths), then records `seen`."""
-    for key, value in seen.items():
-        if key in record and record[key] != value:
-            raise UserError(
-                f"the data changed since the run in {model_dir} started: "
-                f"{key} {record[key]} there, {value} now; use another "
-                "--model_dir, or add --overwrite to start over"
-            )
-    record.update(seen)
-    checkpoint.write_run(model_dir, record)
-
-
 def begin_own_run(config, model_dir, overwrite):
     """The start of a tokens, qa or causal_lm run: opens (or resumes)
     `model_dir`, fixes the held-out seed and writes config.json. Returns
     (record, None), or (None, metrics) when the run there is finished."""
     requested = json.loads(config_lib.to_json(config))
-    record = open_folder(config, requested, model_dir, overwrite)
+    record = run_folder.open_folder(config, requested, model_dir, overwrite)
     if record.get("finished"):
         _log(f"{model_dir} holds this run, finished; nothing to do")
         return None, json.loads(
@@ -657,6 +606,7 @@ def load_run(model_dir, overrides=()):
         raise UserError(f"no config.json in {model_dir}; not a kft run folder")
     config = config_lib.from_json(files.read_text(path))
     config_lib.apply_overrides(config, overrides)
+    config_lib.check_values(config)
     if config.task in ("qa", "causal_lm"):
         raise UserError(
             f"{model_dir} is a {config.task} run: kft-evaluate, kft-export "
@@ -766,9 +716,7 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
         )
     cut = _decision(config, model_dir, labels)
     split = evaluation_split(config, labels, model_dir)
-    name = os.path.splitext(os.path.basename(split.source.rstrip("/")))[0]
-    folder = os.path.join(model_dir, "eval", slug(name or "test"))
-    files.makedirs(folder)
+    folder = run_folder.eval_folder(model_dir, split.source)
     if saved_model:
         probabilities = export.serve_probabilities(
             saved_model, split, built.modality
@@ -794,7 +742,3 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     run_config = json.loads(config_lib.to_json(config))
     _log(f"report: {report_lib.write(folder, run_config)}")
     return report
-
-
-def slug(text):
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)

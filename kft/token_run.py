@@ -29,6 +29,7 @@ from kft import (
     files,
     freeze,
     run,
+    run_folder,
     token_export,
     token_report,
     training,
@@ -105,7 +106,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
     with strategy.scope():
         built, splits = prepare(config)
     prepare_seconds = round(time.time() - started, 1)
-    run.check_same_data(record, splits, config, model_dir)
+    run_folder.check_same_data(record, splits, config, model_dir)
     run.write_config(config, model_dir)
     run.write_labels(splits.labels, model_dir)
     _log(
@@ -254,9 +255,7 @@ def evaluate_loaded(model_dir, config, labels, built, saved_model=""):
         split = tokens.read_spec(config.data.test, config.data, "test")
     else:
         split = tokens.load_splits(config.data, config.data.split_seed).test
-    name = os.path.splitext(os.path.basename(split.source.rstrip("/")))[0]
-    folder = os.path.join(model_dir, "eval", run.slug(name or "test"))
-    files.makedirs(folder)
+    folder = run_folder.eval_folder(model_dir, split.source)
     report = evaluate(built, split, labels, config, folder)
     report["source"] = split.source
     report["model"] = os.path.join(model_dir, run.WEIGHTS_FILE)

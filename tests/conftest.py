@@ -176,17 +176,30 @@ def write_run_files(folder, predictions, **extra):
             file.write(json.dumps({"index": index, **row}) + "\n")
 
 
-def run_cli(*args, env=None, timeout=600):
-    """Runs a kft console script as a user would; returns CompletedProcess."""
+def run_cli(*args, env=None, timeout=600, cwd=None, prefix=()):
+    """Runs a kft console script as a user would; returns CompletedProcess.
+
+    `prefix` is a command that runs the script (such as `unshare ...`)."""
     script = pathlib.Path(sys.executable).parent / args[0]
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run(
-        [str(script), *args[1:]],
+        [*prefix, str(script), *args[1:]],
         capture_output=True,
         text=True,
         timeout=timeout,
         env=full_env,
+        cwd=cwd,
     )
+
+
+def assert_user_error(result, *words):
+    """Exit 2, one line on stderr holding each of `words`, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
 
 
 def train_cli(model_dir, *overrides, experiment="text_classifier"):

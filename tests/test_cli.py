@@ -119,6 +119,14 @@ BAD_INPUTS = [
     ),
     (["--config.data.train={train}", "--config.plan=frozen"], "valid plans"),
     (
+        ["--config.data.train={train}", "--config.data.mixup=0.2"],
+        "data.mixup is for images",
+    ),
+    (
+        ["--config.data.train={train}", "--config.learning_rate=0"],
+        "learning_rate; it must be > 0",
+    ),
+    (
         ["--config.data.train={train}", "--config.class_weight=even"],
         "valid: '', balanced, sqrt",
     ),
@@ -134,6 +142,21 @@ def test_user_errors_exit_2_with_one_line(
         tmp_path / "run", f"--config.backbone={tiny_bert}", *args
     )
     _user_error(result, message)
+
+
+def test_a_missing_backbone_folder_is_named(tmp_path):
+    result = train_cli(tmp_path / "run", "--config.backbone=./no/such/model")
+    _user_error(result, "backbone folder ./no/such/model does not exist")
+
+
+def test_the_demo_without_its_assets_says_to_fetch(tmp_path):
+    result = run_cli(
+        "kft-train",
+        "--experiment=drug_reviews_minilm",
+        f"--model_dir={tmp_path / 'run'}",
+        env={"KFT_CACHE": str(tmp_path / "cache")},
+    )
+    _user_error(result, "run kft-fetch minilm")
 
 
 def test_flagfile(tiny_bert, text_csv, tmp_path):

@@ -45,3 +45,54 @@ def test_json_round_trip():
     config.epochs = 9
     again = config_lib.from_json(config_lib.to_json(config))
     assert again.to_dict() == config.to_dict()
+
+
+OUT_OF_RANGE = [
+    ({"data.batch_size": "0"}, "data.batch_size; it must be >= 1"),
+    ({"data.batch_size": "-4"}, "data.batch_size"),
+    ({"data.eval_batch_size": "0"}, "data.eval_batch_size"),
+    ({"learning_rate": "0"}, "learning_rate; it must be > 0"),
+    ({"head_learning_rate": "-1e-3"}, "head_learning_rate"),
+    ({"epochs": "0"}, "epochs"),
+    ({"label_smoothing": "1"}, "label_smoothing"),
+    ({"data.test_fraction": "1.5"}, "data.test_fraction"),
+    (
+        {"data.validation_fraction": "0.6", "data.test_fraction": "0.4"},
+        "hold out 100%",
+    ),
+    (
+        {"data.text_column": "label", "data.label_column": "label"},
+        "different columns",
+    ),
+    (
+        {"data.text_column": "q", "data.text_pair_column": "q"},
+        "different columns",
+    ),
+]
+
+
+@pytest.mark.parametrize("values,message", OUT_OF_RANGE)
+def test_values_no_run_can_use_are_refused(values, message):
+    config = config_lib.default_config()
+    config_lib.apply_overrides(config, values.items())
+    with pytest.raises(UserError, match=message):
+        config_lib.check_values(config)
+
+
+def test_fractions_of_given_splits_do_not_count():
+    config = config_lib.default_config()
+    overrides = {
+        "data.validation_fraction": "0.6",
+        "data.test_fraction": "0.6",
+        "data.validation": "v.csv",
+        "data.test": "t.csv",
+    }
+    config_lib.apply_overrides(config, overrides.items())
+    config_lib.check_values(config)  # the fractions are not used
+
+
+def test_every_experiment_passes_the_value_checks():
+    from kft import experiments
+
+    for name in experiments.available():
+        config_lib.check_values(experiments.load(name))

@@ -15,7 +15,7 @@ import pathlib
 
 import numpy as np
 
-from kft import files
+from kft import assets, files
 from kft.data import images, tables, targets, tfds_source
 from kft.data.bad_records import BadRecords
 from kft.data.columns import Columns
@@ -115,7 +115,7 @@ def _read(spec, config, bad, task):
         values, labels = images.read_folder(path)
         return values, None, labels, None, "image"
     if not files.exists(path):
-        raise UserError(f"data not found: {spec}")
+        raise UserError(f"data not found: {spec}{assets.missing_hint(path)}")
     if os.path.splitext(path)[1].lower() not in (".csv", ".tsv", ".jsonl"):
         raise UserError(
             f"unsupported data file {spec}; use .csv, .tsv, .jsonl, "

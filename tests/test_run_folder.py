@@ -1,0 +1,264 @@
+"""Where the commands may write: a new or empty folder or a kft run folder,
+and only inside it; a folder they cannot use is one line, never a trace."""
+
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+from conftest import (
+    TINY_IMAGE_FLAGS,
+    assert_user_error,
+    run_cli,
+    write_run_files,
+)
+
+from kft import run_folder
+from kft.errors import UserError
+
+
+def _image_flags(data):
+    return (
+        *TINY_IMAGE_FLAGS,
+        f"--config.data.train={data}",
+        "--config.plan=full",
+        "--config.epochs=1",
+        "--config.data.validation_fraction=0.25",
+        "--config.data.test_fraction=0.25",
+        "--config.export=false",
+    )
+
+
+def _train_images(model_dir, data, *more, **options):
+    return run_cli(
+        "kft-train",
+        "--experiment=image_classifier",
+        f"--model_dir={model_dir}",
+        "--config.verbose=0",
+        *_image_flags(data),
+        *more,
+        **options,
+    )
+
+
+def _checksums(folder):
+    """{relative path: sha256} of every file under `folder`."""
+    sums = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            data = pathlib.Path(path).read_bytes()
+            sums[os.path.relpath(path, folder)] = hashlib.sha256(data).digest()
+    return sums
+
+
+def _can_mount():
+    """Whether this machine lets a test mount a read-only file system in a
+    mount namespace of its own (root in a container usually may)."""
+    try:
+        result = subprocess.run(
+            ["unshare", "-m", "true"], capture_output=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0
+
+
+needs_mount = pytest.mark.skipif(
+    not _can_mount(), reason="unshare -m (a mount namespace) not permitted"
+)
+
+
+def _read_only(folder, bind=False):
+    """A command prefix that runs the command with `folder` read-only: an
+    empty read-only tmpfs over it, or (`bind`) its own files, read-only."""
+    if bind:
+        mount = f"mount --bind {folder} {folder} && "
+        mount += f"mount -o remount,bind,ro {folder}"
+    else:
+        mount = f"mount -t tmpfs -o ro tmpfs {folder}"
+    return ("unshare", "-m", "sh", "-c", f'{mount} && exec "$@"', "sh")
+
+
+@pytest.fixture(scope="module")
+def image_run(image_folder, tmp_path_factory):
+    """A finished tiny image run whose first command failed before
+    training (missing data); returns (run folder, first, second result)."""
+    model_dir = tmp_path_factory.mktemp("runs") / "run"
+    failed = _train_images(model_dir, "/no/such/photos")
+    result = _train_images(model_dir, image_folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return model_dir, failed, result
+
+
+def test_a_run_that_failed_before_training_takes_the_corrected_command(
+    image_run,
+):
+    _, failed, result = image_run
+    assert_user_error(failed, "data not found")
+    assert "stopped before training: emptied" in result.stdout
+
+
+def test_a_relative_data_path_reruns_the_same_run(image_run, image_folder):
+    model_dir, _, _ = image_run
+    parent, name = os.path.split(image_folder)
+    result = _train_images(model_dir, name, cwd=parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "finished; nothing to do" in result.stdout
+
+
+def _hugging_face_folder(folder):
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    (folder / "model.safetensors").write_bytes(b"\0" * 64)
+    (folder / "vocab.txt").write_text("[PAD]\n")
+    return folder
+
+
+def _user_folder(folder):
+    folder.mkdir()
+    (folder / "notes.txt").write_text("my notes")
+    (folder / "thesis").mkdir()
+    (folder / "thesis" / "draft.tex").write_text("\\section{}")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "make,overwrite,words",
+    [
+        (_hugging_face_folder, False, ["not empty", "no kft run"]),
+        (_hugging_face_folder, True, ["not empty", "--overwrite included"]),
+        (_user_folder, True, ["not empty", "notes.txt"]),
+    ],
+)
+def test_a_folder_that_holds_no_run_is_refused_and_unchanged(
+    make, overwrite, words, image_folder, tmp_path
+):
+    folder = make(tmp_path / "folder")
+    before = _checksums(folder)
+    more = ["--overwrite"] if overwrite else []
+    assert_user_error(_train_images(folder, image_folder, *more), *words)
+    assert _checksums(folder) == before
+
+
+def test_a_model_dir_that_is_a_file_is_refused(image_folder, tmp_path):
+    path = tmp_path / "results.txt"
+    path.write_text("mine")
+    assert_user_error(_train_images(path, image_folder), "is a file")
+    assert path.read_text() == "mine"
+
+
+def test_a_bad_value_fails_before_the_folder_is_made(image_folder, tmp_path):
+    result = _train_images(
+        tmp_path / "run", image_folder, "--config.data.batch_size=0"
+    )
+    assert_user_error(result, "data.batch_size", ">= 1")
+    assert not (tmp_path / "run").exists()
+
+
+@needs_mount
+def test_a_read_only_model_dir_is_one_line(image_folder, tmp_path):
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    result = _train_images(folder, image_folder, prefix=_read_only(folder))
+    assert_user_error(result, "cannot write to --model_dir", "Read-only")
+
+
+def test_evaluate_from_a_class_folder_writes_inside_eval(
+    image_run, image_folder
+):
+    model_dir, _, _ = image_run
+    before = _checksums(model_dir)
+    result = run_cli(
+        "kft-evaluate",
+        f"--model_dir={model_dir}",
+        "--config.data.test=..",
+        cwd=os.path.join(image_folder, "dark"),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = model_dir / "eval" / os.path.basename(image_folder)
+    assert (
+        json.loads((written / "metrics.json").read_text())["num_examples"] == 16
+    )
+    after = _checksums(model_dir)
+    assert {k: v for k, v in after.items() if k in before} == before
+
+
+@needs_mount
+def test_evaluate_on_a_read_only_run_is_one_line(image_run):
+    model_dir, _, _ = image_run
+    result = run_cli(
+        "kft-evaluate",
+        f"--model_dir={model_dir}",
+        prefix=_read_only(model_dir, bind=True),
+    )
+    assert_user_error(result, "cannot write to", "kft-evaluate writes")
+
+
+def test_export_to_a_file_is_one_line(image_run, tmp_path):
+    model_dir, _, _ = image_run
+    path = tmp_path / "models"
+    path.write_text("mine")
+    result = run_cli(
+        "kft-export", f"--model_dir={model_dir}", f"--export_dir={path}"
+    )
+    assert_user_error(result, "is a file")
+    assert path.read_text() == "mine"
+
+
+def test_compare_refuses_cut_off_files_and_a_folder_output(tmp_path):
+    write_run_files(tmp_path / "a", [])
+    write_run_files(tmp_path / "b", [])
+    metrics = tmp_path / "b" / "metrics.json"
+    metrics.write_text(metrics.read_text()[:40])
+    cut = run_cli("kft-compare", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert_user_error(cut, "metrics.json is not valid JSON")
+    (tmp_path / "out").mkdir()
+    folder = run_cli(
+        "kft-compare", str(tmp_path / "a"), f"--output={tmp_path / 'out'}"
+    )
+    assert_user_error(folder, "is a folder")
+    assert os.listdir(tmp_path / "out") == []
+    assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
+
+
+@pytest.mark.parametrize(
+    "source,name",
+    [
+        ("..", None),
+        (".", None),
+        ("../../.hidden.csv", "hidden"),
+        ("data/test.csv", "test"),
+        ("gs://bucket/../x y.jsonl", "x_y"),
+        ("tfds:imdb_reviews:test", "tfds_imdb_reviews_test"),
+    ],
+)
+def test_eval_names_stay_inside_eval(source, name):
+    resolved = os.path.basename(os.path.abspath(source))
+    expected = name or resolved
+    got = run_folder.eval_name(source)
+    assert got == expected
+    assert got and not got.startswith(".") and "/" not in got
+
+
+def test_paths_are_compared_resolved(tmp_path, monkeypatch):
+    (tmp_path / "train.csv").write_text("text,label\n")
+    monkeypatch.chdir(tmp_path)
+    saved = {"data": {"train": str(tmp_path / "train.csv")}, "seed": 0}
+    asked = {"data": {"train": "train.csv"}, "seed": 0}
+    assert run_folder.config_differences(saved, asked) == []
+    asked["data"]["train"] = "other.csv"
+    assert run_folder.config_differences(saved, asked)
+
+
+def test_check_target_takes_new_empty_and_run_folders(tmp_path):
+    run_folder.check_target(str(tmp_path / "new"))
+    run_folder.check_target(str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "run.json").write_text('{"config": {}}')
+    run_folder.check_target(str(tmp_path))
+    (tmp_path / "checkpoints" / "run.json").write_text('["not a run"]')
+    with pytest.raises(UserError, match="no kft run"):
+        run_folder.check_target(str(tmp_path))
