@@ -263,7 +263,8 @@ def test_hub_text_backbone(family, tmp_path):
     [
         ("ResNet51", "did you mean"),
         ("", "no backbone given"),
-        ("/no/such/folder/x", "unknown backbone"),
+        ("/no/such/folder/x", "backbone folder /no/such/folder/x does not"),
+        ("bert_tiny_en_uncasd", "unknown backbone"),
     ],
 )
 def test_unknown_backbone_is_a_user_error(name, message):
