@@ -1,0 +1,264 @@
+"""The package's shape, read from its source: imports point down the layers,
+no cycles, no private names across modules, no oversized modules.
+
+Each rule has a list of today's known exceptions. The lists may only
+shrink: an exception that no longer occurs fails the test too, so whoever
+fixes one deletes its line, and nobody adds one without a diff to review.
+"""
+
+import ast
+import json
+import pathlib
+
+import pytest
+
+from kft import config as config_lib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "kft"
+MAX_LINES = 450
+
+# Modules that belong to one task (its data, model, metrics, export or
+# run). Modules outside them and outside the entry layers must not import
+# them: adding a task must not mean editing the shared layers.
+TASK_MODULES = {
+    "kft.tasks",
+    "kft.multilabel",
+    "kft.regression",
+    "kft.threshold",
+    "kft.evaluation",
+    "kft.tagging",
+    "kft.entities",
+    "kft.token_run",
+    "kft.token_export",
+    "kft.token_report",
+    "kft.data.tokens",
+    "kft.qa",
+    "kft.qa_run",
+    "kft.qa_serving",
+    "kft.data.squad",
+    "kft.generation",
+    "kft.lm_run",
+}
+# The layers above the tasks: they may import anything.
+ENTRY_PREFIXES = ("kft.cli", "kft.peers", "kft.benchmark", "kft.run")
+
+KNOWN_CYCLES = {
+    ("kft.export", "kft.generation", "kft.tasks"),
+    ("kft.run", "kft.token_run"),
+}
+KNOWN_LARGE = {"kft.run", "kft.report", "kft.export", "kft.training", "kft.qa"}
+KNOWN_PRIVATE = {
+    ("kft.token_run", "kft.run._log"),
+    ("kft.token_export", "kft.export._quiet_tf"),
+    ("kft.token_export", "kft.export._size"),
+}
+KNOWN_UPWARD = {
+    ("kft.builder", "kft.qa"),
+    ("kft.builder", "kft.tasks"),
+    ("kft.export", "kft.tasks"),
+    ("kft.export", "kft.threshold"),
+    ("kft.heads", "kft.regression"),
+    ("kft.training", "kft.evaluation"),
+    ("kft.training", "kft.generation"),
+    ("kft.training", "kft.qa"),
+    ("kft.training", "kft.tagging"),
+    ("kft.training", "kft.tasks"),
+}
+
+
+def _module_name(path):
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _modules():
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+MODULES = _modules()
+
+
+def _target(name):
+    """The kft module `name` refers to: itself, or the package above a
+    name imported from it."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def _imports(module, tree):
+    """(kft module imported, private name used or None) pairs, every
+    import at any depth, `importlib.import_module("kft...")` strings
+    included; module aliases are followed to their attribute uses."""
+    found, aliases = [], {}
+    package = module if MODULES[module].name == "__init__.py" else None
+    base = package or module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("kft"):
+                    found.append((_target(alias.name), None))
+                    aliases[alias.asname or alias.name] = alias.name
+        elif isinstance(node, ast.ImportFrom):
+            source = node.module or ""
+            if node.level:
+                parts = base.split(".")
+                parent = parts[: len(parts) - node.level + 1]
+                source = ".".join(parent + ([source] if source else []))
+            if not source.startswith("kft"):
+                continue
+            for alias in node.names:
+                full = f"{source}.{alias.name}"
+                if full in MODULES:
+                    found.append((full, None))
+                    aliases[alias.asname or alias.name] = full
+                else:
+                    private = full if alias.name.startswith("_") else None
+                    found.append((_target(source), private))
+        elif isinstance(node, ast.Call) and _is_import_module(node):
+            found.append((_target(_string_prefix(node.args[0])), None))
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
+            owner = aliases[node.value.id]
+            found.append((owner, f"{owner}.{node.attr}"))
+    return [(t, p) for t, p in found if t and t != module]
+
+
+def _is_import_module(node):
+    function = node.func
+    name = getattr(function, "attr", getattr(function, "id", ""))
+    return name == "import_module" and node.args
+
+
+def _string_prefix(node):
+    """The constant text an import_module argument starts with."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr) and node.values:
+        first = node.values[0]
+        if isinstance(first, ast.Constant):
+            return first.value.rstrip(".")
+    return ""
+
+
+def _graph():
+    graph = {}
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text(), str(path))
+        graph[module] = _imports(module, tree)
+    return graph
+
+
+GRAPH = _graph()
+
+
+def _cycles():
+    """The strongly connected groups of two or more modules (Tarjan)."""
+    edges = {m: {t for t, _ in targets} for m, targets in GRAPH.items()}
+    index, low, stack, on_stack, groups = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in edges.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(tuple(sorted(group)))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return set(groups)
+
+
+def _is_task(module):
+    return module in TASK_MODULES
+
+
+def _is_entry(module):
+    return module.startswith(ENTRY_PREFIXES)
+
+
+def test_no_import_cycles_but_the_known():
+    assert _cycles() == KNOWN_CYCLES
+
+
+def test_no_module_over_the_size_limit_but_the_known():
+    large = {
+        module
+        for module, path in MODULES.items()
+        if len(path.read_text().splitlines()) > MAX_LINES
+    }
+    assert large == KNOWN_LARGE
+
+
+def test_no_private_name_used_across_modules_but_the_known():
+    used = {
+        (module, private)
+        for module, targets in GRAPH.items()
+        for _, private in targets
+        if private
+    }
+    assert used == KNOWN_PRIVATE
+
+
+def test_shared_layers_import_no_task_module_but_the_known():
+    upward = {
+        (module, target)
+        for module, targets in GRAPH.items()
+        for target, _ in targets
+        if not _is_task(module) and not _is_entry(module) and _is_task(target)
+    }
+    assert upward == KNOWN_UPWARD
+
+
+def test_the_import_reader_sees_function_level_and_string_imports():
+    source = (
+        "import importlib\n"
+        "def f():\n"
+        "    from kft import run\n"
+        "    importlib.import_module(f'kft.{name}')\n"
+        "    return run._log\n"
+    )
+    found = _imports("kft.files", ast.parse(source))
+    assert ("kft.run", None) in found
+    assert ("kft.run", "kft.run._log") in found
+    assert ("kft", None) in found
+
+
+def test_default_config_is_unchanged():
+    """Config keys and defaults are the public surface: a change here is
+    deliberate, made together with tests/data/default_config.json."""
+    expected = json.loads(
+        (ROOT / "tests" / "data" / "default_config.json").read_text()
+    )
+    assert json.loads(config_lib.to_json(config_lib.default_config())) == (
+        expected
+    )
+
+
+@pytest.mark.parametrize("module", sorted(TASK_MODULES))
+def test_task_modules_exist(module):
+    assert module in MODULES, f"{module} moved: update TASK_MODULES"
