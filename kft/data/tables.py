@@ -3,11 +3,12 @@
 Files are read line by line, so one bad line (not UTF-8, invalid JSON, a
 CSV row with a stray quote or the wrong number of fields, an empty text, a
 missing label) is a bad record (kft.data.bad_records) and the rest of the
-file is kept. Long texts are not bad: the tokenizer truncates them to the
-sequence length.
+file is kept. Long texts are not bad, however long: the tokenizer
+truncates them to the sequence length.
 """
 
 import csv
+import ctypes
 import json
 import os
 
@@ -19,6 +20,11 @@ from kft.errors import UserError
 # A quoted CSV field may span lines; a stray quote would otherwise swallow
 # the rest of the file into one field.
 MAX_RECORD_LINES = 50
+
+# The csv module refuses a field over 131,072 characters ("field larger
+# than field limit"); a text may be longer. The limit is a C long, 32 bits
+# on Windows.
+csv.field_size_limit(2 ** (8 * ctypes.sizeof(ctypes.c_long) - 1) - 1)
 
 
 def read_lines(path):

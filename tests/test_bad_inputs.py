@@ -1,0 +1,56 @@
+"""Malformed inputs, fed to kft-train's reader (`data.read_checked`).
+
+Each input either reads, is counted as a bad record with a reason, or stops
+with one line (a UserError), never a traceback; and reading changes no
+file. A few cases then run through the console scripts, where users meet
+them.
+"""
+
+import json
+
+import pytest
+
+from kft import config as config_lib
+from kft import data
+
+
+def _data_config(**values):
+    config = config_lib.default_config().data
+    for key, value in values.items():
+        config[key] = value
+    return config
+
+
+ROWS = "".join(f"the movie {i},{('good', 'bad')[i % 2]}\n" for i in range(12))
+CSV = "text,label\n" + ROWS
+JSONL = "".join(
+    json.dumps({"text": f"the movie {i}", "label": ("good", "bad")[i % 2]})
+    + "\n"
+    for i in range(12)
+)
+LONG = "word " * 40_000  # 200,000 characters, over csv's default limit
+
+
+def _csv_with(line):
+    return (CSV + line).encode("utf-8", "surrogateescape")
+
+
+def _jsonl_with(row):
+    return (JSONL + (row if isinstance(row, str) else json.dumps(row))).encode()
+
+
+def _train_reader(path):
+    records = data.read_checked(str(path), _data_config(), [])
+    return records.values, records.bad
+
+
+# === What each defect was ===
+
+
+@pytest.mark.parametrize("quote", ["", '"'])
+@pytest.mark.parametrize("suffix", ["csv", "tsv"])
+def test_long_texts_are_read_whole(suffix, quote, tmp_path):
+    path = tmp_path / f"t.{suffix}"
+    text = CSV + f"{quote}{LONG}{quote},good\n"
+    path.write_text(text.replace(",", "\t" if suffix == "tsv" else ","))
+    assert _train_reader(path)[0][-1] == LONG
