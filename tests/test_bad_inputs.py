@@ -12,6 +12,7 @@ import pytest
 
 from kft import config as config_lib
 from kft import data
+from kft.errors import UserError
 
 
 def _data_config(**values):
@@ -54,3 +55,12 @@ def test_long_texts_are_read_whole(suffix, quote, tmp_path):
     text = CSV + f"{quote}{LONG}{quote},good\n"
     path.write_text(text.replace(",", "\t" if suffix == "tsv" else ","))
     assert _train_reader(path)[0][-1] == LONG
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_utf16_and_utf32_files_say_they_are_not_utf8(encoding, tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(CSV.encode(encoding))
+    expected = rf"{path} is not UTF-8 \(it looks like UTF-(16|32)\); re-save"
+    with pytest.raises(UserError, match=expected):
+        _train_reader(path)

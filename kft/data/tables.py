@@ -3,8 +3,9 @@
 Files are read line by line, so one bad line (not UTF-8, invalid JSON, a
 CSV row with a stray quote or the wrong number of fields, an empty text, a
 missing label) is a bad record (kft.data.bad_records) and the rest of the
-file is kept. Long texts are not bad, however long: the tokenizer
-truncates them to the sequence length.
+file is kept. A whole file in UTF-16 or UTF-32, an empty file and a bad
+header are one-line errors. Long texts are not bad, however long: the
+tokenizer truncates them to the sequence length.
 """
 
 import csv
@@ -26,13 +27,47 @@ MAX_RECORD_LINES = 50
 # on Windows.
 csv.field_size_limit(2 ** (8 * ctypes.sizeof(ctypes.c_long) - 1) - 1)
 
+# Byte-order marks of the encodings a text editor saves "Unicode" files in;
+# UTF-32's come first, since UTF-16-LE's is the start of UTF-32-LE's.
+WIDE_MARKS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def _wide_encoding(raw):
+    """The wide encoding `raw` looks to be in: "UTF-16", "UTF-32" or None.
+
+    By the byte-order mark, or without one by the NUL bytes that fill
+    half (UTF-16) or three quarters (UTF-32) of mostly ASCII text; a stray
+    NUL in a UTF-8 file is far below that.
+    """
+    for mark, name in WIDE_MARKS:
+        if raw.startswith(mark):
+            return name
+    sample = raw[:4096]
+    share = sample.count(0) / max(len(sample), 1)
+    if share >= 0.4:
+        return "UTF-32" if share >= 0.7 else "UTF-16"
+    return None
+
 
 def read_lines(path):
-    """Returns [(line number, text)]; the text is None where not UTF-8."""
+    """Returns [(line number, text)]; the text is None where not UTF-8.
+
+    A file in UTF-16 or UTF-32 is a UserError: every line would be bad.
+    """
     try:
         raw = files.read_bytes(path)
     except files.Error as error:
         raise UserError(f"cannot read {path}: {error.message}") from None
+    wide = _wide_encoding(raw)
+    if wide:
+        raise UserError(
+            f"{path} is not UTF-8 (it looks like {wide}); re-save it as UTF-8"
+        )
     if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark
         raw = raw[3:]
     lines = raw.splitlines(keepends=True)
