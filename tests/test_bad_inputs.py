@@ -64,3 +64,19 @@ def test_utf16_and_utf32_files_say_they_are_not_utf8(encoding, tmp_path):
     expected = rf"{path} is not UTF-8 \(it looks like UTF-(16|32)\); re-save"
     with pytest.raises(UserError, match=expected):
         _train_reader(path)
+
+
+def test_json_booleans_and_numbers_are_one_class_with_their_text(tmp_path):
+    labels = [True, "true", False, " false", 1, "1", 2.5, "2.5"]
+    path = tmp_path / "t.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"text": f"t{i}", "label": labels[i % 8]}) + "\n"
+            for i in range(40)
+        )
+    )
+    splits = data.load_splits(_data_config(train=str(path)), seed=0)
+    assert splits.labels == ["1", "2.5", "false", "true"]
+    path.write_text(json.dumps({"text": "t", "label": [True, "x", 1]}))
+    tagged = data.read_spec(str(path), _data_config(), task="multilabel")
+    assert tagged.labels == [("1", "true", "x")]
