@@ -9,6 +9,9 @@ them.
 import json
 
 import pytest
+from conftest import (
+    write_csv,
+)
 
 from kft import config as config_lib
 from kft import data
@@ -80,3 +83,15 @@ def test_json_booleans_and_numbers_are_one_class_with_their_text(tmp_path):
     path.write_text(json.dumps({"text": "t", "label": [True, "x", 1]}))
     tagged = data.read_spec(str(path), _data_config(), task="multilabel")
     assert tagged.labels == [("1", "true", "x")]
+
+
+@pytest.mark.parametrize("label", ["good\x00", "go\x07od", "go\nod", "\x1b[1m"])
+@pytest.mark.parametrize("task", ["classification", "multilabel"])
+def test_labels_with_control_characters_are_bad_records(label, task, tmp_path):
+    rows = [
+        {"text": f"t{i}", "label": ("good", "bad")[i % 2]} for i in range(12)
+    ]
+    path = write_csv(tmp_path / "t.csv", rows + [{"text": "x", "label": label}])
+    records = data.read_spec(path, _data_config(), task=task)
+    assert len(records.values) == 12 and records.bad.count == 1
+    assert "control character" in records.bad.examples[0]

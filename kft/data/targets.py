@@ -3,7 +3,9 @@
 `parse` reads one record's raw label (a CSV cell, a JSON value, a TFDS
 feature) for `config.task`; a label of the wrong shape is a bad record
 (kft.data.bad_records) with the reason. A class or label name is the text
-a file would spell it as (`label_text`: JSON true is "true", 1 is "1").
+a file would spell it as (`label_text`: JSON true is "true", 1 is "1"), and
+one holding a control character (a NUL, a newline) is a bad record: it is
+almost surely corrupt data, and labels.txt holds one name per line.
 `vocabulary` names the model's outputs from the training labels, `encode`
 turns labels into the arrays the model trains on, and `decode` turns them
 back into what a file says.
@@ -19,6 +21,7 @@ back into what a file says.
 
 import math
 import re
+import unicodedata
 
 import numpy as np
 
@@ -34,6 +37,18 @@ def label_text(value):
     return str(value).strip()
 
 
+def _control_character(names):
+    """Why a name holding a control character is bad, or None."""
+    for name in names:
+        for character in name:
+            if unicodedata.category(character) == "Cc":
+                return (
+                    f"label holds control character U+{ord(character):04X} "
+                    "(corrupt data?)"
+                )
+    return None
+
+
 def _class_label(value):
     if isinstance(value, list | dict):
         return None, (
@@ -42,7 +57,9 @@ def _class_label(value):
         )
     if value is None or label_text(value) == "":
         return None, "missing label"
-    return label_text(value), None
+    name = label_text(value)
+    problem = _control_character([name])
+    return (None, problem) if problem else (name, None)
 
 
 def _label_set(value, delimiter):
@@ -58,6 +75,9 @@ def _label_set(value, delimiter):
         names = [name.strip() for name in names]
         if not any(names):
             return None, "missing label"
+    problem = _control_character(names)
+    if problem:
+        return None, problem
     return tuple(sorted({name for name in names if name})), None
 
 
