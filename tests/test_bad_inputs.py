@@ -7,11 +7,17 @@ them.
 """
 
 import json
+import os
+import shutil
 
+import numpy as np
 import pytest
 from conftest import (
+    TINY_IMAGE_FLAGS,
+    train_cli,
     write_csv,
 )
+from PIL import Image
 
 from kft import config as config_lib
 from kft import data
@@ -46,6 +52,30 @@ def _jsonl_with(row):
 def _train_reader(path):
     records = data.read_checked(str(path), _data_config(), [])
     return records.values, records.bad
+
+
+def _png(path, level=40):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((8, 8, 3), level, np.uint8)).save(path)
+
+
+def _corpus(root, photos, links, extra):
+    """root/photos (two classes of eight PNGs if `photos`) with `extra`
+    files and `links` ({path: target}, relative to it), and root/more, a
+    folder of two PNGs outside it; returns root/photos."""
+    folder = root / "photos"
+    folder.mkdir(parents=True)
+    for label, level in (("cats", 200), ("dogs", 40)):
+        for index in range(8 if photos else 0):
+            _png(folder / label / f"{index}.png", level)
+    for index in range(2):
+        _png(root / "more" / f"m{index}.png")
+    for name, content in extra.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+    for name, target in links.items():
+        os.symlink(target, folder / name)
+    return folder
 
 
 # === What each defect was ===
@@ -95,3 +125,41 @@ def test_labels_with_control_characters_are_bad_records(label, task, tmp_path):
     records = data.read_spec(path, _data_config(), task=task)
     assert len(records.values) == 12 and records.bad.count == 1
     assert "control character" in records.bad.examples[0]
+
+
+def test_image_folder_loops_are_not_followed(tmp_path):
+    links = {"cats/loop": "..", "dogs/self": "."}
+    folder = _corpus(tmp_path, True, links, {})
+    records = data.read_spec(str(folder), _data_config())
+    assert len(records.values) == 16 and records.bad.count == 2
+    assert records.bad.examples == [
+        f"{folder}/cats/loop (a link to {folder}, which holds the data "
+        "folder: a loop)",
+        f"{folder}/dogs/self (a link to {folder}/dogs, inside the data "
+        "folder, read there)",
+    ]
+
+
+# === Through the console scripts ===
+
+
+def test_kft_train_reads_a_looped_image_folder_once(image_folder, tmp_path):
+    folder = tmp_path / "images"
+    shutil.copytree(image_folder, folder)
+    os.symlink("..", folder / "bright" / "loop")
+    result = train_cli(
+        tmp_path / "run",
+        *TINY_IMAGE_FLAGS,
+        f"--config.data.train={folder}",
+        "--config.plan=full",
+        "--config.epochs=1",
+        "--config.data.validation_fraction=0.25",
+        "--config.data.test_fraction=0.25",
+        "--config.export=false",
+        experiment="image_classifier",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped 1 bad records of 17" in result.stdout
+    assert "bright/loop (a link to" in result.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["num_examples"] == 4
