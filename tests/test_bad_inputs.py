@@ -1,4 +1,5 @@
-"""Malformed inputs, fed to kft-train's reader (`data.read_checked`).
+"""Malformed inputs, fed to every reader a user can reach: kft-train's
+(`data.read_checked`) and kft-predict's (`table_inputs`, `image_inputs`).
 
 Each input either reads, is counted as a bad record with a reason, or stops
 with one line (a UserError), never a traceback; and reading changes no
@@ -14,6 +15,8 @@ import numpy as np
 import pytest
 from conftest import (
     TINY_IMAGE_FLAGS,
+    TINY_LABELS,
+    run_cli,
     train_cli,
     write_csv,
 )
@@ -21,6 +24,7 @@ from PIL import Image
 
 from kft import config as config_lib
 from kft import data
+from kft.cli import predict
 from kft.errors import UserError
 
 
@@ -52,6 +56,10 @@ def _jsonl_with(row):
 def _train_reader(path):
     records = data.read_checked(str(path), _data_config(), [])
     return records.values, records.bad
+
+
+def _predict_reader(path):
+    return predict.table_inputs(str(path), ["text"], "label")
 
 
 def _png(path, level=40):
@@ -88,6 +96,7 @@ def test_long_texts_are_read_whole(suffix, quote, tmp_path):
     text = CSV + f"{quote}{LONG}{quote},good\n"
     path.write_text(text.replace(",", "\t" if suffix == "tsv" else ","))
     assert _train_reader(path)[0][-1] == LONG
+    assert _predict_reader(path)[0][-1][0] == LONG
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
@@ -95,8 +104,9 @@ def test_utf16_and_utf32_files_say_they_are_not_utf8(encoding, tmp_path):
     path = tmp_path / "t.csv"
     path.write_bytes(CSV.encode(encoding))
     expected = rf"{path} is not UTF-8 \(it looks like UTF-(16|32)\); re-save"
-    with pytest.raises(UserError, match=expected):
-        _train_reader(path)
+    for read in (_train_reader, _predict_reader):
+        with pytest.raises(UserError, match=expected):
+            read(path)
 
 
 def test_json_booleans_and_numbers_are_one_class_with_their_text(tmp_path):
@@ -110,6 +120,9 @@ def test_json_booleans_and_numbers_are_one_class_with_their_text(tmp_path):
     )
     splits = data.load_splits(_data_config(train=str(path)), seed=0)
     assert splits.labels == ["1", "2.5", "false", "true"]
+    items, _ = _predict_reader(path)
+    truths = ["true", "true", "false", "false", "1", "1", "2.5", "2.5"]
+    assert [truth for _, truth in items[:8]] == truths
     path.write_text(json.dumps({"text": "t", "label": [True, "x", 1]}))
     tagged = data.read_spec(str(path), _data_config(), task="multilabel")
     assert tagged.labels == [("1", "true", "x")]
@@ -140,7 +153,59 @@ def test_image_folder_loops_are_not_followed(tmp_path):
     ]
 
 
+def test_predict_skips_the_rows_training_skips(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(_csv_with('"the end,good\n'))
+    items, bad = _predict_reader(path)
+    assert bad.examples == [f"{path}:14 (malformed row (a stray quote?))"]
+    assert [value for value, _ in items] == _train_reader(path)[0]
+
+
 # === Through the console scripts ===
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tiny_built, tmp_path_factory):
+    """`tiny_built`'s SavedModel, written in-process: BASE/1."""
+    from kft import export
+
+    base = tmp_path_factory.mktemp("export")
+    export.write_saved_model(tiny_built, TINY_LABELS, str(base / "1"))
+    return base / "1"
+
+
+def _one_line_error(result, *words):
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, lines
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_kft_predict_on_bad_files(tiny_export, tmp_path):
+    cases = {
+        "utf16.csv": (CSV.encode("utf-16"), "is not UTF-8 (it looks like"),
+        "empty.csv": (b"", "empty.csv holds no rows"),
+        "header.csv": (b"text,label\n", "header.csv holds no rows"),
+    }
+    for name, (content, words) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        result = run_cli(
+            "kft-predict",
+            f"--saved_model={tiny_export}",
+            f"--input={tmp_path / name}",
+        )
+        _one_line_error(result, words)
+    (tmp_path / "bad_row.csv").write_bytes(_csv_with('"the end,good\n'))
+    result = run_cli(
+        "kft-predict",
+        f"--saved_model={tiny_export}",
+        f"--input={tmp_path / 'bad_row.csv'}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(result.stdout.splitlines()) == 12
+    assert "skipped 1 bad records of 13" in result.stderr
+    assert "bad_row.csv:14 (malformed row" in result.stderr
 
 
 def test_kft_train_reads_a_looped_image_folder_once(image_folder, tmp_path):

@@ -5,7 +5,8 @@ CSV row with a stray quote or the wrong number of fields, an empty text, a
 missing label) is a bad record (kft.data.bad_records) and the rest of the
 file is kept. A whole file in UTF-16 or UTF-32, an empty file and a bad
 header are one-line errors. Long texts are not bad, however long: the
-tokenizer truncates them to the sequence length.
+tokenizer truncates them to the sequence length. kft-predict reads its
+files with `read_rows` too, so it skips the rows training skips.
 """
 
 import csv
@@ -169,6 +170,23 @@ def _example(row, columns, where, bad, task, delimiter):
     return values[0], values[1], label
 
 
+def read_rows(path, bad):
+    """[(where, row dict)] of a .csv, .tsv or .jsonl file.
+
+    Bad lines go to `bad`; a file without a single row, good or bad (empty,
+    or a header alone), is a UserError.
+    """
+    lines = read_lines(path)
+    if os.path.splitext(path)[1].lower() == ".jsonl":
+        rows = list(jsonl_rows(lines, path, bad))
+    else:
+        delimiter = "\t" if path.lower().endswith(".tsv") else ","
+        rows = list(_csv_rows(lines, path, delimiter, bad))
+    if not rows and not bad.count:
+        raise UserError(f"{path} holds no rows")
+    return rows
+
+
 def read_table(path, config, bad, task="classification"):
     """Reads a .csv, .tsv or .jsonl file, skipping bad records.
 
@@ -182,15 +200,8 @@ def read_table(path, config, bad, task="classification"):
         (texts, pairs or None, labels, `Columns`): labels as
         `targets.parse` reads them for `task`.
     """
-    lines = read_lines(path)
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".jsonl":
-        rows = jsonl_rows(lines, path, bad)
-    else:
-        delimiter = "\t" if suffix == ".tsv" else ","
-        rows = _csv_rows(lines, path, delimiter, bad)
     columns, texts, pairs, labels = None, [], [], []
-    for where, row in rows:
+    for where, row in read_rows(path, bad):
         if columns is None:
             columns = pick_columns(list(row), config, path)
         example = _example(
@@ -200,7 +211,5 @@ def read_table(path, config, bad, task="classification"):
             texts.append(example[0])
             pairs.append(example[1])
             labels.append(example[2])
-    if columns is None and not bad.count:
-        raise UserError(f"{path} holds no rows")
     has_pairs = columns is not None and columns.pair is not None
     return texts, pairs if has_pairs else None, labels, columns
