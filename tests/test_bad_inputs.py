@@ -7,6 +7,7 @@ file. A few cases then run through the console scripts, where users meet
 them.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -159,6 +160,180 @@ def test_predict_skips_the_rows_training_skips(tmp_path):
     items, bad = _predict_reader(path)
     assert bad.examples == [f"{path}:14 (malformed row (a stray quote?))"]
     assert [value for value, _ in items] == _train_reader(path)[0]
+
+
+# === A corpus of malformed text files ===
+
+# file name, content, outcomes: "bad/read" is kft-train's and kft-predict's,
+# "bad" alone both.
+TEXT_CASES = {
+    "csv": ("t.csv", CSV.encode(), "read"),
+    "tsv": ("t.tsv", CSV.replace(",", "\t").encode(), "read"),
+    "jsonl": ("t.jsonl", JSONL.encode(), "read"),
+    "utf8 bom": ("t.csv", b"\xef\xbb\xbf" + CSV.encode(), "read"),
+    "crlf": ("t.csv", CSV.replace("\n", "\r\n").encode(), "read"),
+    "utf16 csv": ("t.csv", CSV.encode("utf-16"), "error"),
+    "utf16le csv no bom": ("t.csv", CSV.encode("utf-16-le"), "error"),
+    "utf16be tsv": ("t.tsv", b"\xfe\xff" + CSV.encode("utf-16-be"), "error"),
+    "utf16 jsonl": ("t.jsonl", JSONL.encode("utf-16"), "error"),
+    "utf32 csv": ("t.csv", CSV.encode("utf-32"), "error"),
+    "latin-1 row": ("t.csv", _csv_with("caf\udce9,good\n"), "bad"),
+    "latin-1 header": ("t.csv", "t\xe9xt,label\n".encode("latin-1"), "error"),
+    "png named csv": ("t.csv", b"\x89PNG\r\n\x1a\n\x00\x00", "error"),
+    "unclosed quote": ("t.csv", _csv_with('"the end,good\n'), "bad"),
+    "unclosed quote mid-file": (
+        "t.csv",
+        ('text,label\n"stray,good\n' + ROWS).encode(),
+        "bad",
+    ),
+    "stray quote": ("t.csv", _csv_with('"a"b,good\n'), "bad"),
+    "too many fields": ("t.csv", _csv_with("a,b,good\n"), "bad"),
+    "too few fields": ("t.csv", _csv_with("good\n"), "bad"),
+    "10,000 fields": ("t.csv", _csv_with("x," * 9999 + "good\n"), "bad"),
+    "long field": ("t.csv", _csv_with(f"{LONG},good\n"), "read"),
+    "long quoted field": ("t.csv", _csv_with(f'"{LONG}",good\n'), "read"),
+    "long tsv field": (
+        "t.tsv",
+        (CSV + f"{LONG},bad\n").replace(",", "\t").encode(),
+        "read",
+    ),
+    "long jsonl text": (
+        "t.jsonl",
+        _jsonl_with({"text": LONG, "label": "good"}),
+        "read",
+    ),
+    "empty text": ("t.csv", _csv_with("  ,good\n"), "bad/read"),
+    "missing label": ("t.csv", _csv_with("a movie,\n"), "bad/read"),
+    "NUL in label": ("t.csv", _csv_with("a movie,good\x00\n"), "bad/read"),
+    "bell in label": ("t.csv", _csv_with("a movie,go\x07od\n"), "bad/read"),
+    "newline in label": ("t.csv", _csv_with('a movie,"go\nod"\n'), "bad/read"),
+    "NUL in text": ("t.csv", _csv_with("a\x00movie,good\n"), "read"),
+    "zero bytes csv": ("t.csv", b"", "error"),
+    "zero bytes jsonl": ("t.jsonl", b"", "error"),
+    "header only": ("t.csv", b"text,label\n", "error"),
+    "blank lines only": ("t.jsonl", b"\n\n  \n", "error"),
+    "no text column": ("t.csv", CSV.replace("text", "words").encode(), "error"),
+    "invalid json": ("t.jsonl", _jsonl_with('{"text": "a", \n'), "bad"),
+    "json array": ("t.jsonl", _jsonl_with("[1, 2]\n"), "bad"),
+    "json without text": ("t.jsonl", _jsonl_with({"label": "good"}), "bad"),
+    "json number text": (
+        "t.jsonl",
+        _jsonl_with({"text": 5, "label": "good"}),
+        "read",
+    ),
+    "json boolean labels": (
+        "t.jsonl",
+        _jsonl_with({"text": "a", "label": True}).replace(b'"good"', b"false"),
+        "read",
+    ),
+}
+
+
+def _checksums(folder):
+    """{relative path: sha256 or link target} of everything under folder."""
+    sums = {}
+    for root, folders, names in os.walk(folder):
+        for name in folders + names:
+            path = os.path.join(root, name)
+            key = os.path.relpath(path, folder)
+            if os.path.islink(path):
+                sums[key] = "-> " + os.readlink(path)
+            elif os.path.isfile(path):
+                with open(path, "rb") as file:
+                    sums[key] = hashlib.sha256(file.read()).hexdigest()
+    return sums
+
+
+def _expected(outcomes):
+    """("bad", "read") of "bad/read"; "bad" alone is both readers'."""
+    train, _, predict = outcomes.partition("/")
+    return train, predict or train
+
+
+def _outcome(read):
+    """ "read", "bad" or "error" of `read()`: (values, BadRecords)."""
+    try:
+        values, bad = read()
+    except UserError as error:
+        message = str(error)
+        assert message and "\n" not in message, message
+        return "error"
+    assert values, "no error, yet nothing read"
+    if not bad.count:
+        return "read"
+    assert all(example.endswith(")") for example in bad.examples)
+    assert all(" (" in example for example in bad.examples), bad.examples
+    return "bad"
+
+
+@pytest.mark.parametrize("case", sorted(TEXT_CASES))
+def test_text_readers_read_skip_or_stop_with_one_line(case, tmp_path):
+    name, content, outcomes = TEXT_CASES[case]
+    train_expected, predict_expected = _expected(outcomes)
+    path = tmp_path / name
+    path.write_bytes(content)
+    before = _checksums(tmp_path)
+    assert _outcome(lambda: _train_reader(path)) == train_expected
+    assert _outcome(lambda: _predict_reader(path)) == predict_expected
+    assert _checksums(tmp_path) == before
+
+
+# === A corpus of malformed image folders ===
+
+# (links, extra files, outcomes as above, how many images kft-train reads);
+# "../../more" is root/more, outside the data folder.
+IMAGE_CASES = {
+    "plain": ({}, {}, "read", 16),
+    "loop to the data folder": ({"cats/loop": ".."}, {}, "bad", 16),
+    "self link": ({"dogs/self": "."}, {}, "bad", 16),
+    "link above the data folder": ({"dogs/up": "../.."}, {}, "bad", 16),
+    "link to another class": ({"cats/dogs": "../dogs"}, {}, "bad", 16),
+    "class that links to a class": ({"kittens": "cats"}, {}, "bad", 16),
+    "file link to another class": (
+        {"cats/d.png": "../dogs/0.png"},
+        {},
+        "bad",
+        16,
+    ),
+    "link to a folder outside": ({"cats/more": "../../more"}, {}, "read", 18),
+    "two links to one folder outside": (
+        {"cats/more": "../../more", "dogs/more": "../../more"},
+        {},
+        "bad",
+        18,
+    ),
+    "broken link": ({"cats/gone.png": "none.png"}, {}, "bad", 16),
+    "zero-byte image": ({}, {"cats/empty.png": b""}, "bad/read", 16),
+    "empty folder": (None, {}, "error", 0),
+    "class folders without images": (
+        None,
+        {"cats/notes.txt": b"x", "dogs/a.md": b"y"},
+        "error",
+        0,
+    ),
+}
+
+
+def _train_images(folder):
+    records = data.read_checked(str(folder), _data_config(), [])
+    real = {os.path.realpath(value) for value in records.values}
+    assert len(real) == len(records.values), "a file read twice"
+    return records.values, records.bad
+
+
+@pytest.mark.parametrize("case", sorted(IMAGE_CASES))
+def test_image_folder_readers_read_each_file_once(case, tmp_path):
+    links, extra, outcomes, count = IMAGE_CASES[case]
+    train_expected, predict_expected = _expected(outcomes)
+    folder = _corpus(tmp_path, links is not None, links or {}, extra)
+    before = _checksums(tmp_path)
+    assert _outcome(lambda: _train_images(folder)) == train_expected
+    if count:
+        assert len(_train_images(folder)[0]) == count
+    read = predict.image_inputs
+    outcome = _outcome(lambda: read(str(folder), "image", "label"))
+    assert outcome == predict_expected
+    assert _checksums(tmp_path) == before
 
 
 # === Through the console scripts ===
