@@ -179,17 +179,20 @@ def test_predict_reads_remote_tables_folders_and_lists(
 
     train, _ = text_csv
     files.write_bytes(f"{ram}/train.csv", open(train, "rb").read())
-    rows = predict._rows(f"{ram}/train.csv")
-    assert len(rows) == 60 and set(rows[0]) == {"text", "label"}
+    rows, bad = predict.table_inputs(f"{ram}/train.csv", ["text"], "label")
+    assert len(rows) == 60 and bad.count == 0
+    assert {label for _, label in rows} == {"negative", "neutral", "positive"}
     files.copy_tree(image_folder, f"{ram}/images")
-    found = predict._images(f"{ram}/images")
+    found, bad = predict.image_inputs(f"{ram}/images", "image", "label")
+    assert bad.count == 0
     assert len(found) == 16
     assert {label for _, label in found} == {"bright", "dark"}
     assert all(
         path.startswith(f"{ram}/images/{label}/") for path, label in found
     )
     files.write_text(f"{ram}/images/list.txt", "dark/0.png\n\nbright/1.png\n")
-    assert predict._images(f"{ram}/images/list.txt") == [
+    listed, _ = predict.image_inputs(f"{ram}/images/list.txt", "", "")
+    assert listed == [
         (f"{ram}/images/dark/0.png", None),
         (f"{ram}/images/bright/1.png", None),
     ]

@@ -7,6 +7,10 @@ Text models read a CSV, TSV or JSONL file (the text column is `text` or
 --text_pair_column); image models read an image file, a folder of images
 (searched recursively; with class sub-folders their names are the true
 labels), a .txt list of image paths, or a CSV/JSONL with an `image` column.
+Files and folders are read by kft-train's readers (kft.data): malformed
+rows and the links training skips are skipped, and counted on stderr with
+the first few and why; a file that is not UTF-8, or holds nothing to
+predict on, is a one-line error.
 A token-classification (NER) export gives each line its `entities`
 (type, start, end, text, score).
 When the input holds a label column (--label_column, default `label`),
@@ -22,8 +26,6 @@ as TF Serving would, without kft's model code. The SavedModel and the input
 may be remote (`gs://...`): they are read through `tf.io.gfile`.
 """
 
-import csv
-import io
 import json
 import os
 import sys
@@ -31,6 +33,7 @@ import sys
 from absl import flags
 
 from kft.cli import common
+from kft.errors import UserError
 
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "An export folder, BASE/N."
@@ -53,80 +56,116 @@ flags.mark_flags_as_required(["saved_model", "input"])
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
-# === Reading inputs: [(input, true label or None)] ===
+# === Reading inputs: ([(input, true label or None)], BadRecords) ===
 
 
-def _rows(path):
-    from kft import files
+def table_inputs(path, columns, label_column):
+    """The inputs of a CSV, TSV or JSONL file and its bad records.
 
-    text = files.read_text(path, errors="replace")
-    if path.lower().endswith(".jsonl"):
-        lines = io.StringIO(text, newline=None)
-        return [json.loads(line) for line in lines if line.strip()]
-    delimiter = "\t" if path.lower().endswith(".tsv") else ","
-    rows = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    return list(rows)
+    Read by kft-train's reader (kft.data.tables), so the malformed rows
+    training skips (a stray quote, a line that is not UTF-8, a JSONL line
+    without the column) are skipped and counted here too; an empty text
+    is answered. With two columns the input is a text pair.
+    """
+    from kft.data import tables
+    from kft.data.bad_records import BadRecords
 
-
-def _from_table(path, *columns):
-    """[(input, true label)]; with two columns the input is a text pair."""
-    from kft import files
-
-    try:
-        rows = _rows(path)
-    except (json.JSONDecodeError, csv.Error, files.Error) as error:
-        common.fail(f"cannot read {path}: {error}")
+    bad = BadRecords(path)
+    rows = tables.read_rows(path, bad)
     for column in columns:
-        if rows and column not in rows[0]:
-            common.fail(
+        if rows and column not in rows[0][1]:
+            raise UserError(
                 f"{path} has no column '{column}'; columns: "
-                f"{', '.join(map(str, rows[0]))} (set --text_column, "
+                f"{', '.join(map(str, rows[0][1]))} (set --text_column, "
                 "--text_pair_column or --image_column)"
             )
-    label = _LABEL_COLUMN.value
     items = []
-    for row in rows:
-        value = tuple(str(row[column]) for column in columns)
-        items.append((value if len(value) > 1 else value[0], row.get(label)))
-    return [(value, _label(truth)) for value, truth in items]
+    for where, row in rows:
+        value = _values(row, columns, where, bad)
+        if value is not None:
+            items.append((value, _label(row.get(label_column))))
+    return _some(items, bad, path)
+
+
+def _some(items, bad, path):
+    """(items, bad), or a UserError when there is nothing to predict on."""
+    if not items:
+        found = f": {bad.count} bad records, {bad.listed()}"
+        raise UserError(f"{path} holds no inputs{found if bad.count else ''}")
+    return items, bad
+
+
+def _values(row, columns, where, bad):
+    """The input of one row (a tuple for a pair), or None if it is bad."""
+    values = []
+    for column in columns:
+        value = row.get(column)
+        if value is None:
+            bad.add(where, f"no {column}")
+            return None
+        values.append(str(value))
+    return tuple(values) if len(values) > 1 else values[0]
 
 
 def _label(value):
-    """The true label as given: a list (multilabel JSONL), else a string."""
+    """The true label as training reads it: text, JSON true as "true"; a
+    list (multilabel JSONL) of such texts."""
+    from kft.data import targets
+
     if isinstance(value, list):
-        return [str(item) for item in value]
-    return None if value is None or str(value).strip() == "" else str(value)
+        return [targets.label_text(item) for item in value]
+    if value is None or targets.label_text(value) == "":
+        return None
+    return targets.label_text(value)
 
 
-def _images(path):
+def image_inputs(path, column, label_column):
+    """The image files of a folder, an image, a .txt list of paths, or a
+    table with an image column; and the bad records met.
+
+    A folder is searched as kft-train searches it (kft.data.images): each
+    real file once, links into or above it not followed. With class
+    sub-folders their names are the true labels.
+    """
     from kft import files
+    from kft.data import images
+    from kft.data.bad_records import BadRecords
 
     if files.isdir(path):
-        found = []
-        for root, _, names in sorted(files.walk(path)):
-            for name in sorted(names):
-                if name.lower().endswith(IMAGE_EXTENSIONS):
-                    found.append(os.path.join(root, name))
+        bad = BadRecords(path)
+        found = images.image_files(path, bad)
         classes = [
             name
             for name in files.listdir(path)
             if files.isdir(os.path.join(path, name))
         ]
-        return [
+        labelled = [
             (file, _class_of(file, path) if classes else None) for file in found
         ]
+        return _some(labelled, bad, path)
     if path.lower().endswith(IMAGE_EXTENSIONS):
-        return [(path, None)]
+        return [(path, None)], BadRecords(path)
     if path.lower().endswith(".txt"):
         folder = os.path.dirname(path)
         lines = files.read_text(path).splitlines()
         names = [line.strip() for line in lines if line.strip()]
-        return [(os.path.join(folder, name), None) for name in names]
-    return _from_table(path, _IMAGE_COLUMN.value)
+        inputs = [(os.path.join(folder, name), None) for name in names]
+        return inputs, BadRecords(path)
+    return table_inputs(path, [column], label_column)
 
 
 def _class_of(file, top):
     return os.path.relpath(file, top).split(os.sep)[0]
+
+
+def _inputs(source, names):
+    """([(input, true label)], BadRecords) for the export's inputs."""
+    if names == ["image_bytes"]:
+        return image_inputs(source, _IMAGE_COLUMN.value, _LABEL_COLUMN.value)
+    columns = [_TEXT_COLUMN.value]
+    if "text_pair" in names:
+        columns.append(_PAIR_COLUMN.value)
+    return table_inputs(source, columns, _LABEL_COLUMN.value)
 
 
 # === Running the signature ===
@@ -217,12 +256,10 @@ def main(argv):
     serve = tf.saved_model.load(path).signatures["serving_default"]
     names = sorted(serve.structured_input_signature[1])  # text, text_pair
     is_image = names == ["image_bytes"]
-    if is_image:
-        items = _images(source)
-    elif "text_pair" in names:
-        items = _from_table(source, _TEXT_COLUMN.value, _PAIR_COLUMN.value)
-    else:
-        items = _from_table(source, _TEXT_COLUMN.value)
+    items, bad = _inputs(source, names)
+    note = bad.check(len(items), max_fraction=1.0)
+    if note:
+        print(f"kft-predict: {note}", file=sys.stderr)
     labels_file = os.path.join(path, "assets", "labels.txt")
     label_names = []  # a NER export keeps its tags under another name
     if files.exists(labels_file):

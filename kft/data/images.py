@@ -1,10 +1,16 @@
 """Image folders to file paths and labels; the decode check of images.
 
 A folder, local or remote, holds one sub-folder per class (searched
-recursively; class names are the sub-folder names, sorted). Every image,
-from a folder or TFDS, is decoded once at load time by a parallel tf.data
-pass with the decoder the pipeline uses, so a corrupt file is a bad record
-found before training rather than an error halfway through an epoch.
+recursively; class names are the sub-folder names, sorted). Each real file
+is read once: in a local folder a link into the folder or above it (a
+loop, such as `ln -s .. cats/loop`) is not followed, a second way to a
+file or folder already read is not taken, and a broken link to an image
+is reported; each is a bad record (kft.data.bad_records) with the reason.
+Links out of the folder are followed. Remote folders (`gs://`) have no
+links. Every image, from a folder or TFDS, is decoded once at load time by
+a parallel tf.data pass with the decoder the pipeline uses, so a corrupt
+file is a bad record found before training rather than an error halfway
+through an epoch.
 """
 
 import os
@@ -18,11 +24,16 @@ from kft.errors import UserError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
-def read_folder(path):
+def is_image(name):
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def read_folder(path, bad):
     """Returns (file paths, class names) from a folder of class folders.
 
     `path` may be remote (kft.files); the images are read by
-    `tf.io.read_file`, which reads remote files too.
+    `tf.io.read_file`, which reads remote files too. Links that would read
+    a file twice go to `bad` (see the module docstring).
     """
     classes = [
         name
@@ -35,18 +46,71 @@ def read_folder(path):
             "(expected one sub-folder per class)"
         )
     paths, labels = [], []
-    for name in classes:
-        found = [
-            os.path.join(folder, file)
-            for folder, _, names in files.walk(os.path.join(path, name))
-            for file in names
-            if os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS
-        ]
-        # Sorted as paths, part by part, whatever the file system.
-        found.sort(key=lambda file: file.split("/"))
-        paths += found
-        labels += [name] * len(found)
+    for file in image_files(path, bad):
+        relative = os.path.relpath(file, path).split(os.sep)
+        if len(relative) > 1:  # files beside the class folders: no class
+            paths.append(file)
+            labels.append(relative[0])
     return paths, labels
+
+
+def image_files(path, bad):
+    """The image files under folder `path`, each real file once, sorted
+    as paths, part by part, whatever the file system."""
+    if files.is_local(path) and "://" not in path:
+        root = os.path.realpath(path)
+        found = list(_local_images(path, root, {}, bad))
+    else:
+        found = [
+            os.path.join(folder, name)
+            for folder, _, names in files.walk(path)
+            for name in names
+            if is_image(name)
+        ]
+    return sorted(found, key=lambda file: file.split("/"))
+
+
+def _local_images(path, root, seen, bad):
+    """Yields the images under local `path` not yet in `seen` ({real path:
+    the path it was read as}); links not followed go to `bad`."""
+    folder = os.path.isdir(path)
+    if not folder and not is_image(path):
+        return
+    real = os.path.realpath(path)
+    problem = _link_problem(path, real, root) or _seen_problem(real, seen)
+    if problem:
+        bad.add(path, problem)
+        return
+    seen[real] = path
+    if not folder:
+        yield path
+        return
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as error:
+        bad.add(path, f"cannot list the folder: {error.strerror}")
+        return
+    for name in names:
+        yield from _local_images(os.path.join(path, name), root, seen, bad)
+
+
+def _link_problem(path, real, root):
+    """Why link `path` (to `real`) is not followed, or None."""
+    if not os.path.islink(path):
+        return None
+    if not os.path.exists(real):
+        return f"a broken link to {real}"
+    if os.path.commonpath([real, root]) == real:
+        return f"a link to {real}, which holds the data folder: a loop"
+    if os.path.commonpath([real, root]) == root:
+        return f"a link to {real}, inside the data folder, read there"
+    return None
+
+
+def _seen_problem(real, seen):
+    if real in seen:
+        return f"the same file or folder as {seen[real]}, read there"
+    return None
 
 
 def _decodes(index, value, is_path):

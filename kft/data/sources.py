@@ -1,12 +1,13 @@
 """Data specs to labelled splits in memory.
 
 A spec (see CONTRACT.md) is a CSV, TSV or JSONL file (kft.data.tables), a
-folder with one sub-folder per class (kft.data.images), local or remote
-(`gs://...`, read through kft.files), or `tfds:NAME[/CONFIG]:SPLIT`
-(kft.data.tfds_source). `load_splits` reads the train, validation and test
-specs, skipping and reporting bad records (kft.data.bad_records), derives
-missing splits by a stratified, seeded split of the training data, and
-maps labels to ids with one vocabulary taken from the training data.
+folder with one sub-folder per class (kft.data.images, each real file read
+once), local or remote (`gs://...`, read through kft.files), or
+`tfds:NAME[/CONFIG]:SPLIT` (kft.data.tfds_source). `load_splits` reads the
+train, validation and test specs, skipping and reporting bad records
+(kft.data.bad_records), derives missing splits by a stratified, seeded
+split of the training data, and maps labels to ids with one vocabulary
+taken from the training data.
 """
 
 import dataclasses
@@ -112,7 +113,7 @@ def _read(spec, config, bad, task):
     if "://" not in spec:  # a plain local path, as pathlib spells it
         path = str(pathlib.Path(spec).expanduser())
     if files.isdir(path):
-        values, labels = images.read_folder(path)
+        values, labels = images.read_folder(path, bad)
         return values, None, labels, None, "image"
     if not files.exists(path):
         raise UserError(f"data not found: {spec}{assets.missing_hint(path)}")

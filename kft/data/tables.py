@@ -3,11 +3,14 @@
 Files are read line by line, so one bad line (not UTF-8, invalid JSON, a
 CSV row with a stray quote or the wrong number of fields, an empty text, a
 missing label) is a bad record (kft.data.bad_records) and the rest of the
-file is kept. Long texts are not bad: the tokenizer truncates them to the
-sequence length.
+file is kept. A whole file in UTF-16 or UTF-32, an empty file and a bad
+header are one-line errors. Long texts are not bad, however long: the
+tokenizer truncates them to the sequence length. kft-predict reads its
+files with `read_rows` too, so it skips the rows training skips.
 """
 
 import csv
+import ctypes
 import json
 import os
 
@@ -20,13 +23,52 @@ from kft.errors import UserError
 # the rest of the file into one field.
 MAX_RECORD_LINES = 50
 
+# The csv module refuses a field over 131,072 characters ("field larger
+# than field limit"); a text may be longer. The limit is a C long, 32 bits
+# on Windows.
+csv.field_size_limit(2 ** (8 * ctypes.sizeof(ctypes.c_long) - 1) - 1)
+
+# Byte-order marks of the encodings a text editor saves "Unicode" files in;
+# UTF-32's come first, since UTF-16-LE's is the start of UTF-32-LE's.
+WIDE_MARKS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def _wide_encoding(raw):
+    """The wide encoding `raw` looks to be in: "UTF-16", "UTF-32" or None.
+
+    By the byte-order mark, or without one by the NUL bytes that fill
+    half (UTF-16) or three quarters (UTF-32) of mostly ASCII text; a stray
+    NUL in a UTF-8 file is far below that.
+    """
+    for mark, name in WIDE_MARKS:
+        if raw.startswith(mark):
+            return name
+    sample = raw[:4096]
+    share = sample.count(0) / max(len(sample), 1)
+    if share >= 0.4:
+        return "UTF-32" if share >= 0.7 else "UTF-16"
+    return None
+
 
 def read_lines(path):
-    """Returns [(line number, text)]; the text is None where not UTF-8."""
+    """Returns [(line number, text)]; the text is None where not UTF-8.
+
+    A file in UTF-16 or UTF-32 is a UserError: every line would be bad.
+    """
     try:
         raw = files.read_bytes(path)
     except files.Error as error:
         raise UserError(f"cannot read {path}: {error.message}") from None
+    wide = _wide_encoding(raw)
+    if wide:
+        raise UserError(
+            f"{path} is not UTF-8 (it looks like {wide}); re-save it as UTF-8"
+        )
     if raw.startswith(b"\xef\xbb\xbf"):  # a byte-order mark
         raw = raw[3:]
     lines = raw.splitlines(keepends=True)
@@ -128,6 +170,23 @@ def _example(row, columns, where, bad, task, delimiter):
     return values[0], values[1], label
 
 
+def read_rows(path, bad):
+    """[(where, row dict)] of a .csv, .tsv or .jsonl file.
+
+    Bad lines go to `bad`; a file without a single row, good or bad (empty,
+    or a header alone), is a UserError.
+    """
+    lines = read_lines(path)
+    if os.path.splitext(path)[1].lower() == ".jsonl":
+        rows = list(jsonl_rows(lines, path, bad))
+    else:
+        delimiter = "\t" if path.lower().endswith(".tsv") else ","
+        rows = list(_csv_rows(lines, path, delimiter, bad))
+    if not rows and not bad.count:
+        raise UserError(f"{path} holds no rows")
+    return rows
+
+
 def read_table(path, config, bad, task="classification"):
     """Reads a .csv, .tsv or .jsonl file, skipping bad records.
 
@@ -141,15 +200,8 @@ def read_table(path, config, bad, task="classification"):
         (texts, pairs or None, labels, `Columns`): labels as
         `targets.parse` reads them for `task`.
     """
-    lines = read_lines(path)
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".jsonl":
-        rows = jsonl_rows(lines, path, bad)
-    else:
-        delimiter = "\t" if suffix == ".tsv" else ","
-        rows = _csv_rows(lines, path, delimiter, bad)
     columns, texts, pairs, labels = None, [], [], []
-    for where, row in rows:
+    for where, row in read_rows(path, bad):
         if columns is None:
             columns = pick_columns(list(row), config, path)
         example = _example(
@@ -159,7 +211,5 @@ def read_table(path, config, bad, task="classification"):
             texts.append(example[0])
             pairs.append(example[1])
             labels.append(example[2])
-    if columns is None and not bad.count:
-        raise UserError(f"{path} holds no rows")
     has_pairs = columns is not None and columns.pair is not None
     return texts, pairs if has_pairs else None, labels, columns

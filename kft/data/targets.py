@@ -2,9 +2,13 @@
 
 `parse` reads one record's raw label (a CSV cell, a JSON value, a TFDS
 feature) for `config.task`; a label of the wrong shape is a bad record
-(kft.data.bad_records) with the reason. `vocabulary` names the model's
-outputs from the training labels, `encode` turns labels into the arrays
-the model trains on, and `decode` turns them back into what a file says.
+(kft.data.bad_records) with the reason. A class or label name is the text
+a file would spell it as (`label_text`: JSON true is "true", 1 is "1"), and
+one holding a control character (a NUL, a newline) is a bad record: it is
+almost surely corrupt data, and labels.txt holds one name per line.
+`vocabulary` names the model's outputs from the training labels, `encode`
+turns labels into the arrays the model trains on, and `decode` turns them
+back into what a file says.
 
 - classification: one label per example; class ids [N] (int64).
 - multilabel: a set of labels per example, given as a delimited string
@@ -17,6 +21,7 @@ the model trains on, and `decode` turns them back into what a file says.
 
 import math
 import re
+import unicodedata
 
 import numpy as np
 
@@ -25,29 +30,54 @@ from kft.errors import UserError
 TASKS = ("classification", "multilabel", "regression")
 
 
+def label_text(value):
+    """A label as text: JSON true and "true" are one class, 1 and "1" too."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip()
+
+
+def _control_character(names):
+    """Why a name holding a control character is bad, or None."""
+    for name in names:
+        for character in name:
+            if unicodedata.category(character) == "Cc":
+                return (
+                    f"label holds control character U+{ord(character):04X} "
+                    "(corrupt data?)"
+                )
+    return None
+
+
 def _class_label(value):
     if isinstance(value, list | dict):
         return None, (
             "label is not one value (several labels per example: set "
             "--config.task=multilabel)"
         )
-    if value is None or str(value).strip() == "":
+    if value is None or label_text(value) == "":
         return None, "missing label"
-    return str(value).strip(), None
+    name = label_text(value)
+    problem = _control_character([name])
+    return (None, problem) if problem else (name, None)
 
 
 def _label_set(value, delimiter):
     if isinstance(value, list):
         if any(isinstance(item, list | dict) for item in value):
             return None, "label list holds a list or an object"
-        names = [str(item).strip() for item in value]
-    elif isinstance(value, dict) or value is None or str(value).strip() == "":
+        names = [label_text(item) for item in value]
+    elif isinstance(value, dict) or value is None or label_text(value) == "":
         return None, "missing label"
     else:
-        names = str(value).split(delimiter) if delimiter else [str(value)]
+        text = label_text(value)
+        names = text.split(delimiter) if delimiter else [text]
         names = [name.strip() for name in names]
         if not any(names):
             return None, "missing label"
+    problem = _control_character(names)
+    if problem:
+        return None, problem
     return tuple(sorted({name for name in names if name})), None
 
 

@@ -1,0 +1,405 @@
+"""Malformed inputs, fed to every reader a user can reach: kft-train's
+(`data.read_checked`) and kft-predict's (`table_inputs`, `image_inputs`).
+
+Each input either reads, is counted as a bad record with a reason, or stops
+with one line (a UserError), never a traceback; and reading changes no
+file. A few cases then run through the console scripts, where users meet
+them.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from conftest import (
+    TINY_IMAGE_FLAGS,
+    TINY_LABELS,
+    run_cli,
+    train_cli,
+    write_csv,
+)
+from PIL import Image
+
+from kft import config as config_lib
+from kft import data
+from kft.cli import predict
+from kft.errors import UserError
+
+
+def _data_config(**values):
+    config = config_lib.default_config().data
+    for key, value in values.items():
+        config[key] = value
+    return config
+
+
+ROWS = "".join(f"the movie {i},{('good', 'bad')[i % 2]}\n" for i in range(12))
+CSV = "text,label\n" + ROWS
+JSONL = "".join(
+    json.dumps({"text": f"the movie {i}", "label": ("good", "bad")[i % 2]})
+    + "\n"
+    for i in range(12)
+)
+LONG = "word " * 40_000  # 200,000 characters, over csv's default limit
+
+
+def _csv_with(line):
+    return (CSV + line).encode("utf-8", "surrogateescape")
+
+
+def _jsonl_with(row):
+    return (JSONL + (row if isinstance(row, str) else json.dumps(row))).encode()
+
+
+def _train_reader(path):
+    records = data.read_checked(str(path), _data_config(), [])
+    return records.values, records.bad
+
+
+def _predict_reader(path):
+    return predict.table_inputs(str(path), ["text"], "label")
+
+
+def _png(path, level=40):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((8, 8, 3), level, np.uint8)).save(path)
+
+
+def _corpus(root, photos, links, extra):
+    """root/photos (two classes of eight PNGs if `photos`) with `extra`
+    files and `links` ({path: target}, relative to it), and root/more, a
+    folder of two PNGs outside it; returns root/photos."""
+    folder = root / "photos"
+    folder.mkdir(parents=True)
+    for label, level in (("cats", 200), ("dogs", 40)):
+        for index in range(8 if photos else 0):
+            _png(folder / label / f"{index}.png", level)
+    for index in range(2):
+        _png(root / "more" / f"m{index}.png")
+    for name, content in extra.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
+    for name, target in links.items():
+        os.symlink(target, folder / name)
+    return folder
+
+
+# === What each defect was ===
+
+
+@pytest.mark.parametrize("quote", ["", '"'])
+@pytest.mark.parametrize("suffix", ["csv", "tsv"])
+def test_long_texts_are_read_whole(suffix, quote, tmp_path):
+    path = tmp_path / f"t.{suffix}"
+    text = CSV + f"{quote}{LONG}{quote},good\n"
+    path.write_text(text.replace(",", "\t" if suffix == "tsv" else ","))
+    assert _train_reader(path)[0][-1] == LONG
+    assert _predict_reader(path)[0][-1][0] == LONG
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_utf16_and_utf32_files_say_they_are_not_utf8(encoding, tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(CSV.encode(encoding))
+    expected = rf"{path} is not UTF-8 \(it looks like UTF-(16|32)\); re-save"
+    for read in (_train_reader, _predict_reader):
+        with pytest.raises(UserError, match=expected):
+            read(path)
+
+
+def test_json_booleans_and_numbers_are_one_class_with_their_text(tmp_path):
+    labels = [True, "true", False, " false", 1, "1", 2.5, "2.5"]
+    path = tmp_path / "t.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"text": f"t{i}", "label": labels[i % 8]}) + "\n"
+            for i in range(40)
+        )
+    )
+    splits = data.load_splits(_data_config(train=str(path)), seed=0)
+    assert splits.labels == ["1", "2.5", "false", "true"]
+    items, _ = _predict_reader(path)
+    truths = ["true", "true", "false", "false", "1", "1", "2.5", "2.5"]
+    assert [truth for _, truth in items[:8]] == truths
+    path.write_text(json.dumps({"text": "t", "label": [True, "x", 1]}))
+    tagged = data.read_spec(str(path), _data_config(), task="multilabel")
+    assert tagged.labels == [("1", "true", "x")]
+
+
+@pytest.mark.parametrize("label", ["good\x00", "go\x07od", "go\nod", "\x1b[1m"])
+@pytest.mark.parametrize("task", ["classification", "multilabel"])
+def test_labels_with_control_characters_are_bad_records(label, task, tmp_path):
+    rows = [
+        {"text": f"t{i}", "label": ("good", "bad")[i % 2]} for i in range(12)
+    ]
+    path = write_csv(tmp_path / "t.csv", rows + [{"text": "x", "label": label}])
+    records = data.read_spec(path, _data_config(), task=task)
+    assert len(records.values) == 12 and records.bad.count == 1
+    assert "control character" in records.bad.examples[0]
+
+
+def test_image_folder_loops_are_not_followed(tmp_path):
+    links = {"cats/loop": "..", "dogs/self": "."}
+    folder = _corpus(tmp_path, True, links, {})
+    records = data.read_spec(str(folder), _data_config())
+    assert len(records.values) == 16 and records.bad.count == 2
+    assert records.bad.examples == [
+        f"{folder}/cats/loop (a link to {folder}, which holds the data "
+        "folder: a loop)",
+        f"{folder}/dogs/self (a link to {folder}/dogs, inside the data "
+        "folder, read there)",
+    ]
+
+
+def test_predict_skips_the_rows_training_skips(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(_csv_with('"the end,good\n'))
+    items, bad = _predict_reader(path)
+    assert bad.examples == [f"{path}:14 (malformed row (a stray quote?))"]
+    assert [value for value, _ in items] == _train_reader(path)[0]
+
+
+# === A corpus of malformed text files ===
+
+# file name, content, outcomes: "bad/read" is kft-train's and kft-predict's,
+# "bad" alone both.
+TEXT_CASES = {
+    "csv": ("t.csv", CSV.encode(), "read"),
+    "tsv": ("t.tsv", CSV.replace(",", "\t").encode(), "read"),
+    "jsonl": ("t.jsonl", JSONL.encode(), "read"),
+    "utf8 bom": ("t.csv", b"\xef\xbb\xbf" + CSV.encode(), "read"),
+    "crlf": ("t.csv", CSV.replace("\n", "\r\n").encode(), "read"),
+    "utf16 csv": ("t.csv", CSV.encode("utf-16"), "error"),
+    "utf16le csv no bom": ("t.csv", CSV.encode("utf-16-le"), "error"),
+    "utf16be tsv": ("t.tsv", b"\xfe\xff" + CSV.encode("utf-16-be"), "error"),
+    "utf16 jsonl": ("t.jsonl", JSONL.encode("utf-16"), "error"),
+    "utf32 csv": ("t.csv", CSV.encode("utf-32"), "error"),
+    "latin-1 row": ("t.csv", _csv_with("caf\udce9,good\n"), "bad"),
+    "latin-1 header": ("t.csv", "t\xe9xt,label\n".encode("latin-1"), "error"),
+    "png named csv": ("t.csv", b"\x89PNG\r\n\x1a\n\x00\x00", "error"),
+    "unclosed quote": ("t.csv", _csv_with('"the end,good\n'), "bad"),
+    "unclosed quote mid-file": (
+        "t.csv",
+        ('text,label\n"stray,good\n' + ROWS).encode(),
+        "bad",
+    ),
+    "stray quote": ("t.csv", _csv_with('"a"b,good\n'), "bad"),
+    "too many fields": ("t.csv", _csv_with("a,b,good\n"), "bad"),
+    "too few fields": ("t.csv", _csv_with("good\n"), "bad"),
+    "10,000 fields": ("t.csv", _csv_with("x," * 9999 + "good\n"), "bad"),
+    "long field": ("t.csv", _csv_with(f"{LONG},good\n"), "read"),
+    "long quoted field": ("t.csv", _csv_with(f'"{LONG}",good\n'), "read"),
+    "long tsv field": (
+        "t.tsv",
+        (CSV + f"{LONG},bad\n").replace(",", "\t").encode(),
+        "read",
+    ),
+    "long jsonl text": (
+        "t.jsonl",
+        _jsonl_with({"text": LONG, "label": "good"}),
+        "read",
+    ),
+    "empty text": ("t.csv", _csv_with("  ,good\n"), "bad/read"),
+    "missing label": ("t.csv", _csv_with("a movie,\n"), "bad/read"),
+    "NUL in label": ("t.csv", _csv_with("a movie,good\x00\n"), "bad/read"),
+    "bell in label": ("t.csv", _csv_with("a movie,go\x07od\n"), "bad/read"),
+    "newline in label": ("t.csv", _csv_with('a movie,"go\nod"\n'), "bad/read"),
+    "NUL in text": ("t.csv", _csv_with("a\x00movie,good\n"), "read"),
+    "zero bytes csv": ("t.csv", b"", "error"),
+    "zero bytes jsonl": ("t.jsonl", b"", "error"),
+    "header only": ("t.csv", b"text,label\n", "error"),
+    "blank lines only": ("t.jsonl", b"\n\n  \n", "error"),
+    "no text column": ("t.csv", CSV.replace("text", "words").encode(), "error"),
+    "invalid json": ("t.jsonl", _jsonl_with('{"text": "a", \n'), "bad"),
+    "json array": ("t.jsonl", _jsonl_with("[1, 2]\n"), "bad"),
+    "json without text": ("t.jsonl", _jsonl_with({"label": "good"}), "bad"),
+    "json number text": (
+        "t.jsonl",
+        _jsonl_with({"text": 5, "label": "good"}),
+        "read",
+    ),
+    "json boolean labels": (
+        "t.jsonl",
+        _jsonl_with({"text": "a", "label": True}).replace(b'"good"', b"false"),
+        "read",
+    ),
+}
+
+
+def _checksums(folder):
+    """{relative path: sha256 or link target} of everything under folder."""
+    sums = {}
+    for root, folders, names in os.walk(folder):
+        for name in folders + names:
+            path = os.path.join(root, name)
+            key = os.path.relpath(path, folder)
+            if os.path.islink(path):
+                sums[key] = "-> " + os.readlink(path)
+            elif os.path.isfile(path):
+                with open(path, "rb") as file:
+                    sums[key] = hashlib.sha256(file.read()).hexdigest()
+    return sums
+
+
+def _expected(outcomes):
+    """("bad", "read") of "bad/read"; "bad" alone is both readers'."""
+    train, _, predict = outcomes.partition("/")
+    return train, predict or train
+
+
+def _outcome(read):
+    """ "read", "bad" or "error" of `read()`: (values, BadRecords)."""
+    try:
+        values, bad = read()
+    except UserError as error:
+        message = str(error)
+        assert message and "\n" not in message, message
+        return "error"
+    assert values, "no error, yet nothing read"
+    if not bad.count:
+        return "read"
+    assert all(example.endswith(")") for example in bad.examples)
+    assert all(" (" in example for example in bad.examples), bad.examples
+    return "bad"
+
+
+@pytest.mark.parametrize("case", sorted(TEXT_CASES))
+def test_text_readers_read_skip_or_stop_with_one_line(case, tmp_path):
+    name, content, outcomes = TEXT_CASES[case]
+    train_expected, predict_expected = _expected(outcomes)
+    path = tmp_path / name
+    path.write_bytes(content)
+    before = _checksums(tmp_path)
+    assert _outcome(lambda: _train_reader(path)) == train_expected
+    assert _outcome(lambda: _predict_reader(path)) == predict_expected
+    assert _checksums(tmp_path) == before
+
+
+# === A corpus of malformed image folders ===
+
+# (links, extra files, outcomes as above, how many images kft-train reads);
+# "../../more" is root/more, outside the data folder.
+IMAGE_CASES = {
+    "plain": ({}, {}, "read", 16),
+    "loop to the data folder": ({"cats/loop": ".."}, {}, "bad", 16),
+    "self link": ({"dogs/self": "."}, {}, "bad", 16),
+    "link above the data folder": ({"dogs/up": "../.."}, {}, "bad", 16),
+    "link to another class": ({"cats/dogs": "../dogs"}, {}, "bad", 16),
+    "class that links to a class": ({"kittens": "cats"}, {}, "bad", 16),
+    "file link to another class": (
+        {"cats/d.png": "../dogs/0.png"},
+        {},
+        "bad",
+        16,
+    ),
+    "link to a folder outside": ({"cats/more": "../../more"}, {}, "read", 18),
+    "two links to one folder outside": (
+        {"cats/more": "../../more", "dogs/more": "../../more"},
+        {},
+        "bad",
+        18,
+    ),
+    "broken link": ({"cats/gone.png": "none.png"}, {}, "bad", 16),
+    "zero-byte image": ({}, {"cats/empty.png": b""}, "bad/read", 16),
+    "empty folder": (None, {}, "error", 0),
+    "class folders without images": (
+        None,
+        {"cats/notes.txt": b"x", "dogs/a.md": b"y"},
+        "error",
+        0,
+    ),
+}
+
+
+def _train_images(folder):
+    records = data.read_checked(str(folder), _data_config(), [])
+    real = {os.path.realpath(value) for value in records.values}
+    assert len(real) == len(records.values), "a file read twice"
+    return records.values, records.bad
+
+
+@pytest.mark.parametrize("case", sorted(IMAGE_CASES))
+def test_image_folder_readers_read_each_file_once(case, tmp_path):
+    links, extra, outcomes, count = IMAGE_CASES[case]
+    train_expected, predict_expected = _expected(outcomes)
+    folder = _corpus(tmp_path, links is not None, links or {}, extra)
+    before = _checksums(tmp_path)
+    assert _outcome(lambda: _train_images(folder)) == train_expected
+    if count:
+        assert len(_train_images(folder)[0]) == count
+    read = predict.image_inputs
+    outcome = _outcome(lambda: read(str(folder), "image", "label"))
+    assert outcome == predict_expected
+    assert _checksums(tmp_path) == before
+
+
+# === Through the console scripts ===
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tiny_built, tmp_path_factory):
+    """`tiny_built`'s SavedModel, written in-process: BASE/1."""
+    from kft import export
+
+    base = tmp_path_factory.mktemp("export")
+    export.write_saved_model(tiny_built, TINY_LABELS, str(base / "1"))
+    return base / "1"
+
+
+def _one_line_error(result, *words):
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, lines
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_kft_predict_on_bad_files(tiny_export, tmp_path):
+    cases = {
+        "utf16.csv": (CSV.encode("utf-16"), "is not UTF-8 (it looks like"),
+        "empty.csv": (b"", "empty.csv holds no rows"),
+        "header.csv": (b"text,label\n", "header.csv holds no rows"),
+    }
+    for name, (content, words) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        result = run_cli(
+            "kft-predict",
+            f"--saved_model={tiny_export}",
+            f"--input={tmp_path / name}",
+        )
+        _one_line_error(result, words)
+    (tmp_path / "bad_row.csv").write_bytes(_csv_with('"the end,good\n'))
+    result = run_cli(
+        "kft-predict",
+        f"--saved_model={tiny_export}",
+        f"--input={tmp_path / 'bad_row.csv'}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(result.stdout.splitlines()) == 12
+    assert "skipped 1 bad records of 13" in result.stderr
+    assert "bad_row.csv:14 (malformed row" in result.stderr
+
+
+def test_kft_train_reads_a_looped_image_folder_once(image_folder, tmp_path):
+    folder = tmp_path / "images"
+    shutil.copytree(image_folder, folder)
+    os.symlink("..", folder / "bright" / "loop")
+    result = train_cli(
+        tmp_path / "run",
+        *TINY_IMAGE_FLAGS,
+        f"--config.data.train={folder}",
+        "--config.plan=full",
+        "--config.epochs=1",
+        "--config.data.validation_fraction=0.25",
+        "--config.data.test_fraction=0.25",
+        "--config.export=false",
+        experiment="image_classifier",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped 1 bad records of 17" in result.stdout
+    assert "bright/loop (a link to" in result.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["num_examples"] == 4
