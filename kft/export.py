@@ -52,11 +52,11 @@ import uuid
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging as absl_logging
 
 from kft import data, distribute, files, tasks
 from kft import threshold as threshold_lib
 from kft.errors import ExportError, UserError
+from kft.serving import check as check_lib
 
 SERVING = "serving_default"
 PREPROCESSED = "serving_preprocessed"
@@ -150,21 +150,6 @@ def _add_image_endpoints(archive, model, size, resize, decide):
     )
 
 
-@contextlib.contextmanager
-def _quiet_tf():
-    """Keeps TF's INFO lines about renamed captures and shards out of logs."""
-    # TF logs through its own logger and, in newer modules, through absl's.
-    logger = tf.get_logger()
-    level, verbosity = logger.level, absl_logging.get_verbosity()
-    logger.setLevel("WARNING")
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-        absl_logging.set_verbosity(verbosity)
-
-
 def round_robin_trim(segments, budget):
     """Cuts one or two ragged token segments to `budget` tokens in all, as
     TF Text's RoundRobinTrimmer does, in plain TensorFlow ops.
@@ -243,7 +228,10 @@ def write_saved_model(built, labels, path, threshold=None, delimiter=","):
                 )
             return _outputs(outputs, table, threshold)
 
-        with _plain_tensorflow_truncation(built.preprocessor), _quiet_tf():
+        with (
+            _plain_tensorflow_truncation(built.preprocessor),
+            check_lib.quiet(),
+        ):
             if built.modality == "text":
                 _add_text_endpoints(
                     archive,
@@ -311,23 +299,6 @@ print(json.dumps({"signatures": signatures, "load_seconds": load_seconds,
                   "call_seconds": call_seconds, "imported": modules,
                   "non_core_ops": extra_ops}))
 """
-
-
-def run_check_script(script, args, stdin=None):
-    """Runs a check `script` in a fresh interpreter (TF_CPP quiet); returns
-    the JSON of its last output line, or raises ExportError with the last
-    line of its errors."""
-    result = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ExportError(f"the export does not load or run: {last}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _run_in_fresh_process(path, values):
@@ -526,14 +497,6 @@ def next_version(base):
     return max(numbers, default=0) + 1
 
 
-def _size(path):
-    return sum(
-        os.path.getsize(os.path.join(root, name))
-        for root, _, names in os.walk(path)
-        for name in names
-    )
-
-
 def build_and_publish(base, build):
     """Builds and checks an export in a temporary folder, then publishes
     it as `base/<N>/`; returns (path, figures).
@@ -556,7 +519,9 @@ def build_and_publish(base, build):
     )
     try:
         figures = build(temporary)
-        figures.setdefault("saved_model_bytes", _size(temporary))
+        figures.setdefault(
+            "saved_model_bytes", check_lib.folder_bytes(temporary)
+        )
         figures["export_seconds"] = round(time.time() - started, 1)
         path = (_publish if local else _upload)(temporary, base, figures)
     finally:
@@ -603,8 +568,10 @@ def export(
     def build(folder):
         write_saved_model(built, labels, folder, threshold, delimiter)
         figures = check(folder, built, labels, sample, threshold, delimiter)
-        figures["saved_model_bytes"] = _size(folder)
-        figures["variables_bytes"] = _size(os.path.join(folder, "variables"))
+        figures["saved_model_bytes"] = check_lib.folder_bytes(folder)
+        figures["variables_bytes"] = check_lib.folder_bytes(
+            os.path.join(folder, "variables")
+        )
         size_ratio(figures, weights_file)
         return figures
 

@@ -26,6 +26,7 @@ from kft import files, kernels
 from kft.data import tables
 from kft.data.bad_records import BadRecords
 from kft.errors import UserError
+from kft.serving import check as fresh
 
 
 @dataclasses.dataclass
@@ -322,12 +323,9 @@ print(json.dumps({"signatures": sorted(loaded.signatures),
 def check(path, prompts, expected):
     """Runs the SavedModel's `generate` in a fresh process on `prompts`;
     with `expected` texts (greedy sampling), they must be equal."""
-    from kft import export
     from kft.errors import ExportError
 
-    served = export.run_check_script(
-        _CHECK_SCRIPT, [path], stdin=json.dumps(prompts)
-    )
+    served = fresh.run_script(_CHECK_SCRIPT, [path], stdin=json.dumps(prompts))
     figures = {
         "examples": len(prompts),
         "signatures": served["signatures"],

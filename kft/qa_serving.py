@@ -14,6 +14,7 @@ import json
 import tensorflow as tf
 
 from kft import preprocessing
+from kft.serving import check as fresh
 
 _ALONE = (
     r"[!-/:-@\[-`{-~]|\p{P}|[\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}"
@@ -221,13 +222,10 @@ def check(path, examples, expected, tolerance=1e-5):
     """Runs the SavedModel on `examples` in a fresh process and compares
     with the Python path's `expected` answers; returns the figures or
     raises ExportError."""
-    from kft import export
     from kft.errors import ExportError
 
     sample = [[e.question for e in examples], [e.context for e in examples]]
-    served = export.run_check_script(
-        _CHECK_SCRIPT, [path], stdin=json.dumps(sample)
-    )
+    served = fresh.run_script(_CHECK_SCRIPT, [path], stdin=json.dumps(sample))
     problems = []
     if served["inputs"] != ["context", "question"]:
         problems.append(f"serving inputs are {served['inputs']}")

@@ -40,6 +40,7 @@ from kft import entities, preprocessing
 from kft import export as export_lib
 from kft.data import tokens
 from kft.errors import ExportError
+from kft.serving import check as fresh
 
 # The serving signature's outputs, as the check expects them.
 OUTPUTS = (
@@ -220,7 +221,7 @@ def write_saved_model(built, labels, path):
     def serve(text):
         return serve_entities(built.model, tokenizer, labels, length, text)
 
-    with export_lib._quiet_tf():
+    with fresh.quiet():
         archive.add_endpoint(
             export_lib.SERVING,
             serve,
@@ -255,7 +256,7 @@ def _served(path, texts):
         inputs_file = os.path.join(scratch, "inputs.json")
         with open(inputs_file, "w", encoding="utf-8") as file:
             json.dump(texts, file)
-        return export_lib.run_check_script(_CHECK_SCRIPT, [path, inputs_file])
+        return fresh.run_script(_CHECK_SCRIPT, [path, inputs_file])
 
 
 def keras_entities(built, labels, texts):
@@ -344,7 +345,7 @@ def export(built, labels, base, texts, weights_file=None, log=print):
     def build(folder):
         write_saved_model(built, labels, folder)
         figures = check(folder, built, labels, texts)
-        figures["saved_model_bytes"] = export_lib._size(folder)
+        figures["saved_model_bytes"] = fresh.folder_bytes(folder)
         export_lib.size_ratio(figures, weights_file)
         return figures
 

@@ -44,14 +44,11 @@ TASK_MODULES = {
 ENTRY_PREFIXES = ("kft.cli", "kft.peers", "kft.benchmark", "kft.run")
 
 KNOWN_CYCLES = {
-    ("kft.export", "kft.generation", "kft.tasks"),
     ("kft.run", "kft.token_run"),
 }
 KNOWN_LARGE = {"kft.run", "kft.report", "kft.export", "kft.training", "kft.qa"}
 KNOWN_PRIVATE = {
     ("kft.token_run", "kft.run._log"),
-    ("kft.token_export", "kft.export._quiet_tf"),
-    ("kft.token_export", "kft.export._size"),
 }
 KNOWN_UPWARD = {
     ("kft.builder", "kft.qa"),
