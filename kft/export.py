@@ -530,6 +530,12 @@ def build_and_publish(base, build):
     return path, figures
 
 
+def summary(figures):
+    """The export figures metrics.json keeps."""
+    keys = ("version", "max_abs_difference", "size_ratio", "export_seconds")
+    return {key: figures[key] for key in keys if key in figures}
+
+
 def size_ratio(figures, weights_file):
     """Adds the export's size against the run's weights file."""
     if weights_file and files.exists(weights_file):

@@ -22,7 +22,6 @@ from kft import (
     files,
     freeze,
     generation,
-    run,
     run_folder,
     training,
 )
@@ -157,22 +156,21 @@ def _prompts(examples, count):
 def train(config, model_dir, overwrite=False, strategy=None):
     """Fine-tunes, evaluates, samples and exports; returns metrics."""
     started = time.time()
-    run.set_seed(config.seed)
     phases = freeze.plan_from_config(config)
     check(config)
-    record, finished = run.begin_own_run(config, model_dir, overwrite)
+    record, finished = run_folder.begin(config, model_dir, overwrite)
     if finished is not None:
         return finished
     splits, notes = load_splits(config)
     for line in notes:
         _log(line)
-    strategy = strategy or run.make_strategy(config, model_dir)
+    strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         causal_lm, built = build(config)
     maximum = getattr(built.backbone, "max_sequence_length", None) or 1024
     length = min(config.data.sequence_length or DEFAULT_LENGTH, maximum - 1)
     config.data.sequence_length = length
-    run.write_config(config, model_dir)
+    run_folder.write_config(config, model_dir)
     train_rows = _rows(splits["train"], causal_lm, config)
     seen = {"train_examples": len(splits["train"]), "sequence_length": length}
     run_folder.check_seen(record, seen, model_dir)
@@ -197,7 +195,9 @@ def train(config, model_dir, overwrite=False, strategy=None):
             0,
             log=_log,
         ).run(config.resume)
-    run.save_weights(built.model, os.path.join(model_dir, run.WEIGHTS_FILE))
+    run_folder.save_weights(
+        built.model, os.path.join(model_dir, run_folder.WEIGHTS_FILE)
+    )
     for entry, phase in zip(timing["phases"], phases):
         entry["learning_rate"] = phase.learning_rate
     report = {"task": "causal_lm", "lora": _lora_summary(built)}
@@ -223,11 +223,14 @@ def train(config, model_dir, overwrite=False, strategy=None):
     ]
     if config.export:
         path, figures = export_lm(
-            causal_lm, config, os.path.join(model_dir, run.EXPORT_DIR), prompts
+            causal_lm,
+            config,
+            os.path.join(model_dir, run_folder.EXPORT_DIR),
+            prompts,
         )
         report["export"] = {"path": path, **figures}
     report["timing"] = timing
-    return run.finish_own_run(
+    return run_folder.finish(
         model_dir, record, report, started, format_table(report), write_report
     )
 
@@ -275,7 +278,7 @@ def load_run(model_dir, config=None):
     `config` replaces the run's own (sampling settings changed)."""
     config = config or run_config(model_dir)
     causal_lm, built = build(config)
-    built.model.load_weights(os.path.join(model_dir, run.WEIGHTS_FILE))
+    built.model.load_weights(os.path.join(model_dir, run_folder.WEIGHTS_FILE))
     return config, causal_lm
 
 

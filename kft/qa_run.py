@@ -23,7 +23,6 @@ from kft import (
     freeze,
     qa,
     qa_serving,
-    run,
     run_folder,
     training,
 )
@@ -146,23 +145,22 @@ def answers_for(model, examples, tokenizer, config, threshold=None):
 def train(config, model_dir, overwrite=False, strategy=None):
     """Fine-tunes a span model, evaluates and exports; returns metrics."""
     started = time.time()
-    run.set_seed(config.seed)
     phases = freeze.plan_from_config(config)
     backbones.resolve(config.backbone)
     check(config)
-    record, finished = run.begin_own_run(config, model_dir, overwrite)
+    record, finished = run_folder.begin(config, model_dir, overwrite)
     if finished is not None:
         return finished
     splits, notes = squad.load_splits(config.data, config.data.split_seed)
     for line in notes:
         _log(line)
-    strategy = strategy or run.make_strategy(config, model_dir)
+    strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         built = builder.build(config, 0)
     model, backbone = built.model, built.backbone
     tokenizer = built.preprocessor.inner.tokenizer
     config.data.sequence_length = _sequence_length(config, backbone)
-    run.write_config(config, model_dir)
+    run_folder.write_config(config, model_dir)
     train_windows, _ = _windows(splits["train"], tokenizer, config, True)
     seen = {
         "train_examples": len(splits["train"]),
@@ -194,7 +192,9 @@ def train(config, model_dir, overwrite=False, strategy=None):
             0,
             log=_log,
         ).run(config.resume)
-    run.save_weights(model, os.path.join(model_dir, run.WEIGHTS_FILE))
+    run_folder.save_weights(
+        model, os.path.join(model_dir, run_folder.WEIGHTS_FILE)
+    )
     for entry, phase in zip(timing["phases"], phases):
         entry["learning_rate"] = phase.learning_rate
     evaluate_started = time.time()
@@ -223,13 +223,13 @@ def train(config, model_dir, overwrite=False, strategy=None):
             tokenizer,
             config,
             threshold,
-            os.path.join(model_dir, run.EXPORT_DIR),
+            os.path.join(model_dir, run_folder.EXPORT_DIR),
             sample,
             test_answers[:SAMPLE_EXAMPLES],
         )
         report["export"] = {"path": path, **figures}
     report["timing"] = timing
-    return run.finish_own_run(
+    return run_folder.finish(
         model_dir, record, report, started, format_table(report), write_report
     )
 

@@ -39,26 +39,34 @@ from kft import (
 from kft import config as config_lib
 from kft import report as report_lib
 from kft.errors import UserError
-
-WEIGHTS_FILE = "checkpoints/best.weights.h5"
-# The backbone alone, loadable with --config.weights by a later run.
-BACKBONE_FILE = "checkpoints/backbone.weights.h5"
-EXPORT_DIR = "export"
-# Raw test inputs the export's parity check runs (kft-export reuses them).
-SAMPLE_FILE = "checkpoints/export_sample.tensor"
-# A test split held out of the training data, as kft-predict input.
-TEST_SPLIT_FILE = "test_split.jsonl"
-# One line per evaluated example: input, true and predicted label.
-PREDICTIONS_FILE = "predictions.jsonl"
-METRICS = "metrics.json"
-
-
-def _log(message):
-    print(f"kft: {message}", flush=True)
+from kft.run_folder import (
+    BACKBONE_FILE,
+    EXPORT_DIR,
+    METRICS,
+    PREDICTIONS_FILE,
+    SAMPLE_FILE,
+    TEST_SPLIT_FILE,
+    WEIGHTS_FILE,
+    save_weights,
+    write_config,
+    write_jsonl,
+    write_labels,
+)
+from kft.run_folder import log as _log
 
 
 def set_seed(seed):
     keras.utils.set_random_seed(seed)
+
+
+def reproducible(config):
+    """Seeds, op determinism and the precision policy, once, for every
+    task: `deterministic` makes a repeated or resumed run bitwise equal."""
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    set_seed(config.seed)
+    if config.precision != "float32":
+        keras.mixed_precision.set_global_policy(config.precision)
 
 
 CHOICES = {
@@ -284,16 +292,6 @@ def write_predictions(split, probabilities, labels, modality, folder, cut):
     write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
 
 
-def write_jsonl(path, rows):
-    lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    files.write_text(path, "".join(lines))
-
-
-def write_labels(labels, model_dir):
-    path = os.path.join(model_dir, "labels.txt")
-    files.write_text(path, "".join(f"{label}\n" for label in labels))
-
-
 def make_strategy(config, model_dir):
     """The strategy of `config.strategy`, after the checks that need no
     TensorFlow (the TPU preflight); once per process, first thing."""
@@ -319,6 +317,8 @@ def train(config, model_dir, overwrite=False, strategy=None):
     requested = json.loads(config_lib.to_json(config))
     strategy = strategy or make_strategy(config, model_dir)
     distribute.resolve(config)
+    check_choices(config)
+    reproducible(config)
     if config.task in _OWN_RUNS:
         return _own_run(config, model_dir, overwrite, strategy)
     output = distribute.output_dir(model_dir, strategy)
@@ -332,15 +332,9 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
     """`train` in the folder `output` (`model_dir`, or a non-chief
     worker's temporary folder); a resumed run reads `model_dir`."""
     started = time.time()
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    set_seed(config.seed)
-    if config.precision != "float32":
-        keras.mixed_precision.set_global_policy(config.precision)
     # Cheap checks first, so a typo fails before any data is read.
     phases = freeze.plan_from_config(config)
     backbones.resolve(config.backbone)
-    check_choices(config)
     if config.lr_find:
         lr_find.check_options(config.lr_find_options)
     chief = output == model_dir
@@ -462,7 +456,7 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
             threshold=cut,
             delimiter=config.data.label_delimiter,
         )
-        report["export"] = {"path": path, **export_summary(figures)}
+        report["export"] = {"path": path, **export.summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     evaluation.write_report(report, os.path.join(output, METRICS))
     print(_format_table(report), flush=True)
@@ -493,41 +487,8 @@ def _own_run(config, model_dir, overwrite, strategy):
             f"task {config.task} does not run on several workers yet; use "
             "--config.strategy=mirrored for the GPUs of one machine"
         )
-    if config.precision != "float32":
-        keras.mixed_precision.set_global_policy(config.precision)
     module = importlib.import_module(f"kft.{_OWN_RUNS[config.task]}")
     return module.train(config, model_dir, overwrite, strategy)
-
-
-def begin_own_run(config, model_dir, overwrite):
-    """The start of a tokens, qa or causal_lm run: opens (or resumes)
-    `model_dir`, fixes the held-out seed and writes config.json. Returns
-    (record, None), or (None, metrics) when the run there is finished."""
-    requested = json.loads(config_lib.to_json(config))
-    record = run_folder.open_folder(config, requested, model_dir, overwrite)
-    if record.get("finished"):
-        _log(f"{model_dir} holds this run, finished; nothing to do")
-        return None, json.loads(
-            files.read_text(os.path.join(model_dir, METRICS))
-        )
-    if config.data.split_seed < 0:
-        config.data.split_seed = config.seed
-    write_config(config, model_dir)
-    return record, None
-
-
-def finish_own_run(model_dir, record, report, started, table, write_page):
-    """The end of a tokens, qa or causal_lm run: metrics.json, the table
-    printed, report.html, and the run marked finished."""
-    report["timing"]["total_seconds"] = round(time.time() - started)
-    files.write_text(
-        os.path.join(model_dir, METRICS), json.dumps(report, indent=2)
-    )
-    print(table, flush=True)
-    _log(f"report: {write_page(model_dir)}")
-    checkpoint.write_run(model_dir, record | {"finished": True})
-    _log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
-    return report
 
 
 def _lr_find(built, splits, config, model_dir, class_weight, record):
@@ -572,11 +533,6 @@ def _validation_outputs(built, split, config):
     return evaluation.predict(built.model, batches(built, split, config, False))
 
 
-def write_config(config, model_dir):
-    path = os.path.join(model_dir, "config.json")
-    files.write_text(path, config_lib.to_json(config))
-
-
 def _write_held_out(split, labels, task, model_dir, modality):
     """Writes a held-out test split as JSONL that kft-predict reads."""
     if not split.values or not isinstance(split.values[0], str):
@@ -588,11 +544,6 @@ def _write_held_out(split, labels, task, model_dir, modality):
         for row, pair in zip(rows, split.pairs):
             row["text_pair"] = pair
     write_jsonl(os.path.join(model_dir, TEST_SPLIT_FILE), rows)
-
-
-def export_summary(figures):
-    keys = ("version", "max_abs_difference", "size_ratio", "export_seconds")
-    return {key: figures[key] for key in keys if key in figures}
 
 
 def load_run(model_dir, overrides=()):
@@ -624,15 +575,6 @@ def load_run(model_dir, overrides=()):
         built.preprocessor.sequence_length = config.data.sequence_length
     built.model.load_weights(weights)
     return config, labels, built
-
-
-def save_weights(model, path):
-    """Saves the weights alone, not the optimizer's moments with them.
-
-    A compiled model's save_weights writes its optimizer too (3 times the
-    size with AdamW); a model over the same layers has no optimizer.
-    """
-    keras.Model(model.input, model.output).save_weights(path)
 
 
 def export_run(model_dir, base):

@@ -9,9 +9,25 @@ config.json or a folder of the user's files, is refused with one line, and
 
 import json
 import os
+import time
+
+import keras
 
 from kft import checkpoint, files
+from kft import config as config_lib
 from kft.errors import UserError
+
+WEIGHTS_FILE = "checkpoints/best.weights.h5"
+# The backbone alone, loadable with --config.weights by a later run.
+BACKBONE_FILE = "checkpoints/backbone.weights.h5"
+EXPORT_DIR = "export"
+# Raw test inputs the export's parity check runs (kft-export reuses them).
+SAMPLE_FILE = "checkpoints/export_sample.tensor"
+# A test split held out of the training data, as kft-predict input.
+TEST_SPLIT_FILE = "test_split.jsonl"
+# One line per evaluated example: input, true and predicted label.
+PREDICTIONS_FILE = "predictions.jsonl"
+METRICS = "metrics.json"
 
 # Config keys that hold a local path: a rerun that names the same file by
 # another spelling (relative, absolute, with ~) asks for the same run.
@@ -208,3 +224,58 @@ def check_seen(record, seen, model_dir):
             )
     record.update(seen)
     checkpoint.write_run(model_dir, record)
+
+
+def write_config(config, model_dir):
+    path = os.path.join(model_dir, "config.json")
+    files.write_text(path, config_lib.to_json(config))
+
+
+def write_jsonl(path, rows):
+    lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    files.write_text(path, "".join(lines))
+
+
+def write_labels(labels, model_dir):
+    path = os.path.join(model_dir, "labels.txt")
+    files.write_text(path, "".join(f"{label}\n" for label in labels))
+
+
+def save_weights(model, path):
+    """Saves the weights alone, not the optimizer's moments with them.
+
+    A compiled model's save_weights writes its optimizer too (3 times the
+    size with AdamW); a model over the same layers has no optimizer.
+    """
+    keras.Model(model.input, model.output).save_weights(path)
+
+
+def begin(config, model_dir, overwrite):
+    """The start of a tokens, qa or causal_lm run: opens (or resumes)
+    `model_dir`, fixes the held-out seed and writes config.json. Returns
+    (record, None), or (None, metrics) when the run there is finished."""
+    requested = json.loads(config_lib.to_json(config))
+    record = open_folder(config, requested, model_dir, overwrite)
+    if record.get("finished"):
+        log(f"{model_dir} holds this run, finished; nothing to do")
+        return None, json.loads(
+            files.read_text(os.path.join(model_dir, METRICS))
+        )
+    if config.data.split_seed < 0:
+        config.data.split_seed = config.seed
+    write_config(config, model_dir)
+    return record, None
+
+
+def finish(model_dir, record, report, started, table, write_page):
+    """The end of a tokens, qa or causal_lm run: metrics.json, the table
+    printed, report.html, and the run marked finished."""
+    report["timing"]["total_seconds"] = round(time.time() - started)
+    files.write_text(
+        os.path.join(model_dir, METRICS), json.dumps(report, indent=2)
+    )
+    print(table, flush=True)
+    log(f"report: {write_page(model_dir)}")
+    checkpoint.write_run(model_dir, record | {"finished": True})
+    log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
+    return report

@@ -14,7 +14,6 @@ import json
 import os
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -28,16 +27,16 @@ from kft import (
     export,
     files,
     freeze,
-    run,
     run_folder,
     token_export,
     token_report,
     training,
 )
+from kft import export as export_lib
 from kft.data import tokens
 from kft.errors import UserError
 
-_log = run._log
+_log = run_folder.log
 # The raw test texts the export's check serves (kft-export reuses them).
 SAMPLE_FILE = "checkpoints/export_sample.json"
 
@@ -90,25 +89,19 @@ def train(config, model_dir, overwrite=False, strategy=None):
     """Fine-tunes a tagger, evaluates it, fills `model_dir`; returns the
     metrics (see `entities.entity_report`)."""
     started = time.time()
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    run.set_seed(config.seed)
-    if config.precision != "float32":
-        keras.mixed_precision.set_global_policy(config.precision)
     phases = freeze.plan_from_config(config)
     backbones.resolve(config.backbone)
-    run.check_choices(config)
     _check_options(config)
-    record, finished = run.begin_own_run(config, model_dir, overwrite)
+    record, finished = run_folder.begin(config, model_dir, overwrite)
     if finished is not None:
         return finished
-    strategy = strategy or run.make_strategy(config, model_dir)
+    strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         built, splits = prepare(config)
     prepare_seconds = round(time.time() - started, 1)
     run_folder.check_same_data(record, splits, config, model_dir)
-    run.write_config(config, model_dir)
-    run.write_labels(splits.labels, model_dir)
+    run_folder.write_config(config, model_dir)
+    run_folder.write_labels(splits.labels, model_dir)
     _log(
         f"{len(splits.train)} training, "
         f"{len(splits.validation or [])} validation, {len(splits.test)} "
@@ -131,9 +124,11 @@ def train(config, model_dir, overwrite=False, strategy=None):
             len(splits.labels),
             log=_log,
         ).run(config.resume)
-    weights = os.path.join(model_dir, run.WEIGHTS_FILE)
-    run.save_weights(built.model, weights)
-    built.backbone.save_weights(os.path.join(model_dir, run.BACKBONE_FILE))
+    weights = os.path.join(model_dir, run_folder.WEIGHTS_FILE)
+    run_folder.save_weights(built.model, weights)
+    built.backbone.save_weights(
+        os.path.join(model_dir, run_folder.BACKBONE_FILE)
+    )
     for entry, phase in zip(timing["phases"], phases):
         entry["learning_rate"] = phase.learning_rate
     evaluate_started = time.time()
@@ -147,14 +142,14 @@ def train(config, model_dir, overwrite=False, strategy=None):
         path, figures = token_export.export(
             built,
             splits.labels,
-            os.path.join(model_dir, run.EXPORT_DIR),
+            os.path.join(model_dir, run_folder.EXPORT_DIR),
             sample,
             weights_file=weights,
             log=_log,
         )
-        report["export"] = {"path": path, **run.export_summary(figures)}
+        report["export"] = {"path": path, **export_lib.summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
-    evaluation.write_report(report, os.path.join(model_dir, run.METRICS))
+    evaluation.write_report(report, os.path.join(model_dir, run_folder.METRICS))
     print(entities.format_table(report), flush=True)
     _log(f"report: {token_report.write(model_dir)}")
     checkpoint.write_run(model_dir, record | {"finished": True})
@@ -218,7 +213,9 @@ def evaluate(built, split, labels, config, folder=""):
             }
         )
     if folder:
-        run.write_jsonl(os.path.join(folder, run.PREDICTIONS_FILE), rows)
+        run_folder.write_jsonl(
+            os.path.join(folder, run_folder.PREDICTIONS_FILE), rows
+        )
     return entities.entity_report(
         split.tags, predicted, config.data.tag_scheme, split.name
     )
@@ -235,7 +232,7 @@ def export_loaded(model_dir, base, labels, built):
     if not files.exists(path):
         raise UserError(f"{path} is missing; is this a kft-train run folder?")
     sample = json.loads(files.read_text(path))
-    weights = os.path.join(model_dir, run.WEIGHTS_FILE)
+    weights = os.path.join(model_dir, run_folder.WEIGHTS_FILE)
     path, _ = token_export.export(
         built, labels, base, sample, weights, log=_log
     )
@@ -258,8 +255,8 @@ def evaluate_loaded(model_dir, config, labels, built, saved_model=""):
     folder = run_folder.eval_folder(model_dir, split.source)
     report = evaluate(built, split, labels, config, folder)
     report["source"] = split.source
-    report["model"] = os.path.join(model_dir, run.WEIGHTS_FILE)
-    evaluation.write_report(report, os.path.join(folder, run.METRICS))
+    report["model"] = os.path.join(model_dir, run_folder.WEIGHTS_FILE)
+    evaluation.write_report(report, os.path.join(folder, run_folder.METRICS))
     print(entities.format_table(report), flush=True)
-    _log(f"wrote {os.path.join(folder, run.METRICS)}")
+    _log(f"wrote {os.path.join(folder, run_folder.METRICS)}")
     return report

@@ -43,13 +43,9 @@ TASK_MODULES = {
 # The layers above the tasks: they may import anything.
 ENTRY_PREFIXES = ("kft.cli", "kft.peers", "kft.benchmark", "kft.run")
 
-KNOWN_CYCLES = {
-    ("kft.run", "kft.token_run"),
-}
+KNOWN_CYCLES = set()
 KNOWN_LARGE = {"kft.run", "kft.report", "kft.export", "kft.training", "kft.qa"}
-KNOWN_PRIVATE = {
-    ("kft.token_run", "kft.run._log"),
-}
+KNOWN_PRIVATE = set()
 KNOWN_UPWARD = {
     ("kft.builder", "kft.qa"),
     ("kft.builder", "kft.tasks"),
