@@ -11,7 +11,7 @@ import dataclasses
 
 import keras
 
-from kft import backbones, heads, preprocessing, tasks
+from kft import backbones, compat, heads, preprocessing, tasks
 from kft.errors import UserError
 
 
@@ -141,7 +141,7 @@ def _call(backbone, inputs, training):
     backbone keeps the False it was called with.
     """
     if training is False:
-        backbone._call_context_args = backbone._call_context_args - {"training"}
+        compat.keep_training_argument(backbone)
     return backbone(inputs, training=training)
 
 

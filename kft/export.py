@@ -53,7 +53,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kft import data, distribute, files, tasks
+from kft import compat, data, distribute, files, tasks
 from kft import threshold as threshold_lib
 from kft.errors import ExportError, UserError
 from kft.serving import check as check_lib
@@ -195,12 +195,11 @@ def _plain_tensorflow_truncation(preprocessor):
             special += (len(inputs) - 1) * len(packer.sep_value)
             return round_robin_trim(list(inputs), length - special)
 
-        packer._trim_inputs_tf = trim  # an instance attribute, undone below
+        compat.replace_packer_trim(packer, trim)  # undone below
     try:
         yield
     finally:
-        if packer is not None and "_trim_inputs_tf" in vars(packer):
-            del packer._trim_inputs_tf
+        compat.restore_packer_trim(packer)
 
 
 def write_saved_model(built, labels, path, threshold=None, delimiter=","):

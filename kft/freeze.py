@@ -27,6 +27,7 @@ import re
 
 import keras
 
+from kft import compat
 from kft.errors import UserError
 
 PLANS = ("linear_probe", "full", "two_phase", "gradual", "custom")
@@ -219,11 +220,11 @@ def _keep_lora(backbone):
     adapters of the layers it unfreezes (and the adapted layers' biases,
     as keras-hub leaves them): setting `trainable` on a layer would also
     unfreeze the kernels and every other weight LoRA keeps frozen."""
-    layers = backbone._flatten_layers(include_self=False)
+    layers = compat.flatten_layers(backbone)
     if not any(getattr(layer, "lora_enabled", False) for layer in layers):
         return
     for top in backbone.layers:
-        for layer in top._flatten_layers(include_self=True):
+        for layer in compat.flatten_layers(top, include_self=True):
             lora = getattr(layer, "lora_enabled", False)
             if not top.trainable:
                 # A frozen parent does not reach adapted layers that
@@ -232,8 +233,8 @@ def _keep_lora(backbone):
                     layer.trainable = False
             elif lora:
                 layer.trainable = True
-                layer._kernel.trainable = False
-            elif not layer._layers:
+                compat.lora_base_kernel(layer).trainable = False
+            elif not compat.direct_sublayers(layer):
                 layer.trainable = False
 
 

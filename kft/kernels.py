@@ -19,7 +19,7 @@ alternating folded and plain in one process).
 
 import math
 
-import keras
+from kft import compat
 
 _PLAIN = None
 
@@ -72,10 +72,9 @@ def install():
     """Folds matmul-shaped einsums in Keras's TensorFlow backend (once;
     nothing on other backends)."""
     global _PLAIN
-    if _PLAIN is not None or keras.backend.backend() != "tensorflow":
+    if _PLAIN is not None or not compat.backend_is_tensorflow():
         return
-    from keras.src.backend.tensorflow import numpy as tf_numpy
-
+    tf_numpy = compat.tf_backend_numpy()
     plain = tf_numpy.einsum
 
     def einsum(subscripts, *operands, **kwargs):
@@ -95,7 +94,5 @@ def uninstall():
     global _PLAIN
     if _PLAIN is None:
         return
-    from keras.src.backend.tensorflow import numpy as tf_numpy
-
-    tf_numpy.einsum = _PLAIN
+    compat.tf_backend_numpy().einsum = _PLAIN
     _PLAIN = None

@@ -18,6 +18,7 @@ import tensorflow as tf
 from kft import (
     backbones,
     builder,
+    compat,
     export,
     files,
     freeze,
@@ -236,7 +237,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
 
 
 def _lora_summary(built):
-    layers = built.backbone._flatten_layers(include_self=False)
+    layers = compat.flatten_layers(built.backbone)
     adapted = [x for x in layers if getattr(x, "lora_enabled", False)]
     if not adapted:
         return None

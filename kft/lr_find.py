@@ -47,7 +47,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kft import files, freeze, optim, plots, training
+from kft import compat, files, freeze, optim, plots, training
 from kft.errors import UserError
 
 JSON_FILE = "lr_find.json"
@@ -167,7 +167,7 @@ class _Recorder(keras.callbacks.Callback):
 
 
 def _snapshot(model):
-    layers = list(model._flatten_layers(include_self=False))
+    layers = compat.flatten_layers(model)
     flags = [(layer, layer.trainable) for layer in layers]
     values = [ops.convert_to_numpy(v) for v in model.variables]
     return flags, values

@@ -18,6 +18,7 @@ import math
 import keras
 from keras import ops
 
+from kft import compat
 from kft.errors import UserError
 
 SCHEDULES = ("cosine", "linear", "step", "constant")
@@ -156,14 +157,14 @@ def _fused_adam(optimizer, gradient, variable, learning_rate):
     `ResourceApplyAdam` op."""
     import tensorflow as tf
 
-    index = optimizer._get_variable_index(variable)
+    momentum, velocity = compat.adam_slots(optimizer, variable)
     step = tf.cast(optimizer.iterations + 1, tf.float32)
     beta_1 = tf.cast(optimizer.beta_1, tf.float32)
     beta_2 = tf.cast(optimizer.beta_2, tf.float32)
     return tf.raw_ops.ResourceApplyAdam(
         var=variable.handle,
-        m=optimizer._momentums[index].handle,
-        v=optimizer._velocities[index].handle,
+        m=momentum.handle,
+        v=velocity.handle,
         beta1_power=tf.pow(beta_1, step),
         beta2_power=tf.pow(beta_2, step),
         lr=tf.cast(learning_rate, tf.float32),

@@ -8,7 +8,7 @@ UserError with one line naming the problem and the fix.
 
 import tensorflow as tf
 
-from kft import files
+from kft import compat, files
 from kft.errors import UserError
 
 # Ops that call back into Python (tf.py_function, tf.numpy_function).
@@ -71,7 +71,7 @@ def check_dataset(dataset, name, static="all"):
                 f"the {name} data has a dynamic shape {shape}; TPUs need "
                 "static shapes (full batches: drop_remainder; fixed sizes)"
             )
-    graph = dataset._as_serialized_graph().numpy()
+    graph = compat.serialized_graph(dataset)
     graph_def = tf.compat.v1.GraphDef.FromString(graph)
     nodes = list(graph_def.node)
     for function in graph_def.library.function:

@@ -46,6 +46,10 @@ ENTRY_PREFIXES = ("kft.cli", "kft.peers", "kft.benchmark", "kft.run")
 KNOWN_CYCLES = set()
 KNOWN_LARGE = {"kft.run", "kft.report", "kft.export", "kft.training", "kft.qa"}
 KNOWN_PRIVATE = set()
+# Private attributes of objects other than `self`: a library's internals
+# belong in kft/compat.py, which names the versions it was checked with.
+COMPAT_MODULE = "kft.compat"
+KNOWN_PRIVATE_ATTRIBUTES = {("kft.data.pipeline", "_steps")}
 KNOWN_UPWARD = {
     ("kft.builder", "kft.qa"),
     ("kft.builder", "kft.tasks"),
@@ -225,6 +229,33 @@ def test_shared_layers_import_no_task_module_but_the_known():
         if not _is_task(module) and not _is_entry(module) and _is_task(target)
     }
     assert upward == KNOWN_UPWARD
+
+
+def _private_attributes(tree):
+    """Names of `x._name` reads and writes where x is not self or cls."""
+    names = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and not (
+                isinstance(node.value, ast.Name)
+                and node.value.id in ("self", "cls")
+            )
+        ):
+            names.add(node.attr)
+    return names
+
+
+def test_library_internals_are_reached_only_through_compat():
+    used = {
+        (module, name)
+        for module, path in MODULES.items()
+        if module != COMPAT_MODULE
+        for name in _private_attributes(ast.parse(path.read_text()))
+    }
+    assert used == KNOWN_PRIVATE_ATTRIBUTES
 
 
 def test_the_import_reader_sees_function_level_and_string_imports():

@@ -13,7 +13,17 @@ import time
 
 import numpy as np
 
-from kft import builder, cached, data, evaluation, freeze, optim, run, training
+from kft import (
+    builder,
+    cached,
+    compat,
+    data,
+    evaluation,
+    freeze,
+    optim,
+    run,
+    training,
+)
 from kft import config as config_lib
 from kft.errors import UserError
 from kft.peers import keras_peer
@@ -172,7 +182,7 @@ def layer_flops(model):
     import keras
 
     total = trainable = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in compat.flatten_layers(model):
         if isinstance(layer, keras.Model):
             continue
         if not isinstance(
