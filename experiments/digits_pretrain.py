@@ -15,8 +15,8 @@ Measured on the 2-core CPU: 0.919 accuracy on the 135 held-out 0-4 images,
 see digits_transfer.py.
 """
 
-from kft import assets
 from kft.config import default_config
+from kft.core import assets
 
 
 def get_config():

@@ -31,8 +31,8 @@ more varied data, with augmentation or for fewer epochs, is what makes
 transfer pay, as ImageNet weights do.
 """
 
-from kft import assets
 from kft.config import default_config
+from kft.core import assets
 
 
 def get_config():

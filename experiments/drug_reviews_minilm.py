@@ -55,8 +55,8 @@ Baselines: majority class 0.654 accuracy; TF-IDF + logistic regression
 embeddings 0.607 / 0.484 (balanced) or 0.712 / 0.412.
 """
 
-from kft import assets
 from kft.config import default_config
+from kft.core import assets
 
 
 def get_config():

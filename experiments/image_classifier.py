@@ -4,7 +4,7 @@
         --config.backbone=EfficientNetB0 --config.data.train=photos/
 
 photos/ holds one sub-folder per class (JPEG, PNG, BMP, GIF). The backbone
-is any keras.applications name of the table in kft/backbones.py with
+is any keras.applications name of the table in kft/model/backbones.py with
 --config.weights=imagenet (downloaded; the default), none, or a local
 .weights.h5 file; or a keras-hub image preset or local preset folder.
 TFDS works too: --config.data.train=tfds:tf_flowers:train[:80%].

@@ -9,7 +9,7 @@ import json
 
 import ml_collections
 
-from kft.errors import UserError, close_matches
+from kft.core.errors import UserError, close_matches
 
 
 def default_config():
@@ -20,12 +20,13 @@ def default_config():
     config.backbone = ""
     # keras.applications only: "imagenet", "none" or a local weights file.
     config.weights = "imagenet"
-    # What the model predicts (kft/tasks.py): "classification" (one class
+    # What the model predicts (kft/tasks/dispatch.py): "classification" (one
+    # class
     # per example, softmax), "multilabel" (a set of labels, a sigmoid per
     # label), "regression" (a number, a linear output), "tokens" (a tag
-    # per word, named entities: kft/token_run.py), "qa" (an answer span
-    # in a passage: kft/qa_run.py) or "causal_lm" (text generation:
-    # kft/lm_run.py).
+    # per word, named entities: kft/tasks/tokens/task.py), "qa" (an answer span
+    # in a passage: kft/tasks/qa/task.py) or "causal_lm" (text generation:
+    # kft/tasks/causal_lm/task.py).
     config.task = "classification"
     config.seed = 0
 
@@ -108,7 +109,8 @@ def default_config():
     config.head.hidden_units = 0
     config.head.hidden_activation = "gelu"
 
-    # The freeze plan (kft/freeze.py): linear_probe, full, two_phase, gradual
+    # The freeze plan (kft/core/freeze.py): linear_probe, full, two_phase,
+    # gradual
     # or custom (then `phases` holds the JSON list of phases).
     config.plan = "two_phase"
     config.epochs = 3
@@ -146,7 +148,7 @@ def default_config():
     # "", "balanced" or "sqrt" (from the training labels' frequencies; see
     # data.class_weights).
     config.class_weight = ""
-    # Cached frozen features (kft/cached.py): a phase that trains the head
+    # Cached frozen features (kft/core/cached.py): a phase that trains the head
     # alone, with the backbone in inference mode and no augmentation,
     # computes the backbone's pooled outputs once and fits the head on
     # them. "auto" does so wherever valid and logs why not elsewhere;
@@ -161,7 +163,7 @@ def default_config():
     # to the host) and 1 elsewhere.
     config.steps_per_execution = 0
     # The tf.distribute strategy models are built, compiled and fit under
-    # (kft/distribute.py): "default" (one device), "mirrored" (every GPU
+    # (kft/core/distribute.py): "default" (one device), "mirrored" (every GPU
     # here), "multi_worker" (the machines in TF_CONFIG), "tpu".
     config.strategy = "default"
     # strategy "tpu": "" finds the TPU (Colab, the TPU_NAME variable),
@@ -173,10 +175,11 @@ def default_config():
     # Keras fit verbosity: -1 is a progress bar on a terminal and one line
     # per epoch otherwise (logs, CI); 0, 1 and 2 as in `model.fit`.
     config.verbose = -1
-    # Export a checked SavedModel into MODEL_DIR/export/<N>/ (kft/export.py).
+    # Export a checked SavedModel into MODEL_DIR/export/<N>/
+    # (kft/serving/export.py).
     config.export = True
 
-    # Learning-rate range test (kft/lr_find.py): sweep the first phase's
+    # Learning-rate range test (kft/core/lr_find.py): sweep the first phase's
     # rate exponentially from min_rate to max_rate over `steps` steps,
     # write lr_find.json and lr_find.png, restore the weights, and stop
     # (exit 0) with the suggested peak rate in the log; with `apply`, set
@@ -194,7 +197,8 @@ def default_config():
 
     # Added last, so older experiment files and config.json keep working.
     config.eval = ml_collections.ConfigDict()
-    # How two-class runs decide (kft/threshold.py): "auto" tunes the
+    # How two-class runs decide (kft/tasks/classification/threshold.py): "auto"
+    # tunes the
     # threshold on P(class 1) that maximizes class 1's F1 on the validation
     # split (argmax without one), "argmax" turns it off, and a number as
     # text ("0.3") fixes it. Applied to the test metrics, kft-evaluate and
@@ -204,7 +208,7 @@ def default_config():
     # label's threshold on its validation F1 (0.5 without validation data),
     # a number fixes all, "argmax" is 0.5 for all; stored in thresholds.json.
 
-    # task=regression (kft/regression.py): the loss, "mse" or "huber"
+    # task=regression (kft/tasks/regression.py): the loss, "mse" or "huber"
     # (with `huber_delta`, in standardized units when scaling), and the
     # target scaling, "standardize" (the loss sees (y - mean) / std of the
     # training targets; the model still outputs the original units, as
@@ -214,7 +218,7 @@ def default_config():
     config.regression.huber_delta = 1.0
     config.regression.scaling = "standardize"
 
-    # task=qa (kft/qa_run.py): contexts longer than the sequence length
+    # task=qa (kft/tasks/qa/task.py): contexts longer than the sequence length
     # (0 picks 384, capped by the backbone) are cut into windows whose
     # starts are `stride` tokens apart; an answer is at most
     # `max_answer_length` tokens. null_threshold: "auto" tunes the
@@ -225,7 +229,8 @@ def default_config():
     config.qa.max_answer_length = 30
     config.qa.null_threshold = "auto"
 
-    # task=causal_lm (kft/lm_run.py): a keras-hub CausalLM preset (or
+    # task=causal_lm (kft/tasks/causal_lm/task.py): a keras-hub CausalLM preset
+    # (or
     # local preset folder) fine-tuned on .txt (documents split by blank
     # lines) or .jsonl with prompt_column and response_column (the loss
     # counts response tokens only); short examples are packed into rows
@@ -248,7 +253,7 @@ def default_config():
     config.lm.max_length = 128
     config.lm.samples = 4
 
-    # Resuming (kft/checkpoint.py). Rerunning kft-train with the same
+    # Resuming (kft/core/checkpoint.py). Rerunning kft-train with the same
     # --model_dir resumes from the last good checkpoint: same phase, epoch,
     # step, optimizer state, schedule position, trainable layers, data order
     # and random state. false refuses a folder that holds a run (kft-train

@@ -17,29 +17,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kft import (
-    backbones,
-    builder,
+from kft import config as config_lib
+from kft import data
+from kft.core import (
     checkpoint,
-    data,
     distribute,
-    evaluation,
-    export,
     files,
     freeze,
     lr_find,
     optim,
     preflight,
-    regression,
     run_folder,
-    tasks,
-    threshold,
     training,
 )
-from kft import config as config_lib
-from kft import report as report_lib
-from kft.errors import UserError
-from kft.run_folder import (
+from kft.core.errors import UserError
+from kft.core.run_folder import (
     BACKBONE_FILE,
     EXPORT_DIR,
     METRICS,
@@ -52,7 +44,14 @@ from kft.run_folder import (
     write_jsonl,
     write_labels,
 )
-from kft.run_folder import log as _log
+from kft.core.run_folder import log as _log
+from kft.model import backbones, builder
+from kft.report import page as report_lib
+from kft.serving import export
+from kft.tasks import dispatch as tasks
+from kft.tasks import regression
+from kft.tasks.classification import metrics as evaluation
+from kft.tasks.classification import threshold
 
 
 def set_seed(seed):
@@ -200,7 +199,7 @@ def batches(built, split, config, training_data):
 
 
 def _preflight_data(train_data, validation_data, modality):
-    """The TPU checks of the pipelines (kft/preflight.py)."""
+    """The TPU checks of the pipelines (kft/core/preflight.py)."""
     # Text batches come in a few fixed lengths; their batch size is fixed.
     static = "batch" if modality == "text" else "all"
     preflight.check_dataset(train_data.dataset(0, 1), "training", static)
@@ -231,7 +230,8 @@ def predict_in_order(built, split, config):
 def evaluate(built, split, labels, config, cut=None, folder=""):
     """Runs `split` through the model; returns the metrics.json dict.
 
-    `cut` is the binary decision threshold (kft/threshold.py), None argmax.
+    `cut` is the binary decision threshold
+    (kft/tasks/classification/threshold.py), None argmax.
     With `folder`, also writes its predictions.jsonl.
     """
     probabilities = predict_in_order(built, split, config)
@@ -252,7 +252,7 @@ def evaluate(built, split, labels, config, cut=None, folder=""):
 
 
 def _task_report(task, split, outputs, labels, decision, folder=""):
-    """evaluate() of multilabel and regression runs (kft/tasks.py)."""
+    """evaluate() of multilabel and regression runs (kft/tasks/dispatch.py)."""
     if folder:
         rows = tasks.prediction_rows(task, split, outputs, labels, decision)
         write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
@@ -306,7 +306,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
     """Fine-tunes, evaluates and fills `model_dir`; returns the metrics.
 
     A `model_dir` that holds an unfinished run of the same config resumes
-    it (kft/checkpoint.py); a finished one is left as it is. With
+    it (kft/core/checkpoint.py); a finished one is left as it is. With
     `config.lr_find` and not `lr_find_options.apply`, it stops after the
     learning-rate range test and returns None. `strategy` is the one
     `config.strategy` names (`make_strategy`, called before TensorFlow
@@ -474,7 +474,7 @@ _OUTPUT_NAMES = {
 }
 
 # Tasks whose runs live in modules of their own.
-_OWN_RUNS = {"tokens": "token_run", "qa": "qa_run", "causal_lm": "lm_run"}
+_OWN_RUNS = ("tokens", "qa", "causal_lm")
 
 
 def _own_run(config, model_dir, overwrite, strategy):
@@ -487,7 +487,7 @@ def _own_run(config, model_dir, overwrite, strategy):
             f"task {config.task} does not run on several workers yet; use "
             "--config.strategy=mirrored for the GPUs of one machine"
         )
-    module = importlib.import_module(f"kft.{_OWN_RUNS[config.task]}")
+    module = importlib.import_module(f"kft.tasks.{config.task}.task")
     return module.train(config, model_dir, overwrite, strategy)
 
 
@@ -581,7 +581,7 @@ def export_run(model_dir, base):
     """Exports a finished run's best weights to `base/<N>/` (kft-export)."""
     config, labels, built = load_run(model_dir)
     if config.task == "tokens":
-        from kft import token_run
+        from kft.tasks.tokens import task as token_run
 
         return token_run.export_loaded(model_dir, base, labels, built)
     sample = export.load_sample(os.path.join(model_dir, SAMPLE_FILE))
@@ -651,7 +651,7 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     """
     config, labels, built = load_run(model_dir, overrides)
     if config.task == "tokens":
-        from kft import token_run
+        from kft.tasks.tokens import task as token_run
 
         return token_run.evaluate_loaded(
             model_dir, config, labels, built, saved_model

@@ -110,8 +110,8 @@ TINY_SAMPLE = ["good movie", "bad", ""]
 @pytest.fixture(scope="module")
 def tiny_built(tiny_bert):
     """`tiny_bert` with a 3-class head (`TINY_LABELS`), untrained."""
-    from kft import builder
     from kft import config as config_lib
+    from kft.model import builder
 
     config = config_lib.default_config()
     config.backbone = tiny_bert

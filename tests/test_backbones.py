@@ -21,9 +21,11 @@ import keras
 import numpy as np
 import pytest
 
-from kft import backbones, builder, export, freeze, heads, training
 from kft import config as config_lib
-from kft.errors import UserError
+from kft.core import freeze, training
+from kft.core.errors import UserError
+from kft.model import backbones, builder, heads
+from kft.serving import export
 
 
 def _check_fit_and_reload(built, inputs, labels, tmp_path):

@@ -26,7 +26,7 @@ from PIL import Image
 from kft import config as config_lib
 from kft import data
 from kft.cli import predict
-from kft.errors import UserError
+from kft.core.errors import UserError
 
 
 def _data_config(**values):
@@ -342,7 +342,7 @@ def test_image_folder_readers_read_each_file_once(case, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_export(tiny_built, tmp_path_factory):
     """`tiny_built`'s SavedModel, written in-process: BASE/1."""
-    from kft import export
+    from kft.serving import export
 
     base = tmp_path_factory.mktemp("export")
     export.write_saved_model(tiny_built, TINY_LABELS, str(base / "1"))

@@ -16,10 +16,11 @@ from conftest import (
     write_csv,
 )
 
-from kft import benchmark, experiments
 from kft import config as config_lib
-from kft.errors import UserError
-from kft.peers import cases, measure, table
+from kft.bench import benchmark
+from kft.bench.peers import cases, measure, table
+from kft.core import experiments
+from kft.core.errors import UserError
 
 
 def _check(result):

@@ -1,4 +1,4 @@
-"""Cached frozen features (kft/cached.py): the head phase trained on
+"""Cached frozen features (kft/core/cached.py): the head phase trained on
 features computed once ends where the recomputing path ends."""
 
 import os
@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from conftest import tiny_image_config
 
-from kft import cached, freeze, heads, run, training
 from kft import config as config_lib
-from kft.errors import Interrupted, UserError
+from kft import run
+from kft.core import cached, freeze, training
+from kft.core.errors import Interrupted, UserError
+from kft.model import heads
 
 
 def _head_weights(model):
@@ -62,7 +64,7 @@ def _text_config(tiny_bert, text_csv):
     config.head.dropout = 0.0
     config.backbone_dropout = False
     # One batch per epoch: text batches differ in grouping between the
-    # paths (see kft/cached.py), a whole-set batch does not.
+    # paths (see kft/core/cached.py), a whole-set batch does not.
     config.data.batch_size = 64
     config.verbose = 0
     return config

@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 from conftest import tiny_image_config
 
-from kft import checkpoint, data, files, freeze, run, training
-from kft.errors import Diverged, Interrupted, UserError
+from kft import data, run
+from kft.core import checkpoint, files, freeze, training
+from kft.core.errors import Diverged, Interrupted, UserError
 
 
 def _model(classes=3):

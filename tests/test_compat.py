@@ -1,4 +1,4 @@
-"""Each library internal of kft/compat.py still does what kft needs, on the
+"""Each library internal of kft/core/compat.py still does what kft needs, on the
 installed Keras, keras-hub and TensorFlow: an upgrade that moves one fails
 here, by name, rather than somewhere deep in a run."""
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kft import compat
+from kft.core import compat
 
 
 def _model():

@@ -1,7 +1,7 @@
 import pytest
 
 from kft import config as config_lib
-from kft.errors import UserError
+from kft.core.errors import UserError
 
 GOOD = [
     ("epochs", "7", 7),
@@ -92,7 +92,7 @@ def test_fractions_of_given_splits_do_not_count():
 
 
 def test_every_experiment_passes_the_value_checks():
-    from kft import experiments
+    from kft.core import experiments
 
     for name in experiments.available():
         config_lib.check_values(experiments.load(name))

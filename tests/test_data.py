@@ -6,7 +6,7 @@ from conftest import make_texts, write_csv
 
 from kft import config as config_lib
 from kft import data
-from kft.errors import UserError
+from kft.core.errors import UserError
 
 
 def test_stratified_split_keeps_class_shares():
@@ -83,7 +83,7 @@ def test_class_weights():
 
 
 def test_text_batches_trim_padding_and_keep_every_example(tiny_bert):
-    from kft import builder
+    from kft.model import builder
 
     config = config_lib.default_config()
     config.backbone = tiny_bert

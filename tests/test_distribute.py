@@ -249,7 +249,7 @@ def _one_line_error(result, *words):
 def test_strategy_errors(tmp_path, monkeypatch):
     from kft import config as config_lib
     from kft import run
-    from kft.errors import UserError
+    from kft.core.errors import UserError
 
     config = config_lib.default_config()
     config.strategy = "gpu"

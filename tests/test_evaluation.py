@@ -5,7 +5,7 @@ import pytest
 from conftest import assert_decisions_match_sklearn
 from sklearn import metrics as sk
 
-from kft import evaluation
+from kft.tasks.classification import metrics as evaluation
 
 CASES = {
     "random": (

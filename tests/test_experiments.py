@@ -2,8 +2,9 @@
 
 import pytest
 
-from kft import builder, experiments, freeze
-from kft.errors import UserError
+from kft.core import experiments, freeze
+from kft.core.errors import UserError
+from kft.model import builder
 
 NAMES = experiments.available()
 
@@ -40,7 +41,7 @@ def test_experiment_builds_with_tiny_stand_in(name, tiny_bert, tiny_gpt2):
     of the same modality, builds a model through the real builder."""
     config = experiments.load(name)
     if config.task == "causal_lm":
-        from kft import lm_run
+        from kft.tasks.causal_lm import task as lm_run
 
         config.backbone = tiny_gpt2
         causal_lm, built = lm_run.build(config)

@@ -14,8 +14,8 @@ from conftest import (
     train_cli,
 )
 
-from kft import export
-from kft.errors import ExportError
+from kft.core.errors import ExportError
+from kft.serving import export
 
 CHECK = export.CHECK_FILE
 
@@ -273,8 +273,9 @@ def test_served_images_are_resized_as_in_training(tmp_path):
     """A wide image, served raw, meets the model padded, as training did."""
     import tensorflow as tf
 
-    from kft import builder, data
     from kft import config as config_lib
+    from kft import data
+    from kft.model import builder
 
     config = config_lib.default_config()
     # Random MobileNets answer alike to every image; a random ResNet does not.

@@ -13,9 +13,15 @@ import numpy as np
 import pytest
 from conftest import TINY_LABELS, TINY_SAMPLE, write_run_files
 
-from kft import compare, data, evaluation, export, files, report, threshold
 from kft import config as config_lib
-from kft.errors import UserError
+from kft import data
+from kft.core import files
+from kft.core.errors import UserError
+from kft.report import compare
+from kft.report import page as report
+from kft.serving import export
+from kft.tasks.classification import metrics as evaluation
+from kft.tasks.classification import threshold
 
 
 @pytest.fixture

@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from kft import builder, freeze, optim
 from kft import config as config_lib
-from kft.errors import UserError
+from kft.core import freeze, optim
+from kft.core.errors import UserError
+from kft.model import builder
 
 
 def _image_config(**changes):

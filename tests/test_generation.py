@@ -1,4 +1,5 @@
-"""Causal language-model pieces (kft/generation.py) on a tiny GPT-2."""
+"""Causal language-model pieces (kft/tasks/causal_lm/generation.py) on a tiny
+GPT-2."""
 
 import csv
 import json
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 
 from kft import config as config_lib
-from kft import generation
-from kft.errors import UserError
+from kft.core.errors import UserError
+from kft.tasks.causal_lm import generation
 
 
 def load(preset):
@@ -205,7 +206,9 @@ def test_freeze_plans_keep_lora_adapters_only(tiny_gpt2):
     """A phase that unfreezes blocks of a LoRA backbone trains only those
     blocks' adapters (and adapted biases): not kernels, embeddings or
     norms, and nothing in the blocks it leaves frozen."""
-    from kft import builder, freeze, lm_run
+    from kft.core import freeze
+    from kft.model import builder
+    from kft.tasks.causal_lm import task as lm_run
 
     lm = load(tiny_gpt2)
     generation.enable_lora(lm.backbone, rank=2)

@@ -1,10 +1,10 @@
-"""kft/kernels.py: matmul-shaped einsums folded into one 2-D matmul."""
+"""kft/model/kernels.py: matmul-shaped einsums folded into one 2-D matmul."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from kft import kernels
+from kft.model import kernels
 
 SPLITS = [
     ("abc,cde->abde", 1),  # attention query/key/value projection

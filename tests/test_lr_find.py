@@ -12,8 +12,9 @@ import tensorflow as tf
 from conftest import tiny_image_config, train_cli
 
 from kft import config as config_lib
-from kft import freeze, lr_find, run, training
-from kft.errors import UserError
+from kft import run
+from kft.core import freeze, lr_find, training
+from kft.core.errors import UserError
 
 
 def test_smooth_is_bias_corrected_moving_average():

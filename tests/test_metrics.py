@@ -19,8 +19,9 @@ from conftest import (
 )
 from sklearn import metrics as sk
 
-from kft import evaluation, threshold
-from kft.errors import UserError
+from kft.core.errors import UserError
+from kft.tasks.classification import metrics as evaluation
+from kft.tasks.classification import threshold
 
 
 def _softmax(logits):

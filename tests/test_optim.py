@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from kft import config as config_lib
-from kft import optim
+from kft.core import optim
 
 
 @pytest.mark.parametrize("decay", optim.SCHEDULES)

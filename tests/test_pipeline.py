@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from kft import data
+from kft.core.errors import UserError
 from kft.data import augment
-from kft.errors import UserError
 
 
 def _png(height, width, level=200):
@@ -214,7 +214,8 @@ def test_soft_labels_train_with_class_weight_and_metrics():
     import keras
     import ml_collections
 
-    from kft import evaluation, training
+    from kft.core import training
+    from kft.tasks.classification import metrics as evaluation
 
     model = keras.Sequential(
         [keras.Input((4,)), keras.layers.Dense(3, activation="softmax")]

@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 
 from kft import config as config_lib
-from kft import preflight
-from kft.errors import UserError
+from kft.core import preflight
+from kft.core.errors import UserError
 
 
 def _config(**data):

@@ -3,7 +3,7 @@
 import pytest
 import tensorflow as tf
 
-from kft import preprocessing
+from kft.model import preprocessing
 
 CASES = [
     "It&#039;s fine",

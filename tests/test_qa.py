@@ -1,11 +1,13 @@
-"""Question-answering windows, answer spans and SQuAD scores (kft/qa.py)."""
+"""Question-answering windows, answer spans and SQuAD scores
+(kft/tasks/qa/spans.py)."""
 
 import importlib.util
 
 import numpy as np
 import pytest
 
-from kft import assets, qa
+from kft.core import assets
+from kft.tasks.qa import spans as qa
 
 CLS, SEP = 101, 102
 
@@ -238,7 +240,7 @@ def data_config(**overrides):
 def test_squad_json_v2_and_jsonl_layouts(tmp_path):
     import json
 
-    from kft.data import squad
+    from kft.tasks.qa import squad
 
     context = "Ada Lovelace wrote the first program in 1843."
     document = {
@@ -319,8 +321,8 @@ def test_squad_json_v2_and_jsonl_layouts(tmp_path):
 
 
 def test_squad_reader_user_errors(tmp_path):
-    from kft.data import squad
-    from kft.errors import UserError
+    from kft.core.errors import UserError
+    from kft.tasks.qa import squad
 
     with pytest.raises(UserError, match="SQuAD .json, .jsonl"):
         squad.read(str(tmp_path / "x.csv"), data_config())
@@ -337,7 +339,7 @@ def test_span_model_learns_answers_on_a_tiny_bert(tiny_bert):
     import keras
     import keras_hub
 
-    from kft.data.squad import Example
+    from kft.tasks.qa.squad import Example
 
     rng = np.random.default_rng(0)
     words = ["the", "movie", "is", "fine", "bad"]
@@ -385,15 +387,16 @@ def test_span_model_learns_answers_on_a_tiny_bert(tiny_bert):
 
 
 def test_served_answers_match_the_python_path(tiny_bert):
-    """The in-graph windows and span search (kft/qa_serving.py) give the
-    answers, offsets and scores of kft/qa.py, on contexts that need one
+    """The in-graph windows and span search (kft/tasks/qa/serving.py) give the
+    answers, offsets and scores of kft/tasks/qa/spans.py, on contexts that need
+    one
     window, several, none (empty) and multi-byte characters."""
     import keras
     import keras_hub
     import tensorflow as tf
 
-    from kft import qa_serving
-    from kft.data.squad import Example
+    from kft.tasks.qa import serving as qa_serving
+    from kft.tasks.qa.squad import Example
 
     keras.utils.set_random_seed(1)
     tokenizer = keras_hub.models.Tokenizer.from_preset(tiny_bert)

@@ -7,8 +7,11 @@ import keras
 import numpy as np
 import pytest
 
-from kft import assets, builder, data, export, freeze, run, training
 from kft import config as config_lib
+from kft import data, run
+from kft.core import assets, freeze, training
+from kft.model import builder
+from kft.serving import export
 
 pytestmark = pytest.mark.skipif(
     not assets.is_present("minilm"),
@@ -78,8 +81,8 @@ def drug_questions(count):
     review text names it."""
     import csv
 
-    from kft.data.squad import Example
-    from kft.preprocessing import python_clean_text
+    from kft.model.preprocessing import python_clean_text
+    from kft.tasks.qa.squad import Example
 
     path = assets.path("drug_reviews") / "drugsComTrain.tsv"
     examples = []
@@ -104,11 +107,13 @@ def drug_questions(count):
 )
 def test_minilm_span_model_fine_tunes_on_real_questions():
     """MiniLM's weights fine-tuned for a few steps on questions about real
-    review texts (kft/qa.py): the loss falls and every answer is a span
+    review texts (kft/tasks/qa/spans.py): the loss falls and every answer is a
+    span
     of its context; the SQuAD figures are printed, not asserted."""
     import keras
 
-    from kft import backbones, qa
+    from kft.model import backbones
+    from kft.tasks.qa import spans as qa
 
     examples = drug_questions(48)
     assert len(examples) == 48

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import TINY_IMAGE_FLAGS, run_cli, write_run_files
 
-from kft import report
+from kft.report import page as report
 
 HEADINGS = [
     "Summary",

@@ -15,8 +15,8 @@ from conftest import (
     write_run_files,
 )
 
-from kft import run_folder
-from kft.errors import UserError
+from kft.core import run_folder
+from kft.core.errors import UserError
 
 
 def _image_flags(data):

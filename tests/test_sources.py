@@ -13,7 +13,7 @@ from PIL import Image
 
 from kft import config as config_lib
 from kft import data
-from kft.errors import UserError
+from kft.core.errors import UserError
 
 # === Tiny TFDS datasets, built and prepared for real ===
 

@@ -13,9 +13,12 @@ import tensorflow as tf
 from conftest import predict_cli, train_cli, write_csv
 
 from kft import config as config_lib
-from kft import data, export, multilabel, regression, tasks
+from kft import data
+from kft.core.errors import UserError
 from kft.data import targets
-from kft.errors import UserError
+from kft.serving import export
+from kft.tasks import dispatch as tasks
+from kft.tasks import multilabel, regression
 
 # Sentiment cues of the tiny BERT's vocabulary (conftest.VOCAB).
 CUES = {"good": 1.0, "great": 2.0, "bad": -1.0, "awful": -2.0, "fine": 0.0}

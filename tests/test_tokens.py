@@ -15,9 +15,11 @@ import tensorflow as tf
 from conftest import predict_cli, train_cli
 
 from kft import config as config_lib
-from kft import entities, run, token_export
-from kft.data import tokens
-from kft.errors import UserError
+from kft import run
+from kft.core.errors import UserError
+from kft.tasks.tokens import data as tokens
+from kft.tasks.tokens import entities
+from kft.tasks.tokens import export as token_export
 
 NER_VOCAB = [
     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
@@ -353,7 +355,7 @@ def test_graph_decoding_finds_the_spans_python_finds():
 
 
 def _run_config(ner_bert, conll_files):
-    from kft import experiments
+    from kft.core import experiments
 
     config = experiments.load("token_classifier")
     config.backbone = ner_bert
@@ -446,7 +448,7 @@ def test_a_bad_tag_stops_the_run_before_training(ner_bert, tmp_path):
 
 def test_real_minilm_learns_to_tag(tmp_path):
     """The real MiniLM weights fine-tuned for a few steps on the corpus."""
-    from kft import assets, experiments
+    from kft.core import assets, experiments
 
     if not assets.is_present("minilm"):
         pytest.skip("MiniLM asset absent; run kft-fetch minilm")

@@ -7,8 +7,8 @@ alternating the two in one process so both see the same machine, every
 other choice left as kft makes it. Prints the median step time of each
 and the speed-up. `--compare`:
 
-    einsum  Keras's einsum vs kft's folded 2-D matmuls (kft/kernels.py)
-    adam    Keras's Adam ops vs TensorFlow's fused kernel (kft/optim.py)
+    einsum  Keras's einsum vs kft's folded 2-D matmuls (kft/model/kernels.py)
+    adam    Keras's Adam ops vs TensorFlow's fused kernel (kft/core/optim.py)
     xla     the step without and with XLA (`--config.jit_compile`; off by
             default in kft)
 
@@ -29,8 +29,10 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from kft import builder, experiments, kernels, optim, run
-from kft.peers import kft_peer
+from kft import run
+from kft.bench.peers import kft_peer
+from kft.core import experiments, optim
+from kft.model import builder, kernels
 
 _COMPARE = flags.DEFINE_enum(
     "compare", "einsum", ["einsum", "adam", "xla"], "What to measure."

@@ -27,7 +27,7 @@ per epoch when trimmed, 9 (5 lengths) with data.text_shapes=fixed.
 keras.applications `fit` and PyTorch + transformers on the same model,
 data, batch and optimizer, each case in its own process, and prints median
 samples/s, peak memory, kft's ratio, achieved FLOP/s against a measured
-matmul peak, and the speed targets (kft/benchmark.py says what each suite
+matmul peak, and the speed targets (kft/bench/benchmark.py says what each suite
 measures). Text uses the experiment's backbone and training data
 (default drug_reviews_minilm: MiniLM and the drug reviews, `kft-fetch`);
 --config overrides change kft's side only (e.g. --config.jit_compile=true).
@@ -107,7 +107,7 @@ MODES = ("data", "compare")
 
 
 def _settings():
-    from kft import benchmark
+    from kft.bench import benchmark
 
     settings = benchmark.Settings(**(benchmark.TINY if _TINY.value else {}))
     chosen = {
@@ -142,13 +142,13 @@ def main(argv):
     if not experiment:
         common.fail("--experiment is required")
     from kft import config as config_lib
-    from kft import experiments
+    from kft.core import experiments
 
     config = experiments.load(experiment)
     config_lib.apply_overrides(config, common.config_overrides())
     common.import_tensorflow_quietly()  # kft.benchmark imports it
-    from kft import benchmark
-    from kft.peers import table
+    from kft.bench import benchmark
+    from kft.bench.peers import table
 
     if mode == "data":
         result = benchmark.data(

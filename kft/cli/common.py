@@ -13,7 +13,7 @@ import tempfile
 from absl import app, flags
 from absl import logging as absl_logging
 
-from kft.errors import Diverged, ExportError, Interrupted, UserError
+from kft.core.errors import Diverged, ExportError, Interrupted, UserError
 
 # TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) hides the
 # lines users need; users can still set these themselves.

@@ -25,7 +25,7 @@ def main(argv):
         common.fail("give one or more run folders: kft-compare DIR [DIR ...]")
     # Run folders are read through tf.io.gfile (kft.files).
     common.import_tensorflow_quietly(modules=())
-    from kft import compare
+    from kft.report import compare
 
     compare.compare(folders, _OUTPUT.value)
 

@@ -3,7 +3,8 @@
     kft-export --model_dir=DIR --export_dir=BASE
 
 Writes BASE/<next integer>/, checked against the Keras model on the run's
-saved test sample in a fresh process before it appears (see kft/export.py).
+saved test sample in a fresh process before it appears (see
+kft/serving/export.py).
 """
 
 from absl import flags

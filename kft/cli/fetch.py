@@ -9,7 +9,7 @@ from kft.cli import common
 
 
 def main(argv):
-    from kft import assets
+    from kft.core import assets
 
     names = argv[1:] or [*assets.ASSETS, "digits"]
     for name in names:

@@ -30,7 +30,7 @@ def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     common.import_tensorflow_quietly()
-    from kft import lm_run
+    from kft.tasks.causal_lm import task as lm_run
 
     config = lm_run.run_config(_MODEL_DIR.value)
     if _SAMPLER.value:

@@ -33,7 +33,7 @@ import sys
 from absl import flags
 
 from kft.cli import common
-from kft.errors import UserError
+from kft.core.errors import UserError
 
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "An export folder, BASE/N."
@@ -127,7 +127,7 @@ def image_inputs(path, column, label_column):
     real file once, links into or above it not followed. With class
     sub-folders their names are the true labels.
     """
-    from kft import files
+    from kft.core import files
     from kft.data import images
     from kft.data.bad_records import BadRecords
 
@@ -246,7 +246,7 @@ def main(argv):
     common.import_tensorflow_quietly(("tensorflow_text",))
     import tensorflow as tf
 
-    from kft import files
+    from kft.core import files
 
     if not files.exists(os.path.join(path, "saved_model.pb")):
         common.fail(f"no SavedModel at {path} (expected BASE/N)")

@@ -34,7 +34,7 @@ def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     from kft import config as config_lib
-    from kft import experiments
+    from kft.core import experiments
 
     config = experiments.load(_EXPERIMENT.value)
     config_lib.apply_overrides(config, common.config_overrides())

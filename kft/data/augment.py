@@ -15,7 +15,7 @@ import math
 
 import tensorflow as tf
 
-from kft.errors import UserError
+from kft.core.errors import UserError
 
 # Strengths: mild, label-preserving for photos of objects.
 MAX_ROTATION_DEGREES = 15.0

@@ -12,7 +12,7 @@ never fails halfway.
 
 import dataclasses
 
-from kft.errors import UserError
+from kft.core.errors import UserError
 
 # How many bad records a report names; the rest are counted.
 SHOWN = 3

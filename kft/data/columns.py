@@ -10,7 +10,7 @@ is `image`.
 
 import dataclasses
 
-from kft.errors import UserError
+from kft.core.errors import UserError
 
 TEXT_NAMES = ("text", "sentence", "content", "review", "document")
 # Known text pairs, as GLUE, SQuAD-style and NLI datasets name them.

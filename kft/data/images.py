@@ -18,8 +18,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from kft import files
-from kft.errors import UserError
+from kft.core import files
+from kft.core.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 

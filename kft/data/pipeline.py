@@ -32,7 +32,7 @@ class Epochs:
     Args:
         make_epoch: epoch number -> that epoch's batches, a tf.data.Dataset.
         ordered: the same examples, unshuffled and unaugmented, batched
-            for inference (kft/cached.py computes features from them);
+            for inference (kft/core/cached.py computes features from them);
             None where there is no such order.
         count: how many examples there are.
         batch_size: examples per training batch.

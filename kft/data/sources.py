@@ -16,11 +16,11 @@ import pathlib
 
 import numpy as np
 
-from kft import assets, files
+from kft.core import assets, files
+from kft.core.errors import UserError
 from kft.data import images, tables, targets, tfds_source
 from kft.data.bad_records import BadRecords
 from kft.data.columns import Columns
-from kft.errors import UserError
 
 
 @dataclasses.dataclass

@@ -14,10 +14,10 @@ import ctypes
 import json
 import os
 
-from kft import files
+from kft.core import files
+from kft.core.errors import UserError
 from kft.data import targets
 from kft.data.columns import pick_columns
-from kft.errors import UserError
 
 # A quoted CSV field may span lines; a stray quote would otherwise swallow
 # the rest of the file into one field.

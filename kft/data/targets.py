@@ -25,7 +25,7 @@ import unicodedata
 
 import numpy as np
 
-from kft.errors import UserError
+from kft.core.errors import UserError
 
 TASKS = ("classification", "multilabel", "regression")
 

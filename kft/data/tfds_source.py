@@ -15,8 +15,8 @@ import contextlib
 import numpy as np
 from absl import logging as absl_logging
 
+from kft.core.errors import UserError
 from kft.data.columns import pick_columns
-from kft.errors import UserError
 
 
 def parse_spec(spec):

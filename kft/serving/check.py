@@ -17,7 +17,7 @@ import sys
 import tensorflow as tf
 from absl import logging as absl_logging
 
-from kft.errors import ExportError
+from kft.core.errors import ExportError
 
 
 def run_script(script, args, stdin=None):

@@ -1,0 +1,2 @@
+"""kft-benchmark: same-work speed comparisons with the Keras and PyTorch
+peers."""

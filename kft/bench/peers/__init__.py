@@ -1,0 +1,47 @@
+"""The training paths `kft-benchmark compare` times, one case per call.
+
+A case is a JSON-able dict (its "spec"): suite, peer, batch size, lengths,
+warm-up, steps and repeats, and the paths of its data and model. Peers:
+
+    kft    kft's own path: `builder.build` with the experiment's config,
+           `kft.optim` optimizer compiled by `training.compile_model`, fed
+           by `run.batches` (kft/bench/peers/kft_peer.py)
+    keras  plain keras-hub `TextClassifier` or keras.applications model
+           and `model.fit` at default settings (kft/bench/peers/keras_peer.py)
+    torch  PyTorch + transformers `from_pretrained` on the same folder, a
+           plain training loop (kft/bench/peers/torch_peer.py)
+    kft_cached  kft's cached-features path for a frozen backbone: whole
+           epochs of the head on features computed once (kft_peer.py)
+
+kft/bench/peers/cases.py builds the specs and kft/bench/peers/table.py reports
+them.
+
+`run_case` runs a case here; `python -m kft.bench.peers SPEC OUT` runs it in a
+fresh process, so each peer's peak memory is its own, and writes the result
+with that process's peak resident memory to OUT. This module and
+`kft.bench.peers.measure` import no framework: the PyTorch peer's process never
+loads TensorFlow.
+"""
+
+import importlib
+
+# (suite, peer) -> (module, function); each returns {"rates": [samples/s
+# per repeat], ...}.
+RUNNERS = {
+    ("text_fixed", "kft"): ("kft.bench.peers.kft_peer", "text_fixed"),
+    ("text_fixed", "keras"): ("kft.bench.peers.keras_peer", "text_fixed"),
+    ("text_fixed", "torch"): ("kft.bench.peers.torch_peer", "text_fixed"),
+    ("text_epoch", "kft"): ("kft.bench.peers.kft_peer", "text_epoch"),
+    ("text_epoch", "keras"): ("kft.bench.peers.keras_peer", "text_epoch"),
+    ("text_epoch", "torch"): ("kft.bench.peers.torch_peer", "text_epoch"),
+    ("images", "kft"): ("kft.bench.peers.kft_peer", "images"),
+    ("images", "keras"): ("kft.bench.peers.keras_peer", "images"),
+    ("images", "kft_cached"): ("kft.bench.peers.kft_peer", "images_cached"),
+    ("utilization", "matmul"): ("kft.bench.peers.measure", "matmul_peak"),
+}
+
+
+def run_case(spec):
+    """Runs one case in this process; returns its result dict."""
+    module, name = RUNNERS[(spec["suite"], spec["peer"])]
+    return getattr(importlib.import_module(module), name)(spec)

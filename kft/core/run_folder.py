@@ -1,0 +1,281 @@
+"""Which folders a run may write to, and how it opens, resumes or refuses one.
+
+kft writes only into a `--model_dir` that is missing, empty, or marked as a
+kft run by `checkpoints/run.json`, a file that kft alone writes
+(kft/core/checkpoint.py). Anything else, a Hugging Face checkpoint with its own
+config.json or a folder of the user's files, is refused with one line, and
+`--overwrite` does not change that: it empties kft runs only.
+"""
+
+import json
+import os
+import time
+
+import keras
+
+from kft import config as config_lib
+from kft.core import checkpoint, files
+from kft.core.errors import UserError
+
+WEIGHTS_FILE = "checkpoints/best.weights.h5"
+# The backbone alone, loadable with --config.weights by a later run.
+BACKBONE_FILE = "checkpoints/backbone.weights.h5"
+EXPORT_DIR = "export"
+# Raw test inputs the export's parity check runs (kft-export reuses them).
+SAMPLE_FILE = "checkpoints/export_sample.tensor"
+# A test split held out of the training data, as kft-predict input.
+TEST_SPLIT_FILE = "test_split.jsonl"
+# One line per evaluated example: input, true and predicted label.
+PREDICTIONS_FILE = "predictions.jsonl"
+METRICS = "metrics.json"
+
+# Config keys that hold a local path: a rerun that names the same file by
+# another spelling (relative, absolute, with ~) asks for the same run.
+PATH_KEYS = (
+    "backbone",
+    "weights",
+    "data.train",
+    "data.validation",
+    "data.test",
+    "data.tfds_data_dir",
+)
+
+
+def log(message):
+    print(f"kft: {message}", flush=True)
+
+
+def is_run(model_dir):
+    """Whether `model_dir` holds a kft run (its checkpoints/run.json)."""
+    record = checkpoint.read_run(model_dir)
+    return isinstance(record, dict) and "config" in record
+
+
+def check_target(model_dir):
+    """UserError unless kft may write into `model_dir`."""
+    if files.exists(model_dir) and not files.isdir(model_dir):
+        raise UserError(
+            f"--model_dir {model_dir} is a file; give a folder (a new one, "
+            "an empty one, or a kft run to resume)"
+        )
+    if files.listdir(model_dir) and not is_run(model_dir):
+        shown = ", ".join(files.listdir(model_dir)[:3])
+        raise UserError(
+            f"--model_dir {model_dir} is not empty ({shown}, ...) and holds "
+            "no kft run (no checkpoints/run.json); kft writes only into a "
+            "new or empty folder or one of its own runs, --overwrite "
+            "included: give another --model_dir"
+        )
+
+
+def _empty(model_dir, why):
+    for name in files.listdir(model_dir):
+        files.remove(os.path.join(model_dir, name))
+    log(f"{why}: emptied {model_dir}")
+
+
+def _never_trained(model_dir, record):
+    """A run that stopped before its first checkpoint has nothing to lose."""
+    return not record.get("finished") and not checkpoint.has_checkpoint(
+        model_dir
+    )
+
+
+def open_folder(config, requested, model_dir, overwrite, chief=True):
+    """Starts, resumes or refuses `model_dir`; returns its run record.
+
+    --overwrite empties a kft run; `resume=false` refuses one; otherwise
+    the run must have been asked for with the same config (keys in
+    checkpoint.RESUMABLE_CHANGES aside), unless it stopped before its
+    first checkpoint (a typo, missing data), when it starts over. Only the
+    chief checks and changes the folder; other workers read it.
+    """
+    if chief:
+        check_target(model_dir)
+    record = checkpoint.read_run(model_dir) if is_run(model_dir) else None
+    if record is not None and overwrite:
+        if chief:
+            _empty(model_dir, "--overwrite")
+        record = None
+    if record is not None and not config.resume:
+        raise UserError(
+            f"{model_dir} already holds a run; add --overwrite to replace "
+            "it, or leave resume on to resume it"
+        )
+    if record is not None:
+        record = _resume(record, requested, model_dir, chief)
+    if record is not None:
+        return record
+    record = {"config": requested, "finished": False}
+    if chief:
+        _write_first(model_dir, record)
+    return record
+
+
+def _resume(record, requested, model_dir, chief):
+    """The record to resume, or None where the run starts over."""
+    differences = config_differences(record["config"], requested)
+    if differences and _never_trained(model_dir, record):
+        if chief:
+            _empty(model_dir, "the run there stopped before training")
+        return None
+    if differences:
+        more = len(differences) - 1
+        raise UserError(
+            f"{model_dir} holds a run with another config "
+            f"({differences[0]}{f', and {more} more' if more else ''}); "
+            "rerun it as it was, or use another --model_dir, or add "
+            "--overwrite to start over"
+        )
+    log(f"{model_dir} holds this run: resuming it")
+    if chief:
+        checkpoint.remove_temporaries(model_dir)
+    return record
+
+
+def _write_first(model_dir, record):
+    """Creates the run's marker; a folder kft cannot write is a UserError."""
+    try:
+        files.makedirs(checkpoint.folder_of(model_dir))
+        checkpoint.write_run(model_dir, record)
+    except files.Error as error:
+        raise UserError(
+            f"cannot write to --model_dir {model_dir}: {error.message}; "
+            "give a folder you can write to"
+        ) from None
+
+
+def config_differences(saved, requested):
+    """checkpoint.config_differences, with PATH_KEYS compared resolved."""
+    return checkpoint.config_differences(
+        resolve_paths(saved), resolve_paths(requested)
+    )
+
+
+def resolve_paths(config_dict):
+    """A copy of a config dict whose local paths are absolute."""
+    resolved = json.loads(json.dumps(config_dict))
+    for key in PATH_KEYS:
+        node = resolved
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.get(part, {})
+        value = node.get(last)
+        if isinstance(value, str) and _is_local_path(value):
+            node[last] = os.path.abspath(os.path.expanduser(value))
+    return resolved
+
+
+def _is_local_path(value):
+    if not value or not files.is_local(value) or value.startswith("tfds:"):
+        return False
+    return os.path.exists(os.path.expanduser(value))
+
+
+def eval_folder(model_dir, source):
+    """Makes and returns the folder kft-evaluate writes the split read
+    from `source` to: eval/<its file or folder name> inside the run."""
+    folder = os.path.join(model_dir, "eval", eval_name(source))
+    try:
+        files.makedirs(folder)
+    except files.Error as error:
+        raise UserError(
+            f"cannot write to {folder}: {error.message}; kft-evaluate "
+            "writes its results inside the run folder"
+        ) from None
+    return folder
+
+
+def eval_name(source):
+    """The folder name under eval/ for `source`: its file or folder name,
+    resolved (`..` names the folder above), never one that leads out."""
+    if "://" not in source:
+        source = os.path.abspath(os.path.expanduser(source))
+    name = os.path.splitext(os.path.basename(source.rstrip("/")))[0]
+    return slug(name) or "test"
+
+
+def slug(text):
+    """`text` as a plain folder name: letters, digits, - _ . kept, others
+    made _, and no leading dot (no "..", no hidden folder)."""
+    kept = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+    return kept.lstrip(".")
+
+
+def check_same_data(record, splits, config, model_dir):
+    """A resumed run must see the labels and data size it started with."""
+    seen = {
+        "labels": list(splits.labels),
+        "train_examples": len(splits.train),
+        "sequence_length": config.data.sequence_length,
+    }
+    check_seen(record, seen, model_dir)
+
+
+def check_seen(record, seen, model_dir):
+    """Refuses data that differs from what the run in `model_dir` started
+    with (`seen`: labels, sizes, lengths), then records `seen`."""
+    for key, value in seen.items():
+        if key in record and record[key] != value:
+            raise UserError(
+                f"the data changed since the run in {model_dir} started: "
+                f"{key} {record[key]} there, {value} now; use another "
+                "--model_dir, or add --overwrite to start over"
+            )
+    record.update(seen)
+    checkpoint.write_run(model_dir, record)
+
+
+def write_config(config, model_dir):
+    path = os.path.join(model_dir, "config.json")
+    files.write_text(path, config_lib.to_json(config))
+
+
+def write_jsonl(path, rows):
+    lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    files.write_text(path, "".join(lines))
+
+
+def write_labels(labels, model_dir):
+    path = os.path.join(model_dir, "labels.txt")
+    files.write_text(path, "".join(f"{label}\n" for label in labels))
+
+
+def save_weights(model, path):
+    """Saves the weights alone, not the optimizer's moments with them.
+
+    A compiled model's save_weights writes its optimizer too (3 times the
+    size with AdamW); a model over the same layers has no optimizer.
+    """
+    keras.Model(model.input, model.output).save_weights(path)
+
+
+def begin(config, model_dir, overwrite):
+    """The start of a tokens, qa or causal_lm run: opens (or resumes)
+    `model_dir`, fixes the held-out seed and writes config.json. Returns
+    (record, None), or (None, metrics) when the run there is finished."""
+    requested = json.loads(config_lib.to_json(config))
+    record = open_folder(config, requested, model_dir, overwrite)
+    if record.get("finished"):
+        log(f"{model_dir} holds this run, finished; nothing to do")
+        return None, json.loads(
+            files.read_text(os.path.join(model_dir, METRICS))
+        )
+    if config.data.split_seed < 0:
+        config.data.split_seed = config.seed
+    write_config(config, model_dir)
+    return record, None
+
+
+def finish(model_dir, record, report, started, table, write_page):
+    """The end of a tokens, qa or causal_lm run: metrics.json, the table
+    printed, report.html, and the run marked finished."""
+    report["timing"]["total_seconds"] = round(time.time() - started)
+    files.write_text(
+        os.path.join(model_dir, METRICS), json.dumps(report, indent=2)
+    )
+    print(table, flush=True)
+    log(f"report: {write_page(model_dir)}")
+    checkpoint.write_run(model_dir, record | {"finished": True})
+    log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
+    return report

@@ -1,0 +1,197 @@
+"""Builds the functional model: inputs, backbone, pooling, head.
+
+Image backbones are called with `training=False`, so BatchNorm keeps its
+inference mode even when its layer is unfrozen (`trainable` is not
+`training`; see the Keras transfer-learning guide). Text backbones have no
+BatchNorm; by default (`backbone_dropout`) they follow the training phase so
+their own dropout regularizes the fine-tune, as keras-hub's classifiers do.
+"""
+
+import dataclasses
+
+import keras
+
+from kft.core import compat
+from kft.core.errors import UserError
+from kft.model import backbones, heads, preprocessing
+from kft.tasks import dispatch as tasks
+
+
+@dataclasses.dataclass
+class Built:
+    """A model ready to compile, with the pieces freeze plans and data need.
+
+    Args:
+        model: the functional model; inputs as the data pipeline gives them.
+        backbone: the backbone layer inside `model`.
+        family: the backbone's `backbones.Family`.
+        preprocessor: a `preprocessing.TextPreprocessor` for text
+            (cleaning, tokenizer and packer), or None for images (their
+            normalization is a layer of the model).
+        image_size: the square image size the model takes (images only).
+        unused: names of backbone layers whose outputs the head ignores
+            (BERT's pooler under mean pooling); they stay frozen.
+        resize: how images reach `image_size` (`data.RESIZE_MODES`); the
+            export resizes served images the same way.
+        task: `config.task` (kft/tasks/dispatch.py).
+        pairs: whether text inputs are pairs of texts (`text_pair`).
+    """
+
+    model: keras.Model
+    backbone: keras.Model
+    family: backbones.Family
+    preprocessor: object = None
+    image_size: int = 0
+    unused: tuple = ()
+    resize: str = "squash"
+    task: str = "classification"
+    pairs: bool = False
+
+    @property
+    def modality(self):
+        return self.family.modality
+
+
+def load_backbone(config):
+    """Returns (backbone, family, preprocessor, image_size) for the config."""
+    source = backbones.resolve(config.backbone)
+    if source.kind == "applications":
+        entry = backbones.TABLE[source.name]
+        size = config.data.image_size or entry.image_size
+        weights = backbones.application_weights(config.weights)
+        return entry.build(size, weights), entry.family, None, size
+    backbone, family = backbones.load_hub_backbone(source)
+    if family.modality == "text":
+        preprocessor = _hub_text_preprocessor(
+            source, backbone, config.data.clean_text
+        )
+        return backbone, family, preprocessor, 0
+    size = config.data.image_size or 224
+    return backbone, family, _hub_image_converter(source, size), size
+
+
+def _hub_text_preprocessor(source, backbone, clean):
+    length = getattr(backbone, "max_sequence_length", None) or 512
+    return preprocessing.text_preprocessor(source.name, length, clean)
+
+
+def _hub_image_converter(source, size):
+    import keras_hub
+
+    converter = keras_hub.layers.ImageConverter.from_preset(source.name)
+    converter.image_size = (size, size)
+    return converter
+
+
+def build(config, num_outputs):
+    """Builds the model for `config` with `num_outputs` output units."""
+    tasks.check(config)
+    if config.task == "qa":
+        return _span_model(config)
+    if config.task == "causal_lm":
+        raise UserError(
+            "task causal_lm builds through kft/tasks/causal_lm/task.py"
+        )
+    backbone, family, preprocessor, size = load_backbone(config)
+    if family.modality == "text":
+        model = _text_model(backbone, num_outputs, config)
+    else:
+        model = _image_model(
+            backbone, family, preprocessor, size, num_outputs, config
+        )
+        preprocessor = None
+    unused = ()
+    if family.modality == "text" and config.head.pooling != "pooled":
+        unused = ("pooled_dense",)
+    return Built(
+        model,
+        backbone,
+        family,
+        preprocessor,
+        size,
+        unused,
+        config.data.resize,
+        config.task,
+        bool(config.data.text_pair_column) and family.modality == "text",
+    )
+
+
+def _span_model(config):
+    """task=qa: start and end logits over a text backbone
+    (kft/tasks/qa/spans.py)."""
+    from kft.tasks.qa import spans as qa
+
+    backbone, family, preprocessor, _ = load_backbone(config)
+    if family.modality != "text":
+        raise UserError(
+            f"task qa needs a text backbone; {config.backbone} takes "
+            f"{family.modality}"
+        )
+    model = qa.span_model(
+        backbone, config.head.dropout, config.backbone_dropout
+    )
+    return Built(
+        model, backbone, family, preprocessor, unused=("pooled_dense",)
+    )
+
+
+def _call(backbone, inputs, training):
+    """Calls `backbone` in the functional model; `training=False` holds.
+
+    Keras 3 functional models hand the outer call's `training` to every
+    layer they hold, over the value a layer was called with when the
+    model was built (keras/src/models/functional.py, `operation_fn`), so
+    a backbone called with training=False would still run its dropout in
+    `fit`. Without "training" among its call-context arguments the
+    backbone keeps the False it was called with.
+    """
+    if training is False:
+        compat.keep_training_argument(backbone)
+    return backbone(inputs, training=training)
+
+
+def _text_model(backbone, num_outputs, config):
+    # === Inputs ===
+    inputs = {
+        name: keras.Input(shape=(None,), dtype=tensor.dtype, name=name)
+        for name, tensor in backbone.input.items()
+    }
+    # === Functional Model ===
+    # training=None follows fit/predict: dropout on while training only.
+    outputs = _call(
+        backbone, inputs, None if config.backbone_dropout else False
+    )
+    if config.task == "tokens":  # a tag per position: no pooling
+        features = heads.sequence_output(outputs)
+    else:
+        try:
+            features = heads.pool_text(
+                outputs, inputs["padding_mask"], config.head.pooling
+            )
+        except ValueError as error:
+            raise UserError(f"--config.head.pooling: {error}") from None
+    outputs = heads.head(features, num_outputs, config.task, config.head)
+    return keras.Model(inputs, outputs, name="kft_text_model")
+
+
+def _image_model(backbone, family, converter, size, num_outputs, config):
+    # === Inputs ===
+    images = keras.Input(shape=(size, size, 3), name="image")
+    # === Functional Model ===
+    # Images arrive as RGB in [0, 255]; normalizing happens in the graph so
+    # the exported model takes the same raw pixels.
+    if converter is not None:
+        x = converter(images)
+    else:
+        normalize = heads.ImageNormalization(family.normalization)
+        x = normalize(images)
+    # train_batchnorm lets BatchNorm update its statistics too (training
+    # from scratch); otherwise they stay the pretrained ones.
+    features = _call(backbone, x, None if config.train_batchnorm else False)
+    if len(features.shape) == 4:
+        try:
+            features = heads.pool_image(features, config.head.pooling)
+        except ValueError as error:
+            raise UserError(f"--config.head.pooling: {error}") from None
+    outputs = heads.head(features, num_outputs, config.task, config.head)
+    return keras.Model(images, outputs, name="kft_image_model")

@@ -1,0 +1,247 @@
+"""kft-compare: several finished runs side by side, and which one won.
+
+Each run is read from its folder's files (kft.report.load). The winner is
+the run with the highest test macro-F1 (accuracy breaks ties): macro-F1 is
+the figure kft selects epochs by, and unlike accuracy it is not carried by
+the most common class. The table goes to the terminal; compare.html holds
+it too, with the runs' validation curves overlaid (training curves where
+no run had validation data).
+"""
+
+import dataclasses
+import math
+import os
+
+from kft.core import files
+from kft.core.errors import UserError
+from kft.report import page as report
+from kft.report import plots
+
+DECIDING_METRIC = "macro_f1"
+
+
+@dataclasses.dataclass
+class Row:
+    """One run's line of the comparison."""
+
+    name: str
+    plan: str
+    backbone: str
+    learning_rates: str
+    best_validation: str
+    accuracy: float
+    macro_f1: float
+    seconds: float
+
+
+def summarize(run, name):
+    """The comparison `Row` of a `report.Run`."""
+    config, metrics = run.config, run.metrics
+    task = metrics.get("task", "classification")
+    if task != "classification":  # no accuracy to rank by
+        raise UserError(
+            f"{run.folder} is a {task} run; kft-compare compares "
+            "classification runs (compare their metrics.json figures)"
+        )
+    backbone = str(config.get("backbone", "?"))
+    return Row(
+        name=name,
+        plan=str(config.get("plan", "?")),
+        backbone=os.path.basename(os.path.normpath(backbone)) or backbone,
+        learning_rates=learning_rates(run),
+        best_validation=best_validation(run),
+        accuracy=metrics["accuracy"],
+        macro_f1=metrics["macro_f1"],
+        seconds=(metrics.get("timing") or {}).get("total_seconds", math.nan),
+    )
+
+
+def learning_rates(run):
+    """Each phase's peak learning rate, as "head 0.001, full 0.0001"."""
+    phases = (run.metrics.get("timing") or {}).get("phases", [])
+    if phases and all("learning_rate" in phase for phase in phases):
+        return ", ".join(
+            f"{phase['phase']} {phase['learning_rate']:g}" for phase in phases
+        )
+    config = run.config  # a run folder older than the recorded rates
+    head, rate = config.get("head_learning_rate"), config.get("learning_rate")
+    if config.get("plan") == "linear_probe":
+        return f"head {head:g}"
+    if config.get("plan") == "full":
+        return f"full {rate:g}"
+    return f"head {head:g}, then {rate:g}"
+
+
+def best_validation(run):
+    """The best epoch's monitored validation figure, or "-" without one."""
+    monitor = run.config.get("monitor", "val_macro_f1")
+    values = [
+        (row[monitor], int(row["epoch"]))
+        for row in run.history
+        if monitor in row and monitor.startswith("val_")
+    ]
+    if not values:
+        return "-"
+    pick = min if monitor.endswith("loss") else max
+    value, epoch = pick(values, key=lambda item: item[0])
+    return f"{monitor} {value:.4f} (epoch {epoch})"
+
+
+def names(folders):
+    """Short run names: folder names, or the paths given where they clash."""
+    short = [os.path.basename(os.path.normpath(f)) for f in folders]
+    if len(set(short)) < len(short):
+        return [os.path.normpath(f) for f in folders]
+    return short
+
+
+def winner(rows):
+    return max(rows, key=lambda row: (row.macro_f1, row.accuracy))
+
+
+_HEADER = (
+    "run",
+    "plan",
+    "backbone",
+    "learning rates",
+    "best validation",
+    "test accuracy",
+    "test macro-F1",
+    "time (s)",
+)
+
+
+def cells(row):
+    return (
+        row.name,
+        row.plan,
+        row.backbone,
+        row.learning_rates,
+        row.best_validation,
+        f"{row.accuracy:.4f}",
+        f"{row.macro_f1:.4f}",
+        "-" if math.isnan(row.seconds) else f"{row.seconds:.0f}",
+    )
+
+
+def format_table(rows):
+    """The comparison as a plain-text table for the terminal."""
+    lines = [_HEADER] + [cells(row) for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(_HEADER))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
+        for line in lines
+    )
+
+
+def verdict(rows, runs):
+    """Sentences naming the winner, by how much, and what to keep in mind."""
+    best = winner(rows)
+    text = (
+        f"Winner by test macro-F1 (the deciding metric; accuracy breaks "
+        f"ties): {best.name} ({best.plan}), macro-F1 {best.macro_f1:.4f}, "
+        f"accuracy {best.accuracy:.4f}."
+    )
+    others = sorted(
+        (row for row in rows if row is not best),
+        key=lambda row: -row.macro_f1,
+    )
+    if others:
+        second = others[0]
+        text += (
+            f" Next: {second.name} ({second.plan}), macro-F1 "
+            f"{second.macro_f1:.4f} ({second.macro_f1 - best.macro_f1:+.4f})."
+        )
+    tests = {(r.metrics.get("source"), r.metrics["num_examples"]) for r in runs}
+    if len(tests) > 1:
+        text += (
+            " Caution: the runs were tested on different data, so their "
+            "figures do not compare directly."
+        )
+    else:
+        count = runs[0].metrics["num_examples"]
+        spread = math.sqrt(best.accuracy * (1 - best.accuracy) / max(count, 1))
+        text += (
+            f" On {count} test examples, accuracy's standard error is about "
+            f"{spread:.3f}; a smaller gap may be chance (a rerun with another "
+            "--config.seed tells)."
+        )
+    return text
+
+
+def overlay_metrics(runs):
+    """The history columns to overlay: validation ones where any run has
+    them, else training ones."""
+    columns = {key for run in runs for row in run.history for key in row}
+    names = [n for n in ("macro_f1", "accuracy", "loss") if n in columns]
+    if any(f"val_{name}" in columns for name in names):
+        return [f"val_{name}" for name in names]
+    return names
+
+
+def write_html(runs, rows, text, path):
+    """Writes compare.html (self-contained) and its plot beside it."""
+    files.makedirs(os.path.dirname(path) or ".")
+    metrics = overlay_metrics(runs)
+    parts = [report.section("Winner", f"<p>{report.escape(text)}</p>")]
+    parts.append(
+        report.section(
+            "Runs",
+            report.table(_HEADER, [cells(row) for row in rows]),
+            report.note(
+                "best validation: the monitored figure of the best epoch (kft "
+                "keeps that epoch's weights); '-' where the run had no "
+                "validation data and kept its last epoch. Test figures are on "
+                "each run's test split; time is the whole kft-train run."
+            ),
+        )
+    )
+    if metrics:
+        histories = {row.name: run.history for row, run in zip(rows, runs)}
+        data = plots.overlay(histories, metrics)
+        files.write_bytes(os.path.splitext(path)[0] + ".png", data)
+        where = "validation" if metrics[0].startswith("val_") else "training"
+        parts.append(
+            report.section(
+                f"{where.capitalize()} curves",
+                report.image(data, f"{where} curves of every run"),
+                report.note(
+                    "No run had validation data; these are training "
+                    "figures, measured with dropout on."
+                    if where == "training"
+                    else "One line per run, one point per epoch."
+                ),
+            )
+        )
+    folders = [
+        f"<li>{report.escape(row.name)}: "
+        f"{report.escape(_full_path(run.folder))}</li>"
+        for row, run in zip(rows, runs)
+    ]
+    parts.append(report.section("Run folders", f"<ul>{''.join(folders)}</ul>"))
+    files.write_text(path, report.page("kft-compare", parts))
+
+
+def _full_path(folder):
+    return os.path.abspath(folder) if files.is_local(folder) else folder
+
+
+def compare(folders, output):
+    """Prints the comparison of the run `folders`, writes `output` (HTML).
+
+    Returns the rows, in the order of `folders`.
+    """
+    if files.isdir(output):
+        raise UserError(
+            f"--output {output} is a folder; give the HTML file to write "
+            "(such as compare.html)"
+        )
+    runs = [report.load(folder) for folder in folders]
+    rows = [summarize(run, name) for run, name in zip(runs, names(folders))]
+    text = verdict(rows, runs)
+    print(format_table(rows))
+    print()
+    print(text)
+    write_html(runs, rows, text, output)
+    print(f"kft: wrote {output}")
+    return rows

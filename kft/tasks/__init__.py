@@ -1,0 +1,2 @@
+"""What kft fine-tunes for: each task's data, head, metrics, decision, export
+and report."""

@@ -1,0 +1,2 @@
+"""Classification: one class per example (softmax), its metrics and the
+two-class decision threshold."""

@@ -1,0 +1,2 @@
+"""Extractive question answering: answer spans in passages, SQuAD metrics, its
+export and report."""
