@@ -30,7 +30,6 @@ LAYERS = (
 KNOWN_CYCLES = set()
 KNOWN_LARGE = {
     "kft.core.training",
-    "kft.report.page",
     "kft.run",
     "kft.serving.export",
     "kft.tasks.qa.spans",

@@ -17,7 +17,7 @@ from kft import config as config_lib
 from kft import data
 from kft.core import files
 from kft.core.errors import UserError
-from kft.report import compare
+from kft.report import compare, run_files
 from kft.report import page as report
 from kft.serving import export
 from kft.tasks.classification import metrics as evaluation
@@ -105,20 +105,22 @@ def test_report_and_compare_of_remote_runs(ram, tmp_path):
             "total_seconds": 9,
         },
     )
-    (tmp_path / "run" / report.LR_FIND_JSON).write_text(
+    (tmp_path / "run" / run_files.LR_FIND_JSON).write_text(
         json.dumps({"phase": "full", "steps_run": 9, "suggestion": 0.001})
     )
-    (tmp_path / "run" / report.LR_FIND_PLOT).write_bytes(picture.read_bytes())
+    (tmp_path / "run" / run_files.LR_FIND_PLOT).write_bytes(
+        picture.read_bytes()
+    )
     for name in ("run", "other"):
         files.copy_tree(str(tmp_path / "run"), f"{ram}/{name}")
 
     path = report.write(f"{ram}/run")
-    assert path == f"{ram}/run/{report.REPORT_FILE}"
+    assert path == f"{ram}/run/{run_files.REPORT_FILE}"
     text = files.read_text(path)
     assert "<h2>Learning-rate range test</h2>" in text
     assert "<h2>Training curves</h2>" in text and "No history.csv" not in text
     assert "<img class='thumbnail'" in text and "(unreadable)" not in text
-    for name in (report.CURVES_FILE, report.CONFUSION_FILE):
+    for name in (run_files.CURVES_FILE, run_files.CONFUSION_FILE):
         assert files.read_bytes(f"{ram}/run/{name}")[:4] == b"\x89PNG"
     # The same page as from the local copy of the folder.
     assert open(report.write(str(tmp_path / "run"))).read() == text
@@ -130,7 +132,7 @@ def test_report_and_compare_of_remote_runs(ram, tmp_path):
     assert f"{ram}/other</li>" in page  # remote folders kept as given
     assert files.read_bytes(f"{ram}/out/compare.png")[:4] == b"\x89PNG"
     with pytest.raises(UserError, match="not a finished kft run folder"):
-        report.load(f"{ram}/out")
+        run_files.load(f"{ram}/out")
 
 
 def test_threshold_and_metrics_files_on_a_remote_run(ram):

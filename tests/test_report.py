@@ -18,6 +18,7 @@ import pytest
 from conftest import TINY_IMAGE_FLAGS, run_cli, write_run_files
 
 from kft.report import page as report
+from kft.report import run_files, sections
 
 HEADINGS = [
     "Summary",
@@ -28,7 +29,11 @@ HEADINGS = [
     "Most confident mistakes",
     "Timing",
 ]
-PLOTS = (report.CURVES_FILE, report.CONFUSION_FILE, report.NORMALIZED_FILE)
+PLOTS = (
+    run_files.CURVES_FILE,
+    run_files.CONFUSION_FILE,
+    run_files.NORMALIZED_FILE,
+)
 
 
 def _chromium():
@@ -117,13 +122,13 @@ def text_runs(tiny_bert, text_csv, tmp_path_factory):
 
 def _expected_headings(folder):
     metrics = json.loads((folder / "metrics.json").read_text())
-    extra = ["Other figures"] if report.other_figures(metrics) else []
+    extra = ["Other figures"] if sections.other_figures(metrics) else []
     return HEADINGS + extra
 
 
 def test_text_run_report_renders(text_runs, tmp_path):
     folder, stdout = text_runs["two_phase"]
-    page = folder / report.REPORT_FILE
+    page = folder / run_files.REPORT_FILE
     assert f"kft: report: {page}" in stdout
     for name in PLOTS:
         assert (folder / name).read_bytes()[:4] == b"\x89PNG", name
@@ -167,7 +172,7 @@ def test_image_run_report_shows_mistakes_as_thumbnails(image_folder, tmp_path):
     ]
     assert len(rows) == 4 and all(os.path.isfile(r["image"]) for r in rows)
     wrong = sum(row["label"] != row["predicted"] for row in rows)
-    page = folder / report.REPORT_FILE
+    page = folder / run_files.REPORT_FILE
     _screenshot_is_not_blank(page, tmp_path)
     headings, images = _rendered(page, tmp_path)
     assert headings == _expected_headings(folder)

@@ -1,6 +1,7 @@
 """kft-compare: several finished runs side by side, and which one won.
 
-Each run is read from its folder's files (kft.report.load). The winner is
+Each run is read from its folder's files (kft.report.run_files.load). The winner
+is
 the run with the highest test macro-F1 (accuracy breaks ties): macro-F1 is
 the figure kft selects epochs by, and unlike accuracy it is not carried by
 the most common class. The table goes to the terminal; compare.html holds
@@ -14,8 +15,7 @@ import os
 
 from kft.core import files
 from kft.core.errors import UserError
-from kft.report import page as report
-from kft.report import plots
+from kft.report import markup, plots, run_files
 
 DECIDING_METRIC = "macro_f1"
 
@@ -35,7 +35,7 @@ class Row:
 
 
 def summarize(run, name):
-    """The comparison `Row` of a `report.Run`."""
+    """The comparison `Row` of a `run_files.Run`."""
     config, metrics = run.config, run.metrics
     task = metrics.get("task", "classification")
     if task != "classification":  # no accuracy to rank by
@@ -183,12 +183,12 @@ def write_html(runs, rows, text, path):
     """Writes compare.html (self-contained) and its plot beside it."""
     files.makedirs(os.path.dirname(path) or ".")
     metrics = overlay_metrics(runs)
-    parts = [report.section("Winner", f"<p>{report.escape(text)}</p>")]
+    parts = [markup.section("Winner", f"<p>{markup.escape(text)}</p>")]
     parts.append(
-        report.section(
+        markup.section(
             "Runs",
-            report.table(_HEADER, [cells(row) for row in rows]),
-            report.note(
+            markup.table(_HEADER, [cells(row) for row in rows]),
+            markup.note(
                 "best validation: the monitored figure of the best epoch (kft "
                 "keeps that epoch's weights); '-' where the run had no "
                 "validation data and kept its last epoch. Test figures are on "
@@ -202,10 +202,10 @@ def write_html(runs, rows, text, path):
         files.write_bytes(os.path.splitext(path)[0] + ".png", data)
         where = "validation" if metrics[0].startswith("val_") else "training"
         parts.append(
-            report.section(
+            markup.section(
                 f"{where.capitalize()} curves",
-                report.image(data, f"{where} curves of every run"),
-                report.note(
+                markup.image(data, f"{where} curves of every run"),
+                markup.note(
                     "No run had validation data; these are training "
                     "figures, measured with dropout on."
                     if where == "training"
@@ -214,12 +214,12 @@ def write_html(runs, rows, text, path):
             )
         )
     folders = [
-        f"<li>{report.escape(row.name)}: "
-        f"{report.escape(_full_path(run.folder))}</li>"
+        f"<li>{markup.escape(row.name)}: "
+        f"{markup.escape(_full_path(run.folder))}</li>"
         for row, run in zip(rows, runs)
     ]
-    parts.append(report.section("Run folders", f"<ul>{''.join(folders)}</ul>"))
-    files.write_text(path, report.page("kft-compare", parts))
+    parts.append(markup.section("Run folders", f"<ul>{''.join(folders)}</ul>"))
+    files.write_text(path, markup.page("kft-compare", parts))
 
 
 def _full_path(folder):
@@ -236,7 +236,7 @@ def compare(folders, output):
             f"--output {output} is a folder; give the HTML file to write "
             "(such as compare.html)"
         )
-    runs = [report.load(folder) for folder in folders]
+    runs = [run_files.load(folder) for folder in folders]
     rows = [summarize(run, name) for run, name in zip(runs, names(folders))]
     text = verdict(rows, runs)
     print(format_table(rows))

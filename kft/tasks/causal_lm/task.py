@@ -22,7 +22,7 @@ from kft.core.errors import UserError
 from kft.data import pipeline
 from kft.model import backbones, builder
 from kft.report import page as report_lib
-from kft.report.page import escape, lookup, note, section, table
+from kft.report.markup import escape, lookup, note, section, table
 from kft.serving import export
 from kft.tasks.causal_lm import generation
 

@@ -21,7 +21,7 @@ from kft.core.errors import UserError
 from kft.data import pipeline
 from kft.model import backbones, builder
 from kft.report import page as report_lib
-from kft.report.page import escape, lookup, note, section, table
+from kft.report.markup import escape, lookup, note, section, table
 from kft.serving import export
 from kft.tasks.qa import serving as qa_serving
 from kft.tasks.qa import spans as qa

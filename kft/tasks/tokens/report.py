@@ -8,7 +8,7 @@ most wrong tags.
 """
 
 from kft.report import page as report_lib
-from kft.report.page import escape, note, section, table
+from kft.report.markup import escape, lookup, note, section, table
 
 _SHOWN = {"split", "source", "per_type", "strict", "labels", "timing", "task"}
 
@@ -24,8 +24,8 @@ def write(folder, mistakes=10):
 
 def _summary(run):
     m = run.metrics
-    backbone = report_lib.lookup(run.config, "backbone")
-    train = report_lib.lookup(run.config, "data.train")
+    backbone = lookup(run.config, "backbone")
+    train = lookup(run.config, "data.train")
     strict = m["strict"]
     text = (
         f"kft fine-tuned <b>{escape(backbone)}</b> to tag words of "
