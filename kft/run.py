@@ -47,7 +47,7 @@ from kft.core.run_folder import (
 from kft.core.run_folder import log as _log
 from kft.model import backbones, builder
 from kft.report import page as report_lib
-from kft.serving import export
+from kft.serving import export, parity, publish
 from kft.tasks import dispatch as tasks
 from kft.tasks import regression
 from kft.tasks.classification import metrics as evaluation
@@ -443,8 +443,8 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
         _write_held_out(
             splits.test, splits.labels, config.task, output, built.modality
         )
-    sample = export.sample_inputs(splits.test, built.modality)
-    export.save_sample(sample, os.path.join(output, SAMPLE_FILE))
+    sample = parity.sample_inputs(splits.test, built.modality)
+    parity.save_sample(sample, os.path.join(output, SAMPLE_FILE))
     if config.export:
         path, figures = export.export(
             built,
@@ -456,7 +456,7 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
             threshold=cut,
             delimiter=config.data.label_delimiter,
         )
-        report["export"] = {"path": path, **export.summary(figures)}
+        report["export"] = {"path": path, **publish.summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     evaluation.write_report(report, os.path.join(output, METRICS))
     print(_format_table(report), flush=True)
@@ -584,7 +584,7 @@ def export_run(model_dir, base):
         from kft.tasks.tokens import task as token_run
 
         return token_run.export_loaded(model_dir, base, labels, built)
-    sample = export.load_sample(os.path.join(model_dir, SAMPLE_FILE))
+    sample = parity.load_sample(os.path.join(model_dir, SAMPLE_FILE))
     weights = os.path.join(model_dir, WEIGHTS_FILE)
     path, _ = export.export(
         built,
@@ -660,7 +660,7 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     split = evaluation_split(config, labels, model_dir)
     folder = run_folder.eval_folder(model_dir, split.source)
     if saved_model:
-        probabilities = export.serve_probabilities(
+        probabilities = parity.serve_probabilities(
             saved_model, split, built.modality
         )
     if saved_model and config.task != "classification":

@@ -15,9 +15,9 @@ from conftest import (
 )
 
 from kft.core.errors import ExportError
-from kft.serving import export
+from kft.serving import export, parity, publish
 
-CHECK = export.CHECK_FILE
+CHECK = publish.CHECK_FILE
 
 
 def _train(model_dir, *overrides, experiment):
@@ -193,7 +193,7 @@ def test_a_failure_halfway_leaves_no_version(tiny_built, tmp_path, monkeypatch):
     def crash(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export, "check", crash)
+    monkeypatch.setattr(parity, "check", crash)
     with pytest.raises(RuntimeError):
         export.export(
             tiny_built, TINY_LABELS, str(tmp_path), TINY_SAMPLE, log=print
@@ -202,9 +202,9 @@ def test_a_failure_halfway_leaves_no_version(tiny_built, tmp_path, monkeypatch):
 
 
 def test_a_mismatch_refuses_the_export(tiny_built, tmp_path, monkeypatch):
-    real = export.keras_probabilities
+    real = parity.keras_probabilities
     monkeypatch.setattr(
-        export,
+        parity,
         "keras_probabilities",
         lambda built, values: real(built, values) + [0.1, -0.05, -0.05],
     )
@@ -224,7 +224,7 @@ def test_an_existing_version_is_never_overwritten(tiny_built, tmp_path):
     )
     assert path == str(tmp_path / "2")
     assert (tmp_path / "1" / "keep").read_text() == "x"
-    assert export.next_version(str(tmp_path)) == 3
+    assert publish.next_version(str(tmp_path)) == 3
 
 
 # === kft-evaluate on the same runs ===
@@ -299,6 +299,6 @@ def test_served_images_are_resized_as_in_training(tmp_path):
         return built.model.predict_on_batch(tf.cast(image, tf.float32))
 
     split = data.Split("test", "wide.png", [wide], np.array([0]))
-    served = export.serve_probabilities(path, split, "image")
+    served = parity.serve_probabilities(path, split, "image")
     np.testing.assert_allclose(served, model_on("pad"), atol=1e-5)
     assert np.abs(served - model_on("squash")).max() > 1e-4

@@ -19,7 +19,7 @@ from kft.core import files
 from kft.core.errors import UserError
 from kft.report import compare, run_files
 from kft.report import page as report
-from kft.serving import export
+from kft.serving import export, parity, publish
 from kft.tasks.classification import metrics as evaluation
 from kft.tasks.classification import threshold
 
@@ -226,14 +226,14 @@ def test_export_to_a_remote_base(tiny_built, ram, monkeypatch, capsys):
         log=print,
     )
     assert path == f"{base}/1" and files.listdir(base) == ["1"]
-    check = json.loads(files.read_text(f"{path}/{export.CHECK_FILE}"))
+    check = json.loads(files.read_text(f"{path}/{publish.CHECK_FILE}"))
     assert check["version"] == 1 and check["max_abs_difference"] <= 1e-5
     assert check["weights_file_bytes"] == 1000 == figures["weights_file_bytes"]
     assert files.read_text(f"{path}/assets/labels.txt").split() == TINY_LABELS
     # The remote copy serves what the checked local folder served.
-    serve = tf.saved_model.load(path).signatures[export.SERVING]
+    serve = tf.saved_model.load(path).signatures["serving_default"]
     got = serve(text=tf.constant(TINY_SAMPLE))["probabilities"].numpy()
-    expected = export.keras_probabilities(tiny_built, TINY_SAMPLE)
+    expected = parity.keras_probabilities(tiny_built, TINY_SAMPLE)
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
     # kft-predict answers from the remote export and a remote input file.

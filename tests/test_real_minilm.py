@@ -11,7 +11,7 @@ from kft import config as config_lib
 from kft import data, run
 from kft.core import assets, freeze, training
 from kft.model import builder
-from kft.serving import export
+from kft.serving import export, parity
 
 pytestmark = pytest.mark.skipif(
     not assets.is_present("minilm"),
@@ -189,11 +189,11 @@ def test_minilm_fine_tunes_on_pairs_and_serves_them(tmp_path):
     built.model.fit(inputs, split.label_ids, epochs=3, verbose=0)
     after = built.model.evaluate(inputs, split.label_ids, verbose=0)[0]
     assert after < before
-    sample = export.sample_inputs(split, "text")
+    sample = parity.sample_inputs(split, "text")
     path, figures = export.export(
         built, ["other", "match"], str(tmp_path / "export"), sample
     )
-    assert figures["max_abs_difference"] <= export.TOLERANCE
+    assert figures["max_abs_difference"] <= parity.TOLERANCE
     assert set(figures["signatures"]["serving_default"]["inputs"]) == {
         "text",
         "text_pair",

@@ -16,7 +16,7 @@ from kft import config as config_lib
 from kft import data
 from kft.core.errors import UserError
 from kft.data import targets
-from kft.serving import export
+from kft.serving import export, parity, publish
 from kft.tasks import dispatch as tasks
 from kft.tasks import multilabel, regression
 
@@ -280,8 +280,8 @@ def _run(tmp_path, experiment, *overrides):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
-    check = json.loads((run / "export" / "1" / export.CHECK_FILE).read_text())
-    assert check["max_abs_difference"] <= export.TOLERANCE
+    check = json.loads((run / "export" / "1" / publish.CHECK_FILE).read_text())
+    assert check["max_abs_difference"] <= parity.TOLERANCE
     assert (run / "report.html").is_file()
     return run, metrics, check["signatures"]["serving_default"], result
 

@@ -19,6 +19,9 @@ from absl import logging as absl_logging
 
 from kft.core.errors import ExportError
 
+# The signature TF Serving answers by default; every export has it.
+SERVING = "serving_default"
+
 
 def run_script(script, args, stdin=None):
     """Runs a check `script` in a fresh interpreter (TF_CPP quiet); returns

@@ -23,7 +23,7 @@ from kft.data import pipeline
 from kft.model import backbones, builder
 from kft.report import page as report_lib
 from kft.report.markup import escape, lookup, note, section, table
-from kft.serving import export
+from kft.serving import publish
 from kft.tasks.causal_lm import generation
 
 DEFAULT_LENGTH = 256
@@ -263,7 +263,7 @@ def export_lm(causal_lm, config, base, prompts):
         generation.write_saved_model(causal_lm, folder, config.lm.max_length)
         return generation.check(folder, prompts, expected)
 
-    path, figures = export.build_and_publish(base, build)
+    path, figures = publish.build_and_publish(base, build)
     _log(f"exported {path}: a generate signature over {len(prompts)} prompts")
     return path, figures
 

@@ -22,7 +22,7 @@ from kft.data import pipeline
 from kft.model import backbones, builder
 from kft.report import page as report_lib
 from kft.report.markup import escape, lookup, note, section, table
-from kft.serving import export
+from kft.serving import publish
 from kft.tasks.qa import serving as qa_serving
 from kft.tasks.qa import spans as qa
 from kft.tasks.qa import squad
@@ -274,7 +274,7 @@ def export_qa(model, tokenizer, config, threshold, base, sample, expected):
         qa_serving.write_saved_model(model, tokenizer, folder, settings)
         return qa_serving.check(folder, sample, expected)
 
-    path, figures = export.build_and_publish(base, build)
+    path, figures = publish.build_and_publish(base, build)
     _log(
         f"exported {path}: serving and Keras give the same answers on "
         f"{figures['examples']} test questions"

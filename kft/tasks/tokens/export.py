@@ -39,7 +39,7 @@ import tensorflow as tf
 from kft.core.errors import ExportError
 from kft.model import preprocessing
 from kft.serving import check as fresh
-from kft.serving import export as export_lib
+from kft.serving import publish
 from kft.tasks.tokens import data as tokens
 from kft.tasks.tokens import entities
 
@@ -224,7 +224,7 @@ def write_saved_model(built, labels, path):
 
     with fresh.quiet():
         archive.add_endpoint(
-            export_lib.SERVING,
+            fresh.SERVING,
             serve,
             [tf.TensorSpec([None], tf.string, name="text")],
         )
@@ -347,10 +347,10 @@ def export(built, labels, base, texts, weights_file=None, log=print):
         write_saved_model(built, labels, folder)
         figures = check(folder, built, labels, texts)
         figures["saved_model_bytes"] = fresh.folder_bytes(folder)
-        export_lib.size_ratio(figures, weights_file)
+        publish.size_ratio(figures, weights_file)
         return figures
 
-    path, figures = export_lib.build_and_publish(base, build)
+    path, figures = publish.build_and_publish(base, build)
     log(
         f"exported {path}: serving and Keras find the same entities in "
         f"{figures['examples']} test texts (max score |diff| "

@@ -23,8 +23,7 @@ from kft import data
 from kft.core import checkpoint, files, freeze, run_folder, training
 from kft.core.errors import UserError
 from kft.model import backbones, builder
-from kft.serving import export
-from kft.serving import export as export_lib
+from kft.serving import parity, publish
 from kft.tasks.classification import metrics as evaluation
 from kft.tasks.tokens import data as tokens
 from kft.tasks.tokens import entities
@@ -142,7 +141,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
             weights_file=weights,
             log=_log,
         )
-        report["export"] = {"path": path, **export_lib.summary(figures)}
+        report["export"] = {"path": path, **publish.summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     evaluation.write_report(report, os.path.join(model_dir, run_folder.METRICS))
     print(entities.format_table(report), flush=True)
@@ -216,7 +215,7 @@ def evaluate(built, split, labels, config, folder=""):
     )
 
 
-def sample_texts(split, count=export.CHECK_EXAMPLES):
+def sample_texts(split, count=parity.CHECK_EXAMPLES):
     """The test sentences the export check serves, words joined by spaces."""
     return [" ".join(words) for words in split.words[:count]]
 
