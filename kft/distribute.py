@@ -42,23 +42,40 @@ TPU_STEPS_PER_EXECUTION = 32
 class _KerasReduce:
     """A strategy's `reduce`, as Keras 3.15 calls it.
 
-    Keras' fit reduces the whole (inputs, labels) batch with one `reduce`
-    call, to get a sample batch to build with, and (multi-worker) the
-    scalar step logs with `axis=0`; the strategies take one value at a
-    time, no axis on a scalar and numbers only. Values they cannot reduce
-    (a boolean padding mask) come back as the first replica's.
+    Keras reduces the scalar step logs (multi-worker: with `axis=0`); the
+    strategies take no axis on a scalar, and numbers only. Keras also
+    reduces the first (inputs, labels) batch of every fit and evaluate,
+    with one call and no axis, only to build the model from its shapes:
+    that batch comes back as the first replica's share, unreduced. The
+    replicas' shares of a last, partial batch differ in size, and reducing
+    them fails (two workers: a CollectiveReduceV2 "shape mismatch"; one
+    machine's devices: AddN). Values that are not numbers (a boolean
+    padding mask) come back as the first replica's too. Variables (the
+    metrics' sums, read through here) are reduced as they are.
     """
 
     def reduce(self, reduce_op, value, axis):
         def one(item):
             local = self.experimental_local_results(item)[0]
             dtype = tf.as_dtype(local.dtype)
-            if not (dtype.is_floating or dtype.is_integer):
+            numbers = dtype.is_floating or dtype.is_integer
+            if _is_batch(item, axis) or not numbers:
                 return local
             axis_here = None if local.shape.rank == 0 else axis
             return super(_KerasReduce, self).reduce(reduce_op, item, axis_here)
 
         return tf.nest.map_structure(one, value)
+
+
+def _is_batch(item, axis):
+    """Whether `reduce` got part of a batch of data with no axis: a
+    per-replica tensor with dimensions, not a variable's copies."""
+    return (
+        axis is None
+        and isinstance(item, tf.distribute.DistributedValues)
+        and not isinstance(item, tf.Variable)
+        and item.values[0].shape.rank != 0
+    )
 
 
 class _Mirrored(_KerasReduce, tf.distribute.MirroredStrategy):
