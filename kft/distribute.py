@@ -12,9 +12,11 @@ and fit under its scope:
     tpu            a Cloud or Colab TPU (TPUStrategy); --config.tpu names it
 
 `data.batch_size` is the global batch: each step splits it across the
-replicas, and Keras averages the loss over the whole batch, so the learning
+replicas, and the loss is averaged over the whole batch, so the learning
 rates as given are for that batch whatever the replica count (see
-kft/config.py).
+kft/config.py). A batch that does not divide by the replica count (a
+last, partial one) is shared out unevenly, down to none for a replica;
+`global_mean` keeps its gradient one device's.
 
 Only the chief (worker 0, or the one process of the other strategies)
 writes the run folder; other workers write what they must (TensorFlow's
@@ -224,6 +226,33 @@ def any_worker(strategy, flag):
 def barrier(strategy):
     """Waits until every worker gets here (nothing without workers)."""
     any_worker(strategy, False)
+
+
+def global_mean(loss):
+    """`loss`, a per-example loss function, made to train on the mean over
+    the whole global batch however its examples are shared out.
+
+    Keras averages each replica's loss over that replica's examples and
+    divides by the replica count, which is the global mean only when every
+    replica has as many examples; of a last batch of 21 split 11/10, it
+    would weigh the 10 more. Here each replica's gradient is scaled by
+    replicas * its examples / all examples (an all-reduce per step),
+    which makes the summed gradient one device's. The value is left as it
+    is: Keras' loss tracker weighs each replica's by its examples already.
+    """
+
+    def weighted(labels, outputs):
+        values = loss(labels, outputs)
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return values
+        here = tf.cast(tf.size(values), values.dtype)
+        everywhere = context.all_reduce("SUM", here)
+        share = here * context.num_replicas_in_sync / tf.maximum(everywhere, 1)
+        constant = tf.stop_gradient(values)
+        return constant + share * (values - constant)
+
+    return weighted
 
 
 def shard(dataset):
