@@ -307,6 +307,7 @@ def test_multi_worker_killed_worker_resumes_and_only_chief_writes(
     assert metrics["evaluated_examples"] == metrics["num_examples"] == 21
 
 
+@pytest.mark.slow  # about 70 s: four kft-train processes
 def test_multi_worker_sigterm_stops_both_and_resumes_as_one_device(
     tmp_path, bert_without_dropout, texts, one_device
 ):
