@@ -3,7 +3,9 @@
 `mirrored` runs on two logical CPUs, which must be configured before
 TensorFlow starts, so in a subprocess. `multi_worker` runs as two real
 kft-train processes on 127.0.0.1 with TF_CONFIG; one is killed mid-run and
-the job restarted, as a cluster manager would.
+the job restarted, as a cluster manager would, or sent SIGTERM. The splits
+do not divide by the batch sizes, so replicas get unequal shares of the
+last batches; both strategies must give one device's figures.
 """
 
 import json
@@ -20,32 +22,29 @@ import pytest
 from conftest import make_texts, run_cli, write_csv
 
 _MIRRORED = """
-import json, sys
+import sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2
 )
 from kft import config as config_lib, run
-results = {}
-for strategy in ("default", "mirrored"):
-    config = config_lib.from_json(sys.argv[1])
-    config.strategy = strategy
-    report = run.train(config, f"{sys.argv[2]}/{strategy}")
-    with open(f"{sys.argv[2]}/{strategy}/history.csv") as file:
-        results[strategy] = {"history": file.read(), "metrics": report}
-print(json.dumps(results))
+config = config_lib.from_json(sys.argv[1])
+config.strategy = "mirrored"
+run.train(config, sys.argv[2])
 """
 
 
 @pytest.fixture(scope="module")
 def texts(tmp_path_factory):
-    """48 training texts: 6 full batches of 8, so every step splits evenly
-    across two replicas."""
+    """Splits that do not divide by the batch sizes: 45 training texts are
+    5 batches of 8 and one of 5, split 3/2 across two replicas; 11
+    validation texts are batches of 5, 5 and 1, which leaves one replica
+    nothing."""
     folder = tmp_path_factory.mktemp("texts")
     return (
-        write_csv(folder / "train.csv", make_texts(48, seed=1)),
-        write_csv(folder / "validation.csv", make_texts(12, seed=3)),
+        write_csv(folder / "train.csv", make_texts(45, seed=1)),
+        write_csv(folder / "validation.csv", make_texts(11, seed=3)),
         write_csv(folder / "test.csv", make_texts(21, seed=2)),
     )
 
@@ -58,6 +57,7 @@ def _flags(bert, texts):
         "data.validation": validation,
         "data.test": test,
         "data.batch_size": "8",
+        "data.eval_batch_size": "5",
         "data.sequence_length": "16",
         "plan": "linear_probe",
         "epochs": "1",
@@ -93,41 +93,92 @@ def bert_without_dropout(tmp_path_factory):
     return folder
 
 
-def test_mirrored_matches_one_device(tmp_path, bert_without_dropout, texts):
-    from kft import config as config_lib
-
-    config = config_lib.default_config()
-    flags = _flags(bert_without_dropout, texts) | {
+def _exact_flags(bert, texts):
+    """Flags under which two replicas must train as one device does."""
+    return _flags(bert, texts) | {
         "plan": "full",
         "head.dropout": "0",
         # Keras clips each replica's gradients before they are summed
         # (0.4% off the one-device loss here with clipnorm 1).
         "optimizer.clipnorm": "0",
+        # Fast enough that a replica's share of a batch weighed wrongly
+        # shows (0.4% off the one-device loss).
+        "learning_rate": "0.003",
     }
+
+
+def _command_flags(flags):
+    return [f"--config.{key}={value}" for key, value in flags.items()]
+
+
+def _result(model_dir):
+    """(history rows, metrics.json) of a finished run."""
+    history = _rows((model_dir / "history.csv").read_text())
+    return history, json.loads((model_dir / "metrics.json").read_text())
+
+
+# The figures two replicas must share with one device, every epoch.
+_COMPARED = (
+    "loss",
+    "accuracy",
+    "macro_f1",
+    "val_loss",
+    "val_accuracy",
+    "val_macro_f1",
+)
+
+
+def _assert_same_figures(one, two):
+    """Runs `one` and `two` (`_result`s) agree: history within 1e-4 and
+    test metrics exactly, every test example counted once."""
+    (history_one, metrics_one), (history_two, metrics_two) = one, two
+    assert len(history_one) == len(history_two) == 1, (one, two)
+    for row_one, row_two in zip(history_one, history_two):
+        for key in _COMPARED:
+            assert float(row_two[key]) == pytest.approx(
+                float(row_one[key]), rel=1e-4, abs=1e-5
+            ), (key, row_one, row_two)
+    for metrics in (metrics_one, metrics_two):
+        assert metrics["evaluated_examples"] == metrics["num_examples"] == 21
+    for key in ("accuracy", "macro_f1"):
+        assert metrics_two[key] == pytest.approx(metrics_one[key]), key
+
+
+@pytest.fixture(scope="module")
+def one_device(tmp_path_factory, bert_without_dropout, texts):
+    """The `_result` of the default strategy's run of `_exact_flags`."""
+    model_dir = tmp_path_factory.mktemp("one_device") / "run"
+    result = run_cli(
+        "kft-train",
+        "--experiment=text_classifier",
+        f"--model_dir={model_dir}",
+        *_command_flags(_exact_flags(bert_without_dropout, texts)),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return _result(model_dir)
+
+
+def test_mirrored_matches_one_device(
+    tmp_path, bert_without_dropout, texts, one_device
+):
+    from kft import config as config_lib
+
+    config = config_lib.default_config()
+    flags = _exact_flags(bert_without_dropout, texts)
     config_lib.apply_overrides(config, flags.items())
+    model_dir = tmp_path / "mirrored"
     result = subprocess.run(
-        [sys.executable, "-c", _MIRRORED, config_lib.to_json(config), tmp_path],
+        [sys.executable, "-c", _MIRRORED, config_lib.to_json(config)]
+        + [str(model_dir)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=300,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "strategy mirrored: 2 replica(s), global batch 8" in result.stdout
-    runs = json.loads(result.stdout.strip().splitlines()[-1])
-    one, two = (_rows(runs[s]["history"]) for s in ("default", "mirrored"))
-    assert len(one) == len(two) == 1, runs
-    for row_one, row_two in zip(one, two):
-        for key in ("loss", "val_loss", "accuracy", "val_accuracy"):
-            assert float(row_two[key]) == pytest.approx(
-                float(row_one[key]), rel=1e-4, abs=1e-5
-            ), (key, runs)
-    for strategy in ("default", "mirrored"):
-        metrics = runs[strategy]["metrics"]
-        assert metrics["evaluated_examples"] == metrics["num_examples"] == 21
-    assert runs["mirrored"]["metrics"]["accuracy"] == pytest.approx(
-        runs["default"]["metrics"]["accuracy"]
-    )
+    _assert_same_figures(one_device, _result(model_dir))
 
 
 # === Two workers ===
@@ -166,7 +217,7 @@ def _start_workers(model_dir, flags, temporary, log_dir, attempt):
             "--experiment=text_classifier",
             f"--model_dir={model_dir}",
             "--config.strategy=multi_worker",
-            *(f"--config.{key}={value}" for key, value in flags.items()),
+            *_command_flags(flags),
         ]
         processes.append(
             subprocess.Popen(command, stdout=log, stderr=log, env=env)
@@ -183,6 +234,34 @@ def _checkpoint_steps(model_dir):
     ]
 
 
+def _wait_for_checkpoint(model_dir, processes, step, timeout=300):
+    """Waits until the checkpoint of `step` (or a later one) is written;
+    fails if a worker ends first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and all(p.poll() is None for p in processes):
+        if (model_dir / "checkpoints").is_dir() and any(
+            done >= step for done in _checkpoint_steps(model_dir)
+        ):
+            break
+        time.sleep(0.05)
+    assert all(p.poll() is None for p in processes), "a worker ended early"
+
+
+def _exit_codes(processes, timeout):
+    """Each process's exit status; one still running after `timeout`
+    seconds is killed and counts as None."""
+    deadline = time.time() + timeout
+    codes = []
+    for process in processes:
+        try:
+            codes.append(process.wait(max(deadline - time.time(), 1)))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            codes.append(None)
+    return codes
+
+
 def _worker_folders(folder):
     # (TMPDIR also holds TensorFlow's autograph files.)
     return [name for name in os.listdir(folder) if name.startswith("kft-")]
@@ -197,14 +276,7 @@ def test_multi_worker_killed_worker_resumes_and_only_chief_writes(
         folder.mkdir()
     flags = _flags(tiny_bert, texts) | {"checkpoint.every_steps": "1"}
     processes = _start_workers(model_dir, flags, temporary, tmp_path, 0)
-    deadline = time.time() + 300
-    while time.time() < deadline and all(p.poll() is None for p in processes):
-        if (model_dir / "checkpoints").is_dir() and any(
-            step >= 3 for step in _checkpoint_steps(model_dir)
-        ):
-            break
-        time.sleep(0.05)
-    assert all(p.poll() is None for p in processes), "a worker ended early"
+    _wait_for_checkpoint(model_dir, processes, 3)
     processes[1].send_signal(signal.SIGKILL)  # the worker dies mid-run
     try:
         processes[0].wait(timeout=60)  # the chief fails too, or ...
@@ -233,6 +305,38 @@ def test_multi_worker_killed_worker_resumes_and_only_chief_writes(
     assert [row["epoch"] for row in history] == ["1"]
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["evaluated_examples"] == metrics["num_examples"] == 21
+
+
+@pytest.mark.slow  # about 70 s: four kft-train processes
+def test_multi_worker_sigterm_stops_both_and_resumes_as_one_device(
+    tmp_path, bert_without_dropout, texts, one_device
+):
+    model_dir = tmp_path / "run"
+    temporary = [tmp_path / "tmp0", tmp_path / "tmp1"]
+    for folder in temporary:
+        folder.mkdir()
+    flags = _exact_flags(bert_without_dropout, texts)
+    flags["checkpoint.every_steps"] = "1"  # (a resumable change)
+    processes = _start_workers(model_dir, flags, temporary, tmp_path, 0)
+    _wait_for_checkpoint(model_dir, processes, 2)
+    processes[1].send_signal(signal.SIGTERM)  # as a preempted machine gets
+    codes = _exit_codes(processes, timeout=120)
+    logs = [(tmp_path / f"worker{i}-0.log").read_text() for i in range(2)]
+    assert codes == [143, 143], (codes, logs[0][-2000:], logs[1][-2000:])
+    # Both stop at the same step, mid-epoch, the chief's checkpoint there.
+    written = re.compile(r"by SIGTERM, checkpoint written at step (\d+)")
+    steps = [int(written.search(log).group(1)) for log in logs]
+    assert steps[0] == steps[1] < 6, steps
+    assert max(_checkpoint_steps(model_dir)) == steps[0]
+    assert not _worker_folders(temporary[1])
+    # The same command resumes both, and the run ends as one device's.
+    processes = _start_workers(model_dir, flags, temporary, tmp_path, 1)
+    codes = _exit_codes(processes, timeout=300)
+    logs = [(tmp_path / f"worker{i}-1.log").read_text() for i in range(2)]
+    assert codes == [0, 0], (codes, logs[0][-2000:], logs[1][-2000:])
+    for log in logs:
+        assert f"resuming from the checkpoint at step {steps[0]}" in log, log
+    _assert_same_figures(one_device, _result(model_dir))
 
 
 # === Strategy and TPU checks ===

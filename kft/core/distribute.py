@@ -12,9 +12,11 @@ and fit under its scope:
     tpu            a Cloud or Colab TPU (TPUStrategy); --config.tpu names it
 
 `data.batch_size` is the global batch: each step splits it across the
-replicas, and Keras averages the loss over the whole batch, so the learning
+replicas, and the loss is averaged over the whole batch, so the learning
 rates as given are for that batch whatever the replica count (see
-kft/config.py).
+kft/config.py). A batch that does not divide by the replica count (a
+last, partial one) is shared out unevenly, down to none for a replica;
+`global_mean` keeps its gradient one device's.
 
 Only the chief (worker 0, or the one process of the other strategies)
 writes the run folder; other workers write what they must (TensorFlow's
@@ -42,23 +44,40 @@ TPU_STEPS_PER_EXECUTION = 32
 class _KerasReduce:
     """A strategy's `reduce`, as Keras 3.15 calls it.
 
-    Keras' fit reduces the whole (inputs, labels) batch with one `reduce`
-    call, to get a sample batch to build with, and (multi-worker) the
-    scalar step logs with `axis=0`; the strategies take one value at a
-    time, no axis on a scalar and numbers only. Values they cannot reduce
-    (a boolean padding mask) come back as the first replica's.
+    Keras reduces the scalar step logs (multi-worker: with `axis=0`); the
+    strategies take no axis on a scalar, and numbers only. Keras also
+    reduces the first (inputs, labels) batch of every fit and evaluate,
+    with one call and no axis, only to build the model from its shapes:
+    that batch comes back as the first replica's share, unreduced. The
+    replicas' shares of a last, partial batch differ in size, and reducing
+    them fails (two workers: a CollectiveReduceV2 "shape mismatch"; one
+    machine's devices: AddN). Values that are not numbers (a boolean
+    padding mask) come back as the first replica's too. Variables (the
+    metrics' sums, read through here) are reduced as they are.
     """
 
     def reduce(self, reduce_op, value, axis):
         def one(item):
             local = self.experimental_local_results(item)[0]
             dtype = tf.as_dtype(local.dtype)
-            if not (dtype.is_floating or dtype.is_integer):
+            numbers = dtype.is_floating or dtype.is_integer
+            if _is_batch(item, axis) or not numbers:
                 return local
             axis_here = None if local.shape.rank == 0 else axis
             return super(_KerasReduce, self).reduce(reduce_op, item, axis_here)
 
         return tf.nest.map_structure(one, value)
+
+
+def _is_batch(item, axis):
+    """Whether `reduce` got part of a batch of data with no axis: a
+    per-replica tensor with dimensions, not a variable's copies."""
+    return (
+        axis is None
+        and isinstance(item, tf.distribute.DistributedValues)
+        and not isinstance(item, tf.Variable)
+        and item.values[0].shape.rank != 0
+    )
 
 
 class _Mirrored(_KerasReduce, tf.distribute.MirroredStrategy):
@@ -207,6 +226,33 @@ def any_worker(strategy, flag):
 def barrier(strategy):
     """Waits until every worker gets here (nothing without workers)."""
     any_worker(strategy, False)
+
+
+def global_mean(loss):
+    """`loss`, a per-example loss function, made to train on the mean over
+    the whole global batch however its examples are shared out.
+
+    Keras averages each replica's loss over that replica's examples and
+    divides by the replica count, which is the global mean only when every
+    replica has as many examples; of a last batch of 21 split 11/10, it
+    would weigh the 10 more. Here each replica's gradient is scaled by
+    replicas * its examples / all examples (an all-reduce per step),
+    which makes the summed gradient one device's. The value is left as it
+    is: Keras' loss tracker weighs each replica's by its examples already.
+    """
+
+    def weighted(labels, outputs):
+        values = loss(labels, outputs)
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return values
+        here = tf.cast(tf.size(values), values.dtype)
+        everywhere = context.all_reduce("SUM", here)
+        share = here * context.num_replicas_in_sync / tf.maximum(everywhere, 1)
+        constant = tf.stop_gradient(values)
+        return constant + share * (values - constant)
+
+    return weighted
 
 
 def shard(dataset):

@@ -108,6 +108,8 @@ def compile_model(model, optimizer, config, num_classes):
         loss, metrics = tagging.loss_and_metrics(num_classes)
     else:
         loss, metrics = tasks.compile_arguments(model, config)
+    if task != "tokens":  # per-example losses (tagging's is one mean)
+        loss = distribute.global_mean(loss)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **options)
 
 
