@@ -216,7 +216,7 @@ def predict_in_order(built, split, config):
     """
     indexed = dataclasses.replace(split, label_ids=np.arange(len(split)))
     dataset = batches(built, indexed, config, training_data=False)
-    order, probabilities = evaluation.predict(built.model, dataset)
+    order, probabilities = distribute.predict(built.model, dataset)
     if not np.array_equal(np.sort(order), np.arange(len(split))):
         raise RuntimeError(
             f"the {split.name} split has {len(split)} examples, but "
@@ -409,6 +409,7 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
             log=_log,
             shared_dir=model_dir,
             strategy=strategy,
+            task=tasks,
         ).run(config.resume)
     save_weights(built.model, os.path.join(output, WEIGHTS_FILE))
     built.backbone.save_weights(os.path.join(output, BACKBONE_FILE))
@@ -510,6 +511,7 @@ def _lr_find(built, splits, config, model_dir, class_weight, record):
         len(splits.labels),
         class_weight=class_weight,
         log=_log,
+        task=tasks,
     )
     if not config.lr_find_options.apply:
         key = lr_find.rate_key(config)
@@ -530,7 +532,7 @@ def _validation_outputs(built, split, config):
     """(label ids, probabilities) of the validation split, None without."""
     if split is None:
         return None
-    return evaluation.predict(built.model, batches(built, split, config, False))
+    return distribute.predict(built.model, batches(built, split, config, False))
 
 
 def _write_held_out(split, labels, task, model_dir, modality):

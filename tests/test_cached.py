@@ -15,6 +15,7 @@ from kft import run
 from kft.core import cached, freeze, training
 from kft.core.errors import Interrupted, UserError
 from kft.model import heads
+from kft.tasks import dispatch
 
 
 def _head_weights(model):
@@ -40,6 +41,7 @@ def _train(config, model_dir, log=None, resume=False):
         str(model_dir),
         len(splits.labels),
         log=log or lines.append,
+        task=dispatch,
     )
     trainer.run(resume)
     return built, lines

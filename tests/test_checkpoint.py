@@ -15,6 +15,7 @@ from conftest import tiny_image_config
 from kft import data, run
 from kft.core import checkpoint, files, freeze, training
 from kft.core.errors import Diverged, Interrupted, UserError
+from kft.tasks import dispatch
 
 
 def _model(classes=3):
@@ -131,6 +132,7 @@ def _nan_run(image_folder, tmp_path, active, log):
         str(tmp_path),
         len(splits.labels),
         log=log,
+        task=dispatch,
     )
     return trainer.run(resume=False), built
 

@@ -13,8 +13,9 @@ from conftest import tiny_image_config, train_cli
 
 from kft import config as config_lib
 from kft import run
-from kft.core import freeze, lr_find, training
+from kft.core import freeze, lr_find
 from kft.core.errors import UserError
+from kft.tasks import dispatch
 
 
 def test_smooth_is_bias_corrected_moving_average():
@@ -102,7 +103,7 @@ def test_sweep_leaves_model_and_optimizer_bit_identical(prepared):
     # A compiled model whose optimizer holds moments (one step of made-up
     # gradients: cheaper than tracing a fit).
     optimizer = keras.optimizers.Adam(1e-3)
-    training.compile_model(model, optimizer, config, classes)
+    dispatch.compile_model(model, optimizer, config, classes)
     trained = model.trainable_variables
     optimizer.apply([keras.ops.full(v.shape, 0.01) for v in trained], trained)
     weights, variables = _numpy(model.weights), _numpy(model.variables)
@@ -111,7 +112,9 @@ def test_sweep_leaves_model_and_optimizer_bit_identical(prepared):
     options.steps, options.max_rate, options.divergence = 6, 1e-1, 0.0
     phase = freeze.plan_from_config(config)[0]
 
-    result = lr_find.sweep(built, phase, dataset, config, classes)
+    result = lr_find.sweep(
+        built, phase, dataset, config, classes, task=dispatch
+    )
 
     assert all(map(np.array_equal, weights, _numpy(model.weights)))
     assert all(map(np.array_equal, variables, _numpy(model.variables)))
@@ -140,7 +143,9 @@ def test_sweep_stops_when_the_loss_diverges(tiny_bert, text_csv):
     options.min_rate, options.max_rate, options.steps = 1e-3, 1e5, 40
     dataset = run.batches(built, splits.train, config, True).dataset(0)
     phase = freeze.plan_from_config(config)[0]
-    result = lr_find.sweep(built, phase, dataset, config, len(splits.labels))
+    result = lr_find.sweep(
+        built, phase, dataset, config, len(splits.labels), task=dispatch
+    )
     assert result["steps_run"] < 40
     smoothed = [s for s in result["smoothed"] if s is not None]
     assert len(smoothed) < result["steps_run"] or (

@@ -7,6 +7,7 @@ import tensorflow as tf
 from kft import data
 from kft.core.errors import UserError
 from kft.data import augment
+from kft.tasks import dispatch
 
 
 def _png(height, width, level=200):
@@ -214,7 +215,6 @@ def test_soft_labels_train_with_class_weight_and_metrics():
     import keras
     import ml_collections
 
-    from kft.core import training
     from kft.tasks.classification import metrics as evaluation
 
     model = keras.Sequential(
@@ -223,7 +223,7 @@ def test_soft_labels_train_with_class_weight_and_metrics():
     config = ml_collections.ConfigDict(
         {"label_smoothing": 0.1, "jit_compile": False, "steps_per_execution": 1}
     )
-    training.compile_model(model, "adam", config, 3)
+    dispatch.compile_model(model, "adam", config, 3)
     features = np.random.default_rng(0).normal(size=(16, 4))
     shares = np.tile([[0.7, 0.3, 0.0]], (16, 1)).astype("float32")
     history = model.fit(

@@ -274,3 +274,12 @@ def predict_batch(model, inputs):
     """
     outputs = np.asarray(model.predict_on_batch(inputs))
     return outputs[: len(tf.nest.flatten(inputs)[0])]
+
+
+def predict(model, dataset):
+    """Returns (labels, outputs) over a (inputs, labels) dataset."""
+    labels, outputs = [], []
+    for inputs, batch_labels in dataset:
+        outputs.append(predict_batch(model, inputs))
+        labels.append(batch_labels.numpy())
+    return np.concatenate(labels), np.concatenate(outputs)

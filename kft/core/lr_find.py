@@ -47,7 +47,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kft.core import compat, files, freeze, optim, training
+from kft.core import compat, files, freeze, optim
 from kft.core.errors import UserError
 from kft.report import plots
 
@@ -184,7 +184,9 @@ def _restore(model, snapshot):
         variable.assign(value)
 
 
-def sweep(built, phase, dataset, config, num_classes, class_weight=None):
+def sweep(
+    built, phase, dataset, config, num_classes, class_weight=None, *, task
+):
     """Runs the range test on `phase`; returns the lr_find.json dict.
 
     Args:
@@ -214,7 +216,7 @@ def sweep(built, phase, dataset, config, num_classes, class_weight=None):
         # One step per epoch, so each epoch's logged loss is that step's.
         sweep_config = config.copy_and_resolve_references()
         sweep_config.steps_per_execution = 1
-        training.compile_model(model, optimizer, sweep_config, num_classes)
+        task.compile_model(model, optimizer, sweep_config, num_classes)
         model.fit(
             dataset.repeat(),
             steps_per_epoch=1,
@@ -226,7 +228,7 @@ def sweep(built, phase, dataset, config, num_classes, class_weight=None):
     finally:
         _restore(model, snapshot)
         if previous is not None:
-            training.compile_model(model, previous, config, num_classes)
+            task.compile_model(model, previous, config, num_classes)
     return _result(phase, options, recorder)
 
 
@@ -324,14 +326,20 @@ def find(
     num_classes,
     class_weight=None,
     log=print,
+    *,
+    task,
 ):
-    """Sweeps `phase`, writes lr_find.json and .png; returns the suggestion."""
+    """Sweeps `phase`, writes lr_find.json and .png; returns the suggestion.
+
+    `task` compiles the model (`compile_model`, kft/tasks/dispatch.py)."""
     options = config.lr_find_options
     log(
         f"lr_find: phase {phase.name}, {options.steps} steps from "
         f"{options.min_rate:g} to {options.max_rate:g}"
     )
-    result = sweep(built, phase, dataset, config, num_classes, class_weight)
+    result = sweep(
+        built, phase, dataset, config, num_classes, class_weight, task=task
+    )
     path = os.path.join(model_dir, JSON_FILE)
     files.write_text(path, json.dumps(result, indent=1))
     plot(result, os.path.join(model_dir, PLOT_FILE))

@@ -41,11 +41,6 @@ from kft.core import (
     summaries,
 )
 from kft.core.errors import Diverged, Interrupted, UserError
-from kft.tasks import dispatch as tasks
-from kft.tasks.causal_lm import generation
-from kft.tasks.classification import metrics as evaluation
-from kft.tasks.qa import spans as qa
-from kft.tasks.tokens import tagging
 
 # Keras warns about both for every tf.data input whose length it cannot see
 # (length-grouped batches); neither is a problem here.
@@ -66,51 +61,6 @@ def _verbosity(verbose):
     if verbose >= 0:
         return verbose
     return 1 if sys.stdout.isatty() else 2
-
-
-def _loss(config, num_classes):
-    smoothing = config.label_smoothing
-
-    def loss(labels, probabilities):
-        if len(labels.shape) == 2 and labels.shape[-1] == num_classes:
-            # Soft labels (mixup, cutmix): class shares per example.
-            labels = keras.ops.cast(labels, probabilities.dtype)
-        else:
-            labels = keras.ops.one_hot(
-                keras.ops.reshape(keras.ops.cast(labels, "int32"), (-1,)),
-                num_classes,
-            )
-        return keras.losses.categorical_crossentropy(
-            labels, probabilities, label_smoothing=smoothing
-        )
-
-    return loss
-
-
-def compile_model(model, optimizer, config, num_classes):
-    options = {
-        "jit_compile": config.jit_compile,
-        # 0 ("auto") is resolved by run.train; callers that skip it get 1.
-        "steps_per_execution": config.steps_per_execution or 1,
-    }
-    task = config.get("task", "classification")
-    if task == "qa":
-        return qa.compile_span_model(model, optimizer, **options)
-    if task == "causal_lm":
-        return generation.compile_lm(model, optimizer, **options)
-    if task == "classification":
-        loss = _loss(config, num_classes)
-        metrics = [
-            evaluation.accuracy(num_classes),
-            evaluation.MacroF1(num_classes),
-        ]
-    elif task == "tokens":  # per-token tags (kft/tasks/tokens/tagging.py)
-        loss, metrics = tagging.loss_and_metrics(num_classes)
-    else:
-        loss, metrics = tasks.compile_arguments(model, config)
-    if task != "tokens":  # per-example losses (tagging's is one mean)
-        loss = distribute.global_mean(loss)
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **options)
 
 
 class Signals:
@@ -194,8 +144,10 @@ class Trainer:
         log=print,
         shared_dir=None,
         strategy=None,
+        *,
+        task,
     ):
-        metrics = tasks.metric_names(config.task)
+        metrics = task.metric_names(config.task)
         monitors = [f"val_{m}" for m in metrics] + list(metrics)
         if config.monitor not in monitors:
             raise UserError(
@@ -231,7 +183,8 @@ class Trainer:
         self.schedule = None
         self.signals = Signals()
         self.epoch_started = time.time()
-        self.mode = "min" if tasks.lower_is_better(config.monitor) else "max"
+        self.task = task
+        self.mode = "min" if lower_is_better(config.monitor) else "max"
         self.tensorboard = summaries.TensorBoardScalars(
             os.path.join(model_dir, "tensorboard")
         )
@@ -269,12 +222,14 @@ class Trainer:
             self.model.trainable_variables,
         )
         self.optimizer = optimizer
-        compile_model(self.model, optimizer, self.config, self.num_classes)
+        self.task.compile_model(
+            self.model, optimizer, self.config, self.num_classes
+        )
         if self.cache_phase:
             if self.split is None:
                 self.split = cached.split(self.model)
             self.fit_model = self.split[1]
-            compile_model(
+            self.task.compile_model(
                 self.fit_model, optimizer, self.config, self.num_classes
             )
         return phase
@@ -286,13 +241,13 @@ class Trainer:
         if self.fit_data is None:
             started = time.time()
             extractor = self.split[0]
-            labels, values = evaluation.predict(
+            labels, values = distribute.predict(
                 extractor, self.train_epochs.ordered
             )
             train = self.train_epochs.in_memory((values, labels))
             count, validation = len(labels), None
             if self.validation_data is not None:
-                labels, values = evaluation.predict(
+                labels, values = distribute.predict(
                     extractor, self.validation_data
                 )
                 count += len(labels)
@@ -565,6 +520,11 @@ class Trainer:
             "checkpoint_seconds": round(state.checkpoint_seconds, 2),
             "nan_retries": state.nan_retries,
         }
+
+
+def lower_is_better(monitor):
+    """Whether the monitored figure improves downwards (losses, errors)."""
+    return monitor.endswith(("loss", "mae", "rmse"))
 
 
 def _better(value, best, mode):

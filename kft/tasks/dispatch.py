@@ -19,15 +19,19 @@ loss,
 Keras metrics, decisions and report.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+from kft.core import distribute
 from kft.core.errors import UserError
 from kft.data import targets
 from kft.tasks import multilabel, regression
 from kft.tasks.causal_lm import generation
+from kft.tasks.classification import metrics as evaluation
 from kft.tasks.classification import threshold as threshold_lib
 from kft.tasks.qa import spans as qa
+from kft.tasks.tokens import tagging
 
 # Tasks with labels per example (kft/data/targets.py), then the tasks
 # with runs of their own: tokens (kft/tasks/tokens/task.py), qa
@@ -80,15 +84,62 @@ def metric_names(task):
     return CLASSIFICATION_METRICS
 
 
-def lower_is_better(monitor):
-    return monitor.endswith(("loss", "mae", "rmse"))
-
-
 def compile_arguments(model, config):
     """(loss, metrics) of `model.compile` for multilabel or regression."""
     if config.task == "multilabel":
         return multilabel.loss(config), multilabel.keras_metrics()
     return regression.loss(model, config), regression.keras_metrics()
+
+
+# === Compiling ===
+
+
+def _loss(config, num_classes):
+    smoothing = config.label_smoothing
+
+    def loss(labels, probabilities):
+        if len(labels.shape) == 2 and labels.shape[-1] == num_classes:
+            # Soft labels (mixup, cutmix): class shares per example.
+            labels = keras.ops.cast(labels, probabilities.dtype)
+        else:
+            labels = keras.ops.one_hot(
+                keras.ops.reshape(keras.ops.cast(labels, "int32"), (-1,)),
+                num_classes,
+            )
+        return keras.losses.categorical_crossentropy(
+            labels, probabilities, label_smoothing=smoothing
+        )
+
+    return loss
+
+
+def compile_model(model, optimizer, config, num_classes):
+    """`model.compile` with the task's loss and metrics (the trainer calls
+    it at every phase, as the Keras guide says to after changing
+    `trainable`)."""
+    options = {
+        "jit_compile": config.jit_compile,
+        # 0 ("auto") is resolved by run.train; callers that skip it get 1.
+        "steps_per_execution": config.steps_per_execution or 1,
+    }
+    task = config.get("task", "classification")
+    if task == "qa":
+        return qa.compile_span_model(model, optimizer, **options)
+    if task == "causal_lm":
+        return generation.compile_lm(model, optimizer, **options)
+    if task == "classification":
+        loss = _loss(config, num_classes)
+        metrics = [
+            evaluation.accuracy(num_classes),
+            evaluation.MacroF1(num_classes),
+        ]
+    elif task == "tokens":  # per-token tags (kft/tasks/tokens/tagging.py)
+        loss, metrics = tagging.loss_and_metrics(num_classes)
+    else:
+        loss, metrics = compile_arguments(model, config)
+    if task != "tokens":  # per-example losses (tagging's is one mean)
+        loss = distribute.global_mean(loss)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **options)
 
 
 # === After training: decisions, evaluation ===

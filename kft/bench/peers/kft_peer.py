@@ -16,10 +16,10 @@ import numpy as np
 from kft import config as config_lib
 from kft import data, run
 from kft.bench.peers import keras_peer
-from kft.core import cached, compat, freeze, optim, training
+from kft.core import cached, compat, distribute, freeze, optim
 from kft.core.errors import UserError
 from kft.model import builder
-from kft.tasks.classification import metrics as evaluation
+from kft.tasks import dispatch
 
 
 def compile_last_phase(built, config, num_classes, total_steps=1000):
@@ -32,7 +32,7 @@ def compile_last_phase(built, config, num_classes, total_steps=1000):
         config.schedule, phase.learning_rate, total_steps
     )
     optimizer = optim.make_optimizer(config.optimizer, schedule, multipliers)
-    training.compile_model(built.model, optimizer, config, num_classes)
+    dispatch.compile_model(built.model, optimizer, config, num_classes)
 
 
 def read_split(path):
@@ -144,10 +144,10 @@ def images_cached(spec):
     built = builder.build(config, num_classes)
     compile_last_phase(built, config, num_classes)
     extractor, head = cached.split(built.model)
-    training.compile_model(head, built.model.optimizer, config, num_classes)
+    dispatch.compile_model(head, built.model.optimizer, config, num_classes)
     epochs = run.batches(built, split, config, True)
     started = time.perf_counter()
-    labels, features = evaluation.predict(extractor, epochs.ordered)
+    labels, features = distribute.predict(extractor, epochs.ordered)
     features_seconds = time.perf_counter() - started
     feature_epochs = epochs.in_memory((features, labels))
     seconds = []

@@ -24,6 +24,7 @@ from kft.model import backbones, builder
 from kft.report import page as report_lib
 from kft.report.markup import escape, lookup, note, section, table
 from kft.serving import publish
+from kft.tasks import dispatch
 from kft.tasks.causal_lm import generation
 
 DEFAULT_LENGTH = 256
@@ -189,6 +190,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
             model_dir,
             0,
             log=_log,
+            task=dispatch,
         ).run(config.resume)
     run_folder.save_weights(
         built.model, os.path.join(model_dir, run_folder.WEIGHTS_FILE)

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kft.core import distribute, files
+from kft.core import files
 from kft.tasks.classification import threshold as threshold_lib
 
 
@@ -77,15 +77,6 @@ class MacroF1(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
-
-
-def predict(model, dataset):
-    """Returns (labels, outputs) over a (inputs, labels) dataset."""
-    labels, outputs = [], []
-    for inputs, batch_labels in dataset:
-        outputs.append(distribute.predict_batch(model, inputs))
-        labels.append(batch_labels.numpy())
-    return np.concatenate(labels), np.concatenate(outputs)
 
 
 def confusion_matrix(y_true, y_pred, num_classes):

@@ -23,6 +23,7 @@ from kft.model import backbones, builder
 from kft.report import page as report_lib
 from kft.report.markup import escape, lookup, note, section, table
 from kft.serving import publish
+from kft.tasks import dispatch
 from kft.tasks.qa import serving as qa_serving
 from kft.tasks.qa import spans as qa
 from kft.tasks.qa import squad
@@ -187,6 +188,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
             model_dir,
             0,
             log=_log,
+            task=dispatch,
         ).run(config.resume)
     run_folder.save_weights(
         model, os.path.join(model_dir, run_folder.WEIGHTS_FILE)

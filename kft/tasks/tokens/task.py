@@ -24,6 +24,7 @@ from kft.core import checkpoint, files, freeze, run_folder, training
 from kft.core.errors import UserError
 from kft.model import backbones, builder
 from kft.serving import parity, publish
+from kft.tasks import dispatch
 from kft.tasks.classification import metrics as evaluation
 from kft.tasks.tokens import data as tokens
 from kft.tasks.tokens import entities
@@ -117,6 +118,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
             model_dir,
             len(splits.labels),
             log=_log,
+            task=dispatch,
         ).run(config.resume)
     weights = os.path.join(model_dir, run_folder.WEIGHTS_FILE)
     run_folder.save_weights(built.model, weights)
