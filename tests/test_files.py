@@ -255,7 +255,7 @@ def test_export_to_a_remote_base(tiny_built, ram, monkeypatch, capsys):
         raise OSError("connection reset")
 
     with monkeypatch.context() as patch:
-        patch.setattr(export.files, "write_text", fail)
+        patch.setattr(publish.files, "write_text", fail)
         with pytest.raises(OSError, match="connection reset"):
             export.export(tiny_built, TINY_LABELS, base, TINY_SAMPLE, log=print)
     assert files.listdir(base) == ["1"]
