@@ -18,8 +18,6 @@ the last good checkpoint and retries at a lower learning rate, then gives
 up with `Diverged`.
 """
 
-import csv
-import io
 import math
 import os
 import signal
@@ -35,9 +33,10 @@ from kft.core import (
     cached,
     checkpoint,
     distribute,
-    files,
     freeze,
+    history,
     optim,
+    signals,
     summaries,
 )
 from kft.core.errors import Diverged, Interrupted, UserError
@@ -46,8 +45,6 @@ from kft.core.errors import Diverged, Interrupted, UserError
 # (length-grouped batches); neither is a problem here.
 warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 warnings.filterwarnings("ignore", message=".*Your input ran out of data.*")
-
-HISTORY_FILE = "history.csv"
 
 
 class _NonFinite(Exception):
@@ -61,37 +58,6 @@ def _verbosity(verbose):
     if verbose >= 0:
         return verbose
     return 1 if sys.stdout.isatty() else 2
-
-
-class Signals:
-    """Turns SIGTERM and the first Ctrl-C into a flag checked every step."""
-
-    def __init__(self):
-        self.received = None
-        self._previous = {}
-
-    def __enter__(self):
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[signum] = signal.signal(signum, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.received == signal.SIGINT and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        self.received = signum
-        print(
-            f"\nkft: {signal.Signals(signum).name}: finishing this step and "
-            "writing a checkpoint (Ctrl-C again stops at once)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def __exit__(self, *exc):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 class _Steps(keras.callbacks.Callback):
@@ -181,7 +147,7 @@ class Trainer:
         self.state = checkpoint.State(lr_scales=[1.0] * len(phases))
         self.optimizer = None
         self.schedule = None
-        self.signals = Signals()
+        self.signals = signals.Signals()
         self.epoch_started = time.time()
         self.task = task
         self.mode = "min" if lower_is_better(config.monitor) else "max"
@@ -326,7 +292,7 @@ class Trainer:
                 f"phase {self.phases[s.phase].name}, epoch {s.epoch + 1}, "
                 f"step {s.step} of {self.steps}"
             )
-        _truncate_history(self.model_dir, self.state.epoch)
+        history.truncate(self.model_dir, self.state.epoch)
         with self.signals:
             while True:
                 try:
@@ -340,7 +306,7 @@ class Trainer:
                             "could be restored"
                         ) from None
                     fresh = False
-                    _truncate_history(self.model_dir, self.state.epoch)
+                    history.truncate(self.model_dir, self.state.epoch)
         self.tensorboard.close()
         if self.signals.received:  # came after the last step: stop anyway
             raise Interrupted(self.signals.received, self.state.global_step)
@@ -422,7 +388,7 @@ class Trainer:
             dataset = distribute.shard(
                 train_epochs.dataset(state.epoch, state.epoch + 1, skip=skip)
             )
-            history = self.fit_model.fit(
+            fitted = self.fit_model.fit(
                 dataset,
                 steps_per_epoch=self.steps - skip,
                 epochs=1,
@@ -431,7 +397,7 @@ class Trainer:
                 verbose=verbose,
             )
             state.train_logs = {
-                k: float(v[-1]) for k, v in history.history.items()
+                k: float(v[-1]) for k, v in fitted.history.items()
             }
         logs = dict(state.train_logs)
         if validation_data is not None:
@@ -452,7 +418,7 @@ class Trainer:
     def _end_epoch(self, phase, logs, last_epoch):
         state = self.state
         row = summaries.epoch_row(self.model, phase.name, state.epoch, logs)
-        _append_history(self.model_dir, row)
+        history.append(self.model_dir, row)
         if state.epoch == state.phase_first_epoch:
             self.tensorboard.write_phase(phase.name, row["epoch"])
         self.tensorboard.write_epoch(row)
@@ -503,7 +469,7 @@ class Trainer:
             )
         else:
             self.log("no validation data: keeping the last epoch's weights")
-        epochs = _epochs_per_phase(self.model_dir)
+        epochs = history.epochs_per_phase(self.model_dir)
         return {
             "phases": [
                 {
@@ -531,46 +497,3 @@ def _better(value, best, mode):
     if best is None:
         return True
     return value < best if mode == "min" else value > best
-
-
-# === history.csv ===
-
-
-def _history_rows(model_dir):
-    path = os.path.join(model_dir, HISTORY_FILE)
-    if not files.exists(path):
-        return []
-    return list(csv.DictReader(io.StringIO(files.read_text(path))))
-
-
-def _write_history(model_dir, rows):
-    fields = []
-    for row in rows:
-        fields += [key for key in row if key not in fields]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, restval="")
-    writer.writeheader()
-    writer.writerows(rows)
-    files.write_text(os.path.join(model_dir, HISTORY_FILE), buffer.getvalue())
-
-
-def _append_history(model_dir, row):
-    """Adds one epoch's row (rewriting the file: gs:// has no append)."""
-    rows = _history_rows(model_dir)
-    _write_history(model_dir, rows + [row])
-
-
-def _truncate_history(model_dir, epochs):
-    """Drops rows of epochs after the first `epochs` (a resumed run redoes
-    them)."""
-    rows = _history_rows(model_dir)
-    kept = [row for row in rows if int(row["epoch"]) <= epochs]
-    if len(kept) != len(rows):
-        _write_history(model_dir, kept)
-
-
-def _epochs_per_phase(model_dir):
-    counts = {}
-    for row in _history_rows(model_dir):
-        counts[row["phase"]] = counts.get(row["phase"], 0) + 1
-    return counts
