@@ -680,18 +680,19 @@ def _other_figures(metrics):
     )
 
 
-def write_task_page(folder, summary, sections, shown=()):
+def write_task_page(folder, summary, sections, shown=(), config=None):
     """report.html of a run of another task (NER, QA, causal LM).
 
     Args:
-        folder: the run folder.
+        folder: the run folder, or a kft-evaluate folder (with `config`).
         summary: run -> the summary section's HTML.
         sections: run -> the task's own sections, shown after the
             configuration and curves.
         shown: metrics.json fields those sections cover; the rest are
             listed under "Other figures".
+        config: the run's config dict, when `folder` has no config.json.
     """
-    run = load(folder)
+    run = load(folder, config)
     images = {}
     if run.history:
         spans = phase_spans(run.history)
