@@ -308,3 +308,26 @@ def test_freeze_plans_keep_lora_adapters_only(tiny_gpt2):
     freeze.apply_phase(built, everything, generation.BLOCK_PATTERN)
     assert len(model.trainable_weights) == 2 * len(names)
 
+
+def test_deterministic_causal_lm_runs_are_bitwise_equal(tiny_gpt2, tmp_path):
+    """--config.deterministic=true: two kft-train runs of the same causal
+    LM config end with the same weights and history, byte for byte."""
+    from conftest import assert_bitwise_equal_runs, train_cli
+
+    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(24, 0))
+    flags = [
+        f"--config.backbone={tiny_gpt2}",
+        f"--config.data.train={data}",
+        "--config.data.sequence_length=24",
+        "--config.lm.lora=off",
+        "--config.epochs=1",
+        "--config.lm.samples=1",
+        "--config.lm.max_length=8",
+        "--config.data.batch_size=8",
+        "--config.export=false",
+        "--config.deterministic=true",
+    ]
+    for name in ("first", "second"):
+        result = train_cli(tmp_path / name, *flags, experiment="causal_lm")
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert_bitwise_equal_runs(tmp_path / "first", tmp_path / "second")

@@ -626,3 +626,26 @@ def test_kft_export_and_kft_predict_on_a_qa_run(qa_run, tmp_path):
         assert 0.0 <= line["score"] <= 1.0
     assert lines[2]["answer"] == ""
 
+
+def test_deterministic_qa_runs_are_bitwise_equal(tiny_bert, tmp_path):
+    """--config.deterministic=true: two kft-train runs of the same QA
+    config end with the same weights and history, byte for byte."""
+    import json
+
+    from conftest import assert_bitwise_equal_runs, train_cli
+
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps(squad_document(24, 0, unanswerable_every=4)))
+    flags = [
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={train}",
+        *QA_FLAGS,
+        "--config.data.test_fraction=0.2",
+        "--config.epochs=1",
+        "--config.export=false",
+        "--config.deterministic=true",
+    ]
+    for name in ("first", "second"):
+        result = train_cli(tmp_path / name, *flags, experiment="qa_extractive")
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert_bitwise_equal_runs(tmp_path / "first", tmp_path / "second")
