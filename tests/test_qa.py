@@ -636,11 +636,13 @@ def test_deterministic_qa_runs_are_bitwise_equal(tiny_bert, tmp_path):
 
     train = tmp_path / "train.json"
     train.write_text(json.dumps(squad_document(24, 0, unanswerable_every=4)))
+    test = tmp_path / "test.json"
+    test.write_text(json.dumps(squad_document(4, 1)))
     flags = [
         f"--config.backbone={tiny_bert}",
         f"--config.data.train={train}",
+        f"--config.data.test={test}",
         *QA_FLAGS,
-        "--config.data.test_fraction=0.2",
         "--config.epochs=1",
         "--config.export=false",
         "--config.deterministic=true",
