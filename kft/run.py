@@ -6,9 +6,16 @@ two-class run's decision threshold on validation, evaluate the test split,
 write labels.txt, threshold.json, metrics.json, predictions.jsonl and the
 best weights, export a SavedModel for TF Serving, checked against the Keras
 model on a sample of the test split, and write report.html.
+
+`evaluate_run` and `export_run` are kft-evaluate and kft-export on a
+finished run. Tokens, qa and causal_lm runs live in their task's module,
+kft/tasks/<task>/task.py, which has the same three commands (`train`,
+`evaluate_run`, `export_run`; see `_task_module`); this module hands them
+over by name.
 """
 
 import dataclasses
+import importlib
 import json
 import os
 import time
@@ -478,18 +485,29 @@ _OUTPUT_NAMES = {
 _OWN_RUNS = ("tokens", "qa", "causal_lm")
 
 
+def _task_module(task):
+    """The module of a task whose runs live on their own,
+    kft/tasks/<task>/task.py. Each has the same three commands:
+
+    - `train(config, model_dir, overwrite, strategy)`: kft-train;
+    - `evaluate_run(model_dir, config, saved_model)`: kft-evaluate, with
+      the run's config (overrides applied); writes eval/<name>/;
+    - `export_run(model_dir, config, base)`: kft-export; returns the path.
+    """
+    return importlib.import_module(f"kft.tasks.{task}.task")
+
+
 def _own_run(config, model_dir, overwrite, strategy):
     """Hands a tokens, qa or causal_lm run to its module; they run under
     one worker's strategies (default, mirrored, tpu)."""
-    import importlib
-
     if distribute.is_multi_worker(strategy):
         raise UserError(
             f"task {config.task} does not run on several workers yet; use "
             "--config.strategy=mirrored for the GPUs of one machine"
         )
-    module = importlib.import_module(f"kft.tasks.{config.task}.task")
-    return module.train(config, model_dir, overwrite, strategy)
+    return _task_module(config.task).train(
+        config, model_dir, overwrite, strategy
+    )
 
 
 def _lr_find(built, splits, config, model_dir, class_weight, record):
@@ -548,52 +566,36 @@ def _write_held_out(split, labels, task, model_dir, modality):
     write_jsonl(os.path.join(model_dir, TEST_SPLIT_FILE), rows)
 
 
-def load_run(model_dir, overrides=()):
-    """Rebuilds a finished run: returns (config, labels, built).
-
-    The config is the run's config.json with `overrides` applied; the model
-    carries the run's best weights.
-    """
-    path = os.path.join(model_dir, "config.json")
-    if not files.exists(path):
-        raise UserError(f"no config.json in {model_dir}; not a kft run folder")
-    config = config_lib.from_json(files.read_text(path))
+def read_run_config(model_dir, overrides=()):
+    """A finished run's config.json with `overrides` applied and checked."""
+    config = run_folder.read_config(model_dir)
     config_lib.apply_overrides(config, overrides)
     config_lib.check_values(config)
-    if config.task in ("qa", "causal_lm"):
-        raise UserError(
-            f"{model_dir} is a {config.task} run: kft-evaluate, kft-export "
-            "and kft-predict take classification runs for now; its metrics "
-            "and checked export are in the run folder"
-        )
-    labels = files.read_text(os.path.join(model_dir, "labels.txt"))
-    labels = labels.splitlines()
-    weights = os.path.join(model_dir, WEIGHTS_FILE)
-    if not files.exists(weights):
-        raise UserError(f"{weights} is missing; did the run finish?")
-    config.weights = "none"  # the run's own weights replace them below
-    built = builder.build(config, len(labels))
-    if built.modality == "text":
-        built.preprocessor.sequence_length = config.data.sequence_length
-    built.model.load_weights(weights)
-    return config, labels, built
+    return config
+
+
+def load_run(model_dir, config):
+    """Rebuilds a finished classification, multilabel or regression run:
+    returns (labels, built), the model carrying the run's best weights."""
+    labels = run_folder.read_labels(model_dir)
+    weights = run_folder.weights_path(model_dir)
+    return labels, builder.rebuild(config, len(labels), weights)
 
 
 def export_run(model_dir, base):
-    """Exports a finished run's best weights to `base/<N>/` (kft-export)."""
-    config, labels, built = load_run(model_dir)
-    if config.task == "tokens":
-        from kft.tasks.tokens import task as token_run
-
-        return token_run.export_loaded(model_dir, base, labels, built)
+    """Exports a finished run's best weights to `base/<N>/` (kft-export);
+    a tokens, qa or causal_lm run exports through its task module."""
+    config = read_run_config(model_dir)
+    if config.task in _OWN_RUNS:
+        return _task_module(config.task).export_run(model_dir, config, base)
+    labels, built = load_run(model_dir, config)
     sample = parity.load_sample(os.path.join(model_dir, SAMPLE_FILE))
-    weights = os.path.join(model_dir, WEIGHTS_FILE)
     path, _ = export.export(
         built,
         labels,
         base,
         sample,
-        weights,
+        run_folder.weights_path(model_dir),
         log=_log,
         threshold=_decision(config, model_dir, labels),
         delimiter=config.data.label_delimiter,
@@ -651,13 +653,11 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
 
     Writes MODEL_DIR/eval/<split file name>/metrics.json; returns the dict.
     """
-    config, labels, built = load_run(model_dir, overrides)
-    if config.task == "tokens":
-        from kft.tasks.tokens import task as token_run
-
-        return token_run.evaluate_loaded(
-            model_dir, config, labels, built, saved_model
-        )
+    config = read_run_config(model_dir, overrides)
+    if config.task in _OWN_RUNS:
+        module = _task_module(config.task)
+        return module.evaluate_run(model_dir, config, saved_model)
+    labels, built = load_run(model_dir, config)
     cut = _decision(config, model_dir, labels)
     split = evaluation_split(config, labels, model_dir)
     folder = run_folder.eval_folder(model_dir, split.source)

@@ -276,3 +276,35 @@ def assert_decisions_match_sklearn(figures, y_true, y_pred, classes):
         assert row["recall"] == pytest.approx(recall[i])
         assert row["f1"] == pytest.approx(f1[i])
         assert row["support"] == support[i]
+
+
+def weight_arrays(run_dir):
+    """{name: array} of a run's checkpoints/best.weights.h5."""
+    import h5py
+
+    found = {}
+
+    def keep(name, item):
+        if isinstance(item, h5py.Dataset):
+            found[name] = item[()]
+
+    path = pathlib.Path(run_dir) / "checkpoints" / "best.weights.h5"
+    with h5py.File(path, "r") as file:
+        file.visititems(keep)
+    return found
+
+
+def assert_bitwise_equal_runs(first, second):
+    """Two run folders hold the same best weights, byte for byte, and the
+    same history.csv."""
+    one, other = weight_arrays(first), weight_arrays(second)
+    assert one and sorted(one) == sorted(other)
+    differ = [
+        name
+        for name in one
+        if one[name].dtype != other[name].dtype
+        or one[name].tobytes() != other[name].tobytes()
+    ]
+    assert not differ, f"{len(differ)} weights differ, first {differ[0]}"
+    history = [pathlib.Path(f) / "history.csv" for f in (first, second)]
+    assert history[0].read_text() == history[1].read_text()

@@ -145,23 +145,32 @@ def test_read_text_and_prompt_response_files(tmp_path):
         generation.read_examples(str(tmp_path / "x.csv"), data, "p", "r")
 
 
-def test_kft_train_causal_lm_end_to_end(tiny_gpt2, tmp_path):
-    """kft-train --experiment=causal_lm on prompt/response JSONL:
-    perplexity, sample generations, a `generate` export equal to Keras's
-    greedy generations; kft-generate; a rerun finds it finished."""
-    from conftest import run_cli, train_cli
-
-    rng = np.random.default_rng(0)
-    rows = [
+def chat_rows(count, seed):
+    rng = np.random.default_rng(seed)
+    return [
         {"prompt": f"q: {w}", "response": f" a: {w} {w}."}
-        for w in rng.choice(["cat", "dog", "sea", "sun"], 96)
+        for w in rng.choice(["cat", "dog", "sea", "sun"], count)
     ]
-    data = tmp_path / "chat.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    model_dir = tmp_path / "run"
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def lm_run(tiny_gpt2, tmp_path_factory):
+    """One finished tiny causal LM run of kft-train, shared by the tests
+    of the commands that read it: (run folder, its flags, the result)."""
+    from conftest import train_cli
+
+    folder = tmp_path_factory.mktemp("lm")
+    data = write_jsonl(folder / "chat.jsonl", chat_rows(96, 0))
+    test = write_jsonl(folder / "test.jsonl", chat_rows(16, 1))
     flags = [
         f"--config.backbone={tiny_gpt2}",
         f"--config.data.train={data}",
+        f"--config.data.test={test}",
         "--config.data.sequence_length=24",
         "--config.lm.lora=off",
         "--config.epochs=4",
@@ -170,14 +179,27 @@ def test_kft_train_causal_lm_end_to_end(tiny_gpt2, tmp_path):
         "--config.learning_rate=1e-2",
         "--config.data.batch_size=8",
     ]
+    model_dir = folder / "run"
     result = train_cli(model_dir, *flags, experiment="causal_lm")
     assert result.returncode == 0, result.stderr[-3000:]
+    return model_dir, flags, result
+
+
+def test_kft_train_causal_lm_end_to_end(lm_run):
+    """kft-train --experiment=causal_lm on prompt/response JSONL:
+    perplexity, sample generations, a `generate` export equal to Keras's
+    greedy generations and the prompts kft-export checks again;
+    kft-generate; a rerun finds it finished."""
+    from conftest import run_cli, train_cli
+
+    model_dir, flags, _ = lm_run
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["task"] == "causal_lm"
     assert metrics["lora"] is None
     validation = metrics["validation"]
     assert validation["examples"] == 10
     assert np.isclose(validation["perplexity"], np.exp(validation["loss"]))
+    assert metrics["test"]["examples"] == 16
     with open(model_dir / "history.csv") as file:
         losses = [float(row["loss"]) for row in csv.DictReader(file)]
     assert len(losses) == 4 and losses[-1] < losses[0]
@@ -190,6 +212,9 @@ def test_kft_train_causal_lm_end_to_end(tiny_gpt2, tmp_path):
     )
     assert check["generations_equal"] == 3
     assert "generate" in check["signatures"]
+    sample = model_dir / "checkpoints" / "export_sample.json"
+    prompts = [s["prompt"] for s in metrics["samples"]]
+    assert json.loads(sample.read_text()) == prompts
     generated = run_cli(
         "kft-generate", f"--model_dir={model_dir}", "--prompt=q: cat"
     )
@@ -200,6 +225,64 @@ def test_kft_train_causal_lm_end_to_end(tiny_gpt2, tmp_path):
     assert "Sample generations" in page and "perplexity" in page
     again = train_cli(model_dir, *flags, experiment="causal_lm")
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_kft_evaluate_causal_lm_run_gives_its_test_loss(lm_run):
+    """kft-evaluate on a causal LM run: the loss and perplexity of its test
+    split again; --saved_model, whose export answers no loss, is refused."""
+    from conftest import assert_user_error, run_cli
+
+    model_dir = lm_run[0]
+    expected = json.loads((model_dir / "metrics.json").read_text())["test"]
+    result = run_cli("kft-evaluate", f"--model_dir={model_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "perplexity" in result.stdout
+    metrics = json.loads(
+        (model_dir / "eval" / "test" / "metrics.json").read_text()
+    )
+    assert metrics["task"] == "causal_lm"
+    figures = metrics["test"]
+    assert figures["examples"] == expected["examples"] == 16
+    for key in ("loss", "perplexity", "token_accuracy"):
+        assert figures[key] == pytest.approx(expected[key], rel=1e-5)
+    export = model_dir / "export" / "1"
+    refused = run_cli(
+        "kft-evaluate", f"--model_dir={model_dir}", f"--saved_model={export}"
+    )
+    assert_user_error(refused, "--saved_model", "causal_lm")
+
+
+def test_kft_export_and_kft_predict_on_a_causal_lm_run(lm_run, tmp_path):
+    """kft-export writes the next checked version; kft-predict continues
+    each prompt of a CSV with the export's `generate`, as Keras did."""
+    from conftest import run_cli, write_csv
+
+    model_dir = lm_run[0]
+    base = model_dir / "export"
+    result = run_cli(
+        "kft-export", f"--model_dir={model_dir}", f"--export_dir={base}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == str(base / "2")
+    check = json.loads((base / "2" / "kft_export_check.json").read_text())
+    assert check["generations_equal"] == 3
+    # The run's sample prompts, whose greedy generations Keras made.
+    samples = json.loads((model_dir / "metrics.json").read_text())["samples"]
+    prompts = [s["prompt"] for s in samples] + ["q"]
+    source = write_csv(
+        tmp_path / "prompts.csv", [{"prompt": p} for p in prompts]
+    )
+    result = run_cli(
+        "kft-predict", f"--saved_model={base / '2'}", f"--input={source}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["input"] for line in lines] == prompts
+    for prompt, line in zip(prompts, lines):
+        assert line["generated"].startswith(prompt)
+    assert [line["generated"] for line in lines[:-1]] == [
+        s["generated"] for s in samples
+    ]
 
 
 def test_freeze_plans_keep_lora_adapters_only(tiny_gpt2):
@@ -224,3 +307,27 @@ def test_freeze_plans_keep_lora_adapters_only(tiny_gpt2):
     everything = freeze.Phase("full", 1, ("head", "all"), 1e-3)
     freeze.apply_phase(built, everything, generation.BLOCK_PATTERN)
     assert len(model.trainable_weights) == 2 * len(names)
+
+
+def test_deterministic_causal_lm_runs_are_bitwise_equal(tiny_gpt2, tmp_path):
+    """--config.deterministic=true: two kft-train runs of the same causal
+    LM config end with the same weights and history, byte for byte."""
+    from conftest import assert_bitwise_equal_runs, train_cli
+
+    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(24, 0))
+    flags = [
+        f"--config.backbone={tiny_gpt2}",
+        f"--config.data.train={data}",
+        "--config.data.sequence_length=24",
+        "--config.lm.lora=off",
+        "--config.epochs=1",
+        "--config.lm.samples=1",
+        "--config.lm.max_length=8",
+        "--config.data.batch_size=8",
+        "--config.export=false",
+        "--config.deterministic=true",
+    ]
+    for name in ("first", "second"):
+        result = train_cli(tmp_path / name, *flags, experiment="causal_lm")
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert_bitwise_equal_runs(tmp_path / "first", tmp_path / "second")

@@ -475,32 +475,51 @@ def squad_document(count, seed, unanswerable_every=0):
     return {"version": "v2.0", "data": [{"paragraphs": paragraphs}]}
 
 
-def test_kft_train_qa_end_to_end(tiny_bert, tmp_path):
-    """kft-train --experiment=qa_extractive on SQuAD v2 JSON: windows,
-    span model, no-answer threshold, EM/F1, predictions, a checked export
-    that answers raw strings; a rerun finds it finished."""
+QA_FLAGS = (
+    "--config.data.validation_fraction=0.2",
+    "--config.data.sequence_length=16",
+    "--config.qa.stride=5",
+    "--config.epochs=6",
+    "--config.learning_rate=3e-3",
+    "--config.data.batch_size=16",
+)
+
+
+@pytest.fixture(scope="module")
+def qa_run(tiny_bert, tmp_path_factory):
+    """One finished tiny QA run of kft-train, shared by the tests of the
+    commands that read it: (run folder, its flags, the kft-train result)."""
     import json
 
-    from conftest import run_cli, train_cli
+    from conftest import train_cli
 
-    train = tmp_path / "train.json"
+    folder = tmp_path_factory.mktemp("qa")
+    train = folder / "train.json"
     train.write_text(json.dumps(squad_document(80, 0, unanswerable_every=4)))
-    test = tmp_path / "test.json"
+    test = folder / "test.json"
     test.write_text(json.dumps(squad_document(24, 1, unanswerable_every=4)))
-    model_dir = tmp_path / "run"
     flags = [
         f"--config.backbone={tiny_bert}",
         f"--config.data.train={train}",
         f"--config.data.test={test}",
-        "--config.data.validation_fraction=0.2",
-        "--config.data.sequence_length=16",
-        "--config.qa.stride=5",
-        "--config.epochs=6",
-        "--config.learning_rate=3e-3",
-        "--config.data.batch_size=16",
+        *QA_FLAGS,
     ]
+    model_dir = folder / "run"
     result = train_cli(model_dir, *flags, experiment="qa_extractive")
     assert result.returncode == 0, result.stderr[-3000:]
+    return model_dir, flags, result
+
+
+def test_kft_train_qa_end_to_end(qa_run, tmp_path):
+    """kft-train --experiment=qa_extractive on SQuAD v2 JSON: windows,
+    span model, no-answer threshold, EM/F1, predictions, a checked export
+    that answers raw strings, the export sample kft-export reuses; a rerun
+    finds it finished."""
+    import json
+
+    from conftest import run_cli, train_cli
+
+    model_dir, flags, result = qa_run
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["task"] == "qa"
     assert metrics["test"]["count"] == 24
@@ -517,6 +536,10 @@ def test_kft_train_qa_end_to_end(tiny_bert, tmp_path):
         (model_dir / "export" / "1" / "kft_export_check.json").read_text()
     )
     assert check["answers_equal"] == check["examples"] == 24
+    sample = json.loads(
+        (model_dir / "checkpoints" / "export_sample.json").read_text()
+    )
+    assert len(sample) == 24 and {"question", "context"} <= set(sample[0])
     page = (model_dir / "report.html").read_text()
     assert "Exact match and F1" in page and "Questions not answered" in page
     again = train_cli(model_dir, *flags, experiment="qa_extractive")
@@ -530,3 +553,101 @@ def test_kft_train_qa_end_to_end(tiny_bert, tmp_path):
     )
     assert bad.returncode == 2
     assert "null_threshold" in bad.stderr.strip().splitlines()[-1]
+
+
+def answers(folder):
+    """(id, predicted, start, end) of each line of predictions.jsonl."""
+    import json
+
+    text = (folder / "predictions.jsonl").read_text()
+    rows = [json.loads(line) for line in text.splitlines()]
+    return [(r["id"], r["predicted"], r["start"], r["end"]) for r in rows]
+
+
+def test_kft_evaluate_qa_run_scores_weights_and_export_alike(qa_run):
+    """kft-evaluate on a QA run gives its test split's figures again, from
+    the best weights and from the export's served answers."""
+    import json
+
+    from conftest import run_cli
+
+    model_dir = qa_run[0]
+    expected = json.loads((model_dir / "metrics.json").read_text())
+    folder = model_dir / "eval" / "test"
+    for extra in ([], [f"--saved_model={model_dir / 'export' / '1'}"]):
+        result = run_cli("kft-evaluate", f"--model_dir={model_dir}", *extra)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "exact_match" in result.stdout
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["task"] == "qa"
+        assert metrics["test"] == expected["test"]
+        assert metrics["null_threshold"] == expected["null_threshold"]
+        assert metrics["model"].endswith("1" if extra else "best.weights.h5")
+        assert answers(folder) == answers(model_dir)
+        assert "Exact match and F1" in (folder / "report.html").read_text()
+
+
+def test_kft_export_and_kft_predict_on_a_qa_run(qa_run, tmp_path):
+    """kft-export writes the next checked version; kft-predict answers a
+    CSV of questions and contexts with the export's answers."""
+    import csv
+    import json
+
+    from conftest import run_cli
+
+    model_dir = qa_run[0]
+    base = model_dir / "export"
+    result = run_cli(
+        "kft-export", f"--model_dir={model_dir}", f"--export_dir={base}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == str(base / "2")
+    check = json.loads((base / "2" / "kft_export_check.json").read_text())
+    assert check["answers_equal"] == check["examples"] == 24
+    rows = [
+        {"question": "good", "context": "the movie is great , fine"},
+        {"question": "good", "context": "bad movie"},
+        {"question": "good", "context": ""},
+    ]
+    source = tmp_path / "questions.csv"
+    with open(source, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=["question", "context"])
+        writer.writeheader()
+        writer.writerows(rows)
+    result = run_cli(
+        "kft-predict", f"--saved_model={base / '2'}", f"--input={source}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 3
+    for row, line in zip(rows, lines):
+        assert line["input"] == row
+        assert line["answer"] == row["context"][line["start"] : line["end"]]
+        assert 0.0 <= line["score"] <= 1.0
+    assert lines[2]["answer"] == ""
+
+
+def test_deterministic_qa_runs_are_bitwise_equal(tiny_bert, tmp_path):
+    """--config.deterministic=true: two kft-train runs of the same QA
+    config end with the same weights and history, byte for byte."""
+    import json
+
+    from conftest import assert_bitwise_equal_runs, train_cli
+
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps(squad_document(24, 0, unanswerable_every=4)))
+    test = tmp_path / "test.json"
+    test.write_text(json.dumps(squad_document(4, 1)))
+    flags = [
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={train}",
+        f"--config.data.test={test}",
+        *QA_FLAGS,
+        "--config.epochs=1",
+        "--config.export=false",
+        "--config.deterministic=true",
+    ]
+    for name in ("first", "second"):
+        result = train_cli(tmp_path / name, *flags, experiment="qa_extractive")
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert_bitwise_equal_runs(tmp_path / "first", tmp_path / "second")

@@ -8,6 +8,13 @@ what a server would answer) and writes DIR/eval/<split>/metrics.json with
 the fields of the training run's metrics.json. A two-class run decides with
 the threshold kft-train stored in DIR/threshold.json;
 --config.eval.threshold=argmax (or a number) overrides it.
+
+Every task evaluates its own way (kft/run.py hands tokens, qa and
+causal_lm runs to their task's `evaluate_run`): a QA run scores exact
+match and F1 with the no-answer threshold it tuned (the export's served
+answers with --saved_model) and writes predictions.jsonl and report.html
+too; a causal LM run measures loss and perplexity of its weights
+(--saved_model is refused: its export generates text and gives no loss).
 """
 
 from absl import flags

@@ -4,7 +4,9 @@
 
 Writes BASE/<next integer>/, checked against the Keras model on the run's
 saved test sample in a fresh process before it appears (see
-kft/serving/export.py).
+kft/serving/export.py): the same export, and the same check, as kft-train
+writes for the run's task (tokens, qa and causal_lm runs export through
+their task's `export_run`).
 """
 
 from absl import flags

@@ -36,7 +36,7 @@ def main(argv):
     if _SAMPLER.value:
         config.lm.sampler = _SAMPLER.value
     lm_run.check(config)
-    _, causal_lm = lm_run.load_run(_MODEL_DIR.value, config)
+    _, causal_lm, _ = lm_run.load_run(_MODEL_DIR.value, config)
     length = _MAX_LENGTH.value or config.lm.max_length
     texts = causal_lm.generate(list(_PROMPT.value), max_length=length)
     for prompt, text in zip(_PROMPT.value, texts):

@@ -2,9 +2,12 @@
 
     kft-predict --saved_model=BASE/N --input=FILE [--batch_size=64]
 
+The export's signature says what to read: `serving_default`, or a causal
+LM's `generate`; each of its inputs is read from the column of its name.
 Text models read a CSV, TSV or JSONL file (the text column is `text` or
 --text_column; a pair model's second text is `text_pair` or
---text_pair_column); image models read an image file, a folder of images
+--text_pair_column); a QA export reads `question` and `context` columns, a
+causal LM's `prompt`; image models read an image file, a folder of images
 (searched recursively; with class sub-folders their names are the true
 labels), a .txt list of image paths, or a CSV/JSONL with an `image` column.
 Files and folders are read by kft-train's readers (kft.data): malformed
@@ -12,7 +15,10 @@ rows and the links training skips are skipped, and counted on stderr with
 the first few and why; a file that is not UTF-8, or holds nothing to
 predict on, is a one-line error.
 A token-classification (NER) export gives each line its `entities`
-(type, start, end, text, score).
+(type, start, end, text, score); a QA export its `answer` ("" for none),
+its `start` and `end` character offsets in the context and its `score`,
+with the input as `{"question", "context"}`; a causal LM `generated`, the
+prompt and its continuation.
 When the input holds a label column (--label_column, default `label`),
 each line also gets `true_label` and the accuracy is printed on stderr
 (multilabel: the subset accuracy; regression: the mean absolute error).
@@ -158,14 +164,36 @@ def _class_of(file, top):
     return os.path.relpath(file, top).split(os.sep)[0]
 
 
+# Inputs that answer with a class (or score) a label column can check.
+CLASS_INPUTS = ({"image_bytes"}, {"text"}, {"text", "text_pair"})
+
+
 def _inputs(source, names):
-    """([(input, true label)], BadRecords) for the export's inputs."""
+    """([(input, true label)], BadRecords) for the signature's inputs.
+
+    Each input reads the column of its own name (`question`, `context`,
+    `prompt`), but `text` and `text_pair`, whose columns are flags.
+    """
     if names == ["image_bytes"]:
         return image_inputs(source, _IMAGE_COLUMN.value, _LABEL_COLUMN.value)
-    columns = [_TEXT_COLUMN.value]
-    if "text_pair" in names:
-        columns.append(_PAIR_COLUMN.value)
-    return table_inputs(source, columns, _LABEL_COLUMN.value)
+    flagged = {"text": _TEXT_COLUMN.value, "text_pair": _PAIR_COLUMN.value}
+    columns = [flagged.get(name, name) for name in names]
+    labelled = set(names) in CLASS_INPUTS
+    return table_inputs(
+        source, columns, _LABEL_COLUMN.value if labelled else None
+    )
+
+
+def _signature(loaded, path):
+    """The signature kft-predict runs: `serving_default`, or a causal
+    LM's `generate`."""
+    for name in ("serving_default", "generate"):
+        if name in loaded.signatures:
+            return loaded.signatures[name]
+    names = ", ".join(sorted(loaded.signatures)) or "none"
+    common.fail(
+        f"{path} has no serving_default or generate signature ({names})"
+    )
 
 
 # === Running the signature ===
@@ -199,13 +227,33 @@ def _predict(serve, names, values, is_image):
     ]
 
 
-def _line(value, true_label, answer, names):
-    """One output line; `names` are the export's labels, in output order."""
-    line = {"input": list(value) if isinstance(value, tuple) else value}
+def _shown(value, inputs):
+    """The input as a line shows it: the value, a text pair as a list,
+    named inputs (a question and its context) as an object."""
+    if not isinstance(value, tuple):
+        return value
+    if set(inputs) in CLASS_INPUTS:
+        return list(value)
+    return dict(zip(inputs, value))
+
+
+def _line(value, true_label, answer, names, inputs=("text",)):
+    """One output line; `names` are the export's labels, in output order,
+    `inputs` the signature's input names."""
+    line = {"input": _shown(value, inputs)}
     if "error" in answer:
         return line | answer
     if "num_entities" in answer:  # a token-classification (NER) export
         return line | {"entities": _entities(answer)}
+    if "answer" in answer:  # extractive QA: the span and its offsets
+        return line | {
+            "answer": answer["answer"].decode("utf-8"),
+            "start": int(answer["start"]),
+            "end": int(answer["end"]),
+            "score": round(float(answer["score"]), 6),
+        }
+    if "text" in answer:  # a causal LM's generate: the prompt continued
+        return line | {"generated": answer["text"].decode("utf-8", "replace")}
     if "score" in answer:  # regression
         line["score"] = round(float(answer["score"]), 6)
     elif "decisions" in answer:  # multilabel: the labels at their thresholds
@@ -253,7 +301,7 @@ def main(argv):
     if not files.exists(source):
         common.fail(f"input not found: {source}")
 
-    serve = tf.saved_model.load(path).signatures["serving_default"]
+    serve = _signature(tf.saved_model.load(path), path)
     names = sorted(serve.structured_input_signature[1])  # text, text_pair
     is_image = names == ["image_bytes"]
     items, bad = _inputs(source, names)
@@ -270,7 +318,7 @@ def main(argv):
         batch = items[start : start + size]
         answers = _predict(serve, names, [v for v, _ in batch], is_image)
         for (value, true_label), answer in zip(batch, answers):
-            line = _line(value, true_label, answer, label_names)
+            line = _line(value, true_label, answer, label_names, names)
             print(json.dumps(line, ensure_ascii=False))
             scores.add(line, true_label)
     print(scores.summary(len(items)), file=sys.stderr)

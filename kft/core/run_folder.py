@@ -23,6 +23,9 @@ BACKBONE_FILE = "checkpoints/backbone.weights.h5"
 EXPORT_DIR = "export"
 # Raw test inputs the export's parity check runs (kft-export reuses them).
 SAMPLE_FILE = "checkpoints/export_sample.tensor"
+# The raw test inputs a tokens, qa or causal_lm export's check serves, as
+# JSON (kft-export reuses them).
+EXPORT_SAMPLE_FILE = "checkpoints/export_sample.json"
 # A test split held out of the training data, as kft-predict input.
 TEST_SPLIT_FILE = "test_split.jsonl"
 # One line per evaluated example: input, true and predicted label.
@@ -231,6 +234,52 @@ def write_config(config, model_dir):
     files.write_text(path, config_lib.to_json(config))
 
 
+def read_config(model_dir):
+    """The config of the run in `model_dir` (its config.json)."""
+    path = os.path.join(model_dir, "config.json")
+    if not files.exists(path):
+        raise UserError(f"no config.json in {model_dir}; not a kft run folder")
+    return config_lib.from_json(files.read_text(path))
+
+
+def read_labels(model_dir):
+    """A finished run's labels.txt, one class (or tag) a line."""
+    return files.read_text(os.path.join(model_dir, "labels.txt")).splitlines()
+
+
+def read_metrics(model_dir):
+    """A finished run's metrics.json."""
+    return json.loads(files.read_text(os.path.join(model_dir, METRICS)))
+
+
+def weights_path(model_dir):
+    """The best weights of a finished run; UserError when they are not
+    there."""
+    path = os.path.join(model_dir, WEIGHTS_FILE)
+    if not files.exists(path):
+        raise UserError(f"{path} is missing; did the run finish?")
+    return path
+
+
+def write_export_sample(model_dir, sample):
+    """Keeps the raw inputs an export's check serves (JSON), so that
+    kft-export checks a later export on the same ones."""
+    path = os.path.join(model_dir, EXPORT_SAMPLE_FILE)
+    files.write_text(path, json.dumps(sample, ensure_ascii=False))
+
+
+def read_export_sample(model_dir):
+    """What `write_export_sample` kept; UserError for a folder without it
+    (a run kft-train did not finish, or one from an older kft)."""
+    path = os.path.join(model_dir, EXPORT_SAMPLE_FILE)
+    if not files.exists(path):
+        raise UserError(
+            f"{path} is missing; kft-export needs a run that kft-train "
+            "finished (train it again to get one)"
+        )
+    return json.loads(files.read_text(path))
+
+
 def write_jsonl(path, rows):
     lines = (json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     files.write_text(path, "".join(lines))
@@ -258,9 +307,7 @@ def begin(config, model_dir, overwrite):
     record = open_folder(config, requested, model_dir, overwrite)
     if record.get("finished"):
         log(f"{model_dir} holds this run, finished; nothing to do")
-        return None, json.loads(
-            files.read_text(os.path.join(model_dir, METRICS))
-        )
+        return None, read_metrics(model_dir)
     if config.data.split_seed < 0:
         config.data.split_seed = config.seed
     write_config(config, model_dir)

@@ -116,6 +116,17 @@ def build(config, num_outputs):
     )
 
 
+def rebuild(config, num_outputs, weights):
+    """The model of a finished run: built as its `config` says, with the
+    run's `weights` file loaded in place of the pretrained ones."""
+    config.weights = "none"
+    built = build(config, num_outputs)
+    if built.modality == "text":
+        built.preprocessor.sequence_length = config.data.sequence_length
+    built.model.load_weights(weights)
+    return built
+
+
 def _span_model(config):
     """task=qa: start and end logits over a text backbone
     (kft/tasks/qa/spans.py)."""

@@ -127,18 +127,19 @@ def _task_summary(run):
     return section("Summary", *parts)
 
 
-def write_task_page(folder, summary, task_sections, shown=()):
+def write_task_page(folder, summary, task_sections, shown=(), config=None):
     """report.html of a run of another task (NER, QA, causal LM).
 
     Args:
-        folder: the run folder.
+        folder: the run folder, or a kft-evaluate folder (with `config`).
         summary: run -> the summary section's HTML.
         task_sections: run -> the task's own sections, shown after the
             configuration and curves.
         shown: metrics.json fields those sections cover; the rest are
             listed under "Other figures".
+        config: the run's config dict, when `folder` has no config.json.
     """
-    run = run_files.load(folder)
+    run = run_files.load(folder, config)
     images = {}
     if run.history:
         spans = run_files.phase_spans(run.history)

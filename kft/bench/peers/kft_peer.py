@@ -2,7 +2,7 @@
 
 The model comes from `builder.build` with the experiment's config (sent as
 JSON in the spec), the optimizer from `kft.optim` through the freeze plan's
-last phase, `training.compile_model` compiles it, and `run.batches` feeds
+last phase, `dispatch.compile_model` compiles it, and `run.batches` feeds
 it. What kft-train adds around `model.fit` (checkpoints, validation,
 history) is not timed.
 """

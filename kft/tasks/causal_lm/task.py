@@ -10,13 +10,13 @@ validation loss and perplexity, sample generations in metrics.json, and a
 SavedModel with a `generate` signature.
 """
 
+import json
 import os
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from kft import config as config_lib
 from kft.core import compat, files, freeze, run_folder, training
 from kft.core.errors import UserError
 from kft.data import pipeline
@@ -200,24 +200,14 @@ def train(config, model_dir, overwrite=False, strategy=None):
     report = {"task": "causal_lm", "lora": _lora_summary(built)}
     for name in ("validation", "test"):
         if splits[name]:
-            rows = _rows(splits[name], causal_lm, config)
-            results = built.model.evaluate(
-                _dataset(rows, config.data.eval_batch_size),
-                verbose=0,
-                return_dict=True,
-            )
-            report[name] = {
-                "loss": float(results["loss"]),
-                "perplexity": generation.perplexity(results["loss"]),
-                "token_accuracy": float(results["accuracy"]),
-                "examples": len(splits[name]),
-            }
+            report[name] = loss_figures(built, causal_lm, splits[name], config)
     sample_from = splits["validation"] or splits["test"] or splits["train"]
     prompts = _prompts(sample_from, config.lm.samples)
     texts = causal_lm.generate(prompts, max_length=config.lm.max_length)
     report["samples"] = [
         {"prompt": p, "generated": t} for p, t in zip(prompts, texts)
     ]
+    run_folder.write_export_sample(model_dir, prompts)
     if config.export:
         path, figures = export_lm(
             causal_lm,
@@ -230,6 +220,23 @@ def train(config, model_dir, overwrite=False, strategy=None):
     return run_folder.finish(
         model_dir, record, report, started, format_table(report), write_report
     )
+
+
+def loss_figures(built, causal_lm, examples, config):
+    """Loss, perplexity and token accuracy of the model on `examples`,
+    weighted as in training (response tokens only)."""
+    rows = _rows(examples, causal_lm, config)
+    results = built.model.evaluate(
+        _dataset(rows, config.data.eval_batch_size),
+        verbose=0,
+        return_dict=True,
+    )
+    return {
+        "loss": float(results["loss"]),
+        "perplexity": generation.perplexity(results["loss"]),
+        "token_accuracy": float(results["accuracy"]),
+        "examples": len(examples),
+    }
 
 
 def _lora_summary(built):
@@ -270,23 +277,81 @@ def export_lm(causal_lm, config, base, prompts):
     return path, figures
 
 
+# === kft-generate, kft-evaluate and kft-export of a finished run ===
+
+
 def load_run(model_dir, config=None):
-    """(config, causal_lm) of a finished run, with its trained weights;
-    `config` replaces the run's own (sampling settings changed)."""
+    """(config, causal_lm, built) of a finished run, with its trained
+    weights; `config` replaces the run's own (sampling settings changed)."""
     config = config or run_config(model_dir)
+    weights = run_folder.weights_path(model_dir)
     causal_lm, built = build(config)
-    built.model.load_weights(os.path.join(model_dir, run_folder.WEIGHTS_FILE))
-    return config, causal_lm
+    built.model.load_weights(weights)
+    return config, causal_lm, built
 
 
 def run_config(model_dir):
-    path = os.path.join(model_dir, "config.json")
-    if not files.exists(path):
-        raise UserError(f"no config.json in {model_dir}; not a kft run folder")
-    config = config_lib.from_json(files.read_text(path))
+    config = run_folder.read_config(model_dir)
     if config.task != "causal_lm":
         raise UserError(f"{model_dir} is a {config.task} run, not causal_lm")
     return config
+
+
+def test_examples(model_dir, config):
+    """(examples, source) kft-evaluate scores: --config.data.test, else the
+    run's own test split (its spec, or the same seeded held-out share)."""
+    if config.data.test:
+        columns = (config.lm.prompt_column, config.lm.response_column)
+        examples, note = generation.read_examples(
+            config.data.test, config.data, *columns
+        )
+        if note:
+            _log(note)
+        return examples, config.data.test
+    examples = load_splits(config)[0]["test"]
+    if not examples:
+        raise UserError(
+            f"the run in {model_dir} held out no test split; pass one as "
+            "--config.data.test=FILE (.txt or .jsonl)"
+        )
+    return examples, "test"
+
+
+def evaluate_run(model_dir, config, saved_model=""):
+    """kft-evaluate of a causal LM run: loss, perplexity and token accuracy
+    of the best weights on `test_examples`, as validation measures them.
+    Writes MODEL_DIR/eval/<name>/metrics.json; returns the dict."""
+    if saved_model:
+        raise UserError(
+            "kft-evaluate --saved_model is not available for task causal_lm: "
+            "its export generates text and gives no loss; leave "
+            "--saved_model out to evaluate the run's weights"
+        )
+    examples, source = test_examples(model_dir, config)
+    _, causal_lm, built = load_run(model_dir, config)
+    generation.compile_lm(built.model, "sgd", jit_compile=config.jit_compile)
+    report = {
+        "task": "causal_lm",
+        "test": loss_figures(built, causal_lm, examples, config),
+        "source": source,
+        "model": run_folder.weights_path(model_dir),
+    }
+    folder = run_folder.eval_folder(model_dir, source)
+    path = os.path.join(folder, run_folder.METRICS)
+    files.write_text(path, json.dumps(report, indent=2))
+    print(format_table(report), flush=True)
+    _log(f"wrote {path}")
+    return report
+
+
+def export_run(model_dir, config, base):
+    """kft-export of a causal LM run: `base/<N>/` with a `generate`
+    signature, checked on the prompts of the run's own export; returns
+    its path."""
+    prompts = run_folder.read_export_sample(model_dir)
+    _, causal_lm, _ = load_run(model_dir, config)
+    path, _ = export_lm(causal_lm, config, base, prompts)
+    return path
 
 
 def write_report(folder):

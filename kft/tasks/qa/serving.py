@@ -195,6 +195,38 @@ def write_saved_model(model, tokenizer, path, settings):
     archive.write_out(path, verbose=False)
 
 
+def served_answers(path, examples, batch_size=64):
+    """The answers the SavedModel at `path` serves for `examples`, as
+    `kft.tasks.qa.spans.Answer`s (kft-evaluate --saved_model); the logits
+    are not served and read NaN."""
+    from kft.core import files
+    from kft.core.errors import UserError
+    from kft.tasks.qa import spans
+
+    if not files.exists(f"{path}/saved_model.pb"):
+        raise UserError(f"no SavedModel at {path} (expected BASE/N)")
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    answers = []
+    for first in range(0, len(examples), batch_size):
+        batch = examples[first : first + batch_size]
+        out = serve(
+            question=tf.constant([e.question for e in batch]),
+            context=tf.constant([e.context for e in batch]),
+        )
+        for index in range(len(batch)):
+            answers.append(
+                spans.Answer(
+                    out["answer"][index].numpy().decode("utf-8"),
+                    int(out["start"][index]),
+                    int(out["end"][index]),
+                    float(out["score"][index]),
+                    float("nan"),
+                    float("nan"),
+                )
+            )
+    return answers
+
+
 # Runs in a fresh interpreter importing only TensorFlow and TF Text.
 _CHECK_SCRIPT = """
 import json, sys, time

@@ -2,11 +2,16 @@
 
 The same run folder, freeze plans, trainer, checkpoints, resume and
 atomic, checked export as a classification run (kft/run.py); what differs
-is here: SQuAD-style data (kft/tasks/qa/squad.py), contexts cut into windows
-and a span head (kft/tasks/qa/spans.py), the no-answer threshold, exact match
-and F1,
+is here: SQuAD-style data (kft/tasks/qa/squad.py), contexts cut into
+windows and a span head (kft/tasks/qa/spans.py), the no-answer threshold,
+exact match and F1 (printed and on report.html by kft/tasks/qa/report.py),
 and a SavedModel that takes `question` and `context` strings and does the
 windowing itself (kft/tasks/qa/serving.py).
+
+`train` is kft-train's run; `evaluate_run` and `export_run` are
+kft-evaluate's and kft-export's on a finished one, which reads the run's
+best weights, its tuned no-answer threshold (metrics.json) and the test
+questions its export was checked on (checkpoints/export_sample.json).
 """
 
 import json
@@ -16,26 +21,23 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from kft import config as config_lib
 from kft.core import files, freeze, run_folder, training
 from kft.core.errors import UserError
 from kft.data import pipeline
 from kft.model import backbones, builder
-from kft.report import page as report_lib
-from kft.report.markup import escape, lookup, note, section, table
 from kft.serving import publish
 from kft.tasks import dispatch
+from kft.tasks.qa import report as qa_report
 from kft.tasks.qa import serving as qa_serving
 from kft.tasks.qa import spans as qa
 from kft.tasks.qa import squad
 
 # The usual SQuAD window when the backbone allows it.
 DEFAULT_LENGTH = 384
-PREDICTIONS_FILE = "predictions.jsonl"
+# Test questions the export's check answers (kept for kft-export).
 SAMPLE_EXAMPLES = 64
-
-
-def _log(message):
-    print(f"kft: {message}", flush=True)
+_log = run_folder.log
 
 
 def check(config):
@@ -208,14 +210,14 @@ def train(config, model_dir, overwrite=False, strategy=None):
         if not examples:
             continue
         answers = answers_for(model, examples, tokenizer, config, threshold)
-        golds = [[text for text, _ in e.answers] for e in examples]
-        report[name] = qa.squad_scores([a.text for a in answers], golds)
+        report[name] = scores(examples, answers)
         if name == "test":
             _write_predictions(examples, answers, model_dir)
             test_answers = answers
     timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
+    sample = splits["test"][:SAMPLE_EXAMPLES]
+    run_folder.write_export_sample(model_dir, _sample_rows(sample))
     if config.export:
-        sample = splits["test"][:SAMPLE_EXAMPLES]
         path, figures = export_qa(
             model,
             tokenizer,
@@ -228,23 +230,27 @@ def train(config, model_dir, overwrite=False, strategy=None):
         report["export"] = {"path": path, **figures}
     report["timing"] = timing
     return run_folder.finish(
-        model_dir, record, report, started, format_table(report), write_report
+        model_dir,
+        record,
+        report,
+        started,
+        qa_report.format_table(report),
+        qa_report.write_report,
     )
 
 
-def format_table(report):
-    lines = ["split        questions  exact_match      f1"]
-    for name in ("validation", "test"):
-        if name in report:
-            figures = report[name]
-            lines.append(
-                f"{name:<12} {figures['count']:>9}  "
-                f"{figures['exact_match']:>11.2f}  {figures['f1']:>6.2f}"
-            )
-    return "\n".join(lines)
+def scores(examples, answers):
+    """Exact match and F1 of `answers` to `examples` (`qa.squad_scores`)."""
+    golds = [[text for text, _ in e.answers] for e in examples]
+    return qa.squad_scores([a.text for a in answers], golds)
 
 
-def _write_predictions(examples, answers, model_dir):
+def _sample_rows(examples):
+    """The export sample as JSON rows: each question and its context."""
+    return [{"question": e.question, "context": e.context} for e in examples]
+
+
+def _write_predictions(examples, answers, folder):
     rows = [
         {
             "id": example.id,
@@ -257,8 +263,9 @@ def _write_predictions(examples, answers, model_dir):
         }
         for example, answer in zip(examples, answers)
     ]
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    files.write_text(os.path.join(model_dir, PREDICTIONS_FILE), text)
+    run_folder.write_jsonl(
+        os.path.join(folder, run_folder.PREDICTIONS_FILE), rows
+    )
 
 
 def export_qa(model, tokenizer, config, threshold, base, sample, expected):
@@ -284,48 +291,80 @@ def export_qa(model, tokenizer, config, threshold, base, sample, expected):
     return path, figures
 
 
-def write_report(folder, count=20):
-    """report.html of a QA run: EM/F1 and the questions answered wrong."""
+# === kft-evaluate and kft-export of a finished run ===
 
-    def summary(run):
-        m = run.metrics
-        test = m["test"]
-        text = (
-            f"kft fine-tuned <b>{escape(lookup(run.config, 'backbone'))}"
-            f"</b> to answer questions from passages of "
-            f"{escape(lookup(run.config, 'data.train'))}. On "
-            f"{test['count']} test questions: exact match "
-            f"<b>{test['exact_match']:.2f}</b>, F1 <b>{test['f1']:.2f}</b> "
-            "(SQuAD's normalization)."
+
+def load_run(model_dir, config):
+    """(span model, tokenizer) of a finished run, with its best weights."""
+    weights = run_folder.weights_path(model_dir)
+    built = builder.rebuild(config, 0, weights)
+    return built.model, built.preprocessor.inner.tokenizer
+
+
+def run_threshold(model_dir, config):
+    """The no-answer threshold `config.qa.null_threshold` gives a finished
+    run: "auto" is the one the run tuned (in its metrics.json)."""
+    tuned = run_folder.read_metrics(model_dir).get("null_threshold")
+    return null_threshold(config.qa.null_threshold, tuned)
+
+
+def test_examples(config):
+    """(examples, source) kft-evaluate scores: --config.data.test, else the
+    run's own test split (its spec, or the same seeded held-out share)."""
+    if config.data.test:
+        examples, note = squad.read(config.data.test, config.data)
+        if note:
+            _log(note)
+        return examples, config.data.test
+    splits, _ = squad.load_splits(config.data, config.data.split_seed)
+    return splits["test"], "test"
+
+
+def evaluate_run(model_dir, config, saved_model=""):
+    """kft-evaluate of a QA run: exact match and F1 of the best weights'
+    answers (or, with `saved_model`, the export's served answers) on
+    `test_examples`. Writes MODEL_DIR/eval/<name>/ (metrics.json with the
+    run's fields, predictions.jsonl, report.html); returns the metrics."""
+    examples, source = test_examples(config)
+    threshold = run_threshold(model_dir, config)
+    if saved_model:
+        answers = qa_serving.served_answers(
+            saved_model, examples, config.data.eval_batch_size
         )
-        threshold = m.get("null_threshold")
-        if threshold is not None:
-            text += f" No-answer threshold: {threshold:.3f}."
-        return section("Summary", f"<p>{text}</p>")
+    else:
+        model, tokenizer = load_run(model_dir, config)
+        answers = answers_for(model, examples, tokenizer, config, threshold)
+    folder = run_folder.eval_folder(model_dir, source)
+    report = {
+        "task": "qa",
+        "null_threshold": threshold,
+        "test": scores(examples, answers),
+        "source": source,
+        "model": saved_model or run_folder.weights_path(model_dir),
+    }
+    _write_predictions(examples, answers, folder)
+    files.write_text(
+        os.path.join(folder, run_folder.METRICS), json.dumps(report, indent=2)
+    )
+    print(qa_report.format_table(report), flush=True)
+    _log(f"wrote {os.path.join(folder, run_folder.METRICS)}")
+    run_config = json.loads(config_lib.to_json(config))
+    _log(f"report: {qa_report.write_report(folder, run_config)}")
+    return report
 
-    def sections(run):
-        rows = [
-            (r["id"], r["question"], " | ".join(r["answers"]), r["predicted"])
-            for r in run.predictions
-            if qa.squad_scores([r["predicted"]], [r["answers"]])["f1"] < 100
-        ]
-        figures = [
-            (name, f["count"], f"{f['exact_match']:.2f}", f"{f['f1']:.2f}")
-            for name in ("validation", "test")
-            if (f := run.metrics.get(name))
-        ]
-        return [
-            section(
-                "Exact match and F1",
-                table(("split", "questions", "exact match", "F1"), figures),
-            ),
-            section(
-                "Questions not answered exactly",
-                table(("id", "question", "answers", "predicted"), rows[:count])
-                if rows
-                else note("None."),
-            ),
-        ]
 
-    shown = {"task", "validation", "test", "null_threshold"}
-    return report_lib.write_task_page(folder, summary, sections, shown)
+def export_run(model_dir, config, base):
+    """kft-export of a QA run: `base/<N>/`, checked against the best
+    weights' answers on the run's saved test questions; returns its path."""
+    rows = run_folder.read_export_sample(model_dir)
+    sample = [
+        squad.Example(str(i), row["question"], row["context"], [])
+        for i, row in enumerate(rows)
+    ]
+    model, tokenizer = load_run(model_dir, config)
+    threshold = run_threshold(model_dir, config)
+    expected = answers_for(model, sample, tokenizer, config, threshold)
+    path, _ = export_qa(
+        model, tokenizer, config, threshold, base, sample, expected
+    )
+    return path

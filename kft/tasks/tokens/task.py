@@ -1,18 +1,17 @@
 """One token-classification (NER) run: `task = "tokens"`.
 
-`run.train` hands runs with `config.task == "tokens"` to `train` here. The
-steps follow kft/run.py: config.json, data (kft/tasks/tokens/data.py), the model
-(a softmax over tags at every position of the backbone's sequence output),
-the sequence length, training through the freeze plan (`model.fit`, with
-the masked loss and tag metrics of kft/tasks/tokens/tagging.py), then the
-entity-level
-evaluation of the test split (kft/tasks/tokens/entities.py), labels.txt (the
-tags),
-metrics.json, predictions.jsonl, the best weights, the export
+`run.train` hands runs with `config.task == "tokens"` to `train` here, and
+kft-evaluate and kft-export hand them to `evaluate_run` and `export_run`.
+The steps follow kft/run.py: config.json, data (kft/tasks/tokens/data.py),
+the model (a softmax over tags at every position of the backbone's
+sequence output), the sequence length, training through the freeze plan
+(`model.fit`, with the masked loss and tag metrics of
+kft/tasks/tokens/tagging.py), then the entity-level evaluation of the test
+split (kft/tasks/tokens/entities.py), labels.txt (the tags), metrics.json,
+predictions.jsonl, the best weights, the export sample, the export
 (kft/tasks/tokens/export.py) and report.html (kft/tasks/tokens/report.py).
 """
 
-import json
 import os
 import time
 
@@ -20,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from kft import data
-from kft.core import checkpoint, files, freeze, run_folder, training
+from kft.core import checkpoint, freeze, run_folder, training
 from kft.core.errors import UserError
 from kft.model import backbones, builder
 from kft.serving import parity, publish
@@ -32,8 +31,6 @@ from kft.tasks.tokens import export as token_export
 from kft.tasks.tokens import report as token_report
 
 _log = run_folder.log
-# The raw test texts the export's check serves (kft-export reuses them).
-SAMPLE_FILE = "checkpoints/export_sample.json"
 
 
 def prepare(config):
@@ -133,7 +130,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
     timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
     timing["prepare_seconds"] = prepare_seconds
     sample = sample_texts(splits.test)
-    files.write_text(os.path.join(model_dir, SAMPLE_FILE), json.dumps(sample))
+    run_folder.write_export_sample(model_dir, sample)
     if config.export:
         path, figures = token_export.export(
             built,
@@ -222,20 +219,26 @@ def sample_texts(split, count=parity.CHECK_EXAMPLES):
     return [" ".join(words) for words in split.words[:count]]
 
 
-def export_loaded(model_dir, base, labels, built):
-    """kft-export of a token run (`run.export_run` loads it)."""
-    path = os.path.join(model_dir, SAMPLE_FILE)
-    if not files.exists(path):
-        raise UserError(f"{path} is missing; is this a kft-train run folder?")
-    sample = json.loads(files.read_text(path))
-    weights = os.path.join(model_dir, run_folder.WEIGHTS_FILE)
+def load_run(model_dir, config):
+    """(tags, built) of a finished run, with its best weights."""
+    labels = run_folder.read_labels(model_dir)
+    weights = run_folder.weights_path(model_dir)
+    return labels, builder.rebuild(config, len(labels), weights)
+
+
+def export_run(model_dir, config, base):
+    """kft-export of a token run: `base/<N>/`, checked on the run's saved
+    test sentences; returns its path."""
+    sample = run_folder.read_export_sample(model_dir)
+    labels, built = load_run(model_dir, config)
+    weights = run_folder.weights_path(model_dir)
     path, _ = token_export.export(
         built, labels, base, sample, weights, log=_log
     )
     return path
 
 
-def evaluate_loaded(model_dir, config, labels, built, saved_model=""):
+def evaluate_run(model_dir, config, saved_model=""):
     """kft-evaluate of a token run: --config.data.test, else its own test
     split (its test spec, or the same seeded share of the training data).
     Writes MODEL_DIR/eval/<name>/metrics.json; returns the dict."""
@@ -244,6 +247,7 @@ def evaluate_loaded(model_dir, config, labels, built, saved_model=""):
             "kft-evaluate --saved_model is not supported for task tokens; "
             "evaluate the run's weights (leave --saved_model out)"
         )
+    labels, built = load_run(model_dir, config)
     if config.data.test:
         split = tokens.read_spec(config.data.test, config.data, "test")
     else:
