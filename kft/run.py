@@ -7,15 +7,13 @@ write labels.txt, threshold.json, metrics.json, predictions.jsonl and the
 best weights, export a SavedModel for TF Serving, checked against the Keras
 model on a sample of the test split, and write report.html.
 
-`evaluate_run` and `export_run` are kft-evaluate and kft-export on a
-finished run. Tokens, qa and causal_lm runs live in their task's module,
-kft/tasks/<task>/task.py, which has the same three commands (`train`,
-`evaluate_run`, `export_run`; see `_task_module`); this module hands them
-over by name.
+What classification, multilabel and regression runs share beyond this
+flow (batches, evaluation, prediction files) is kft/tasks/labelled.py.
+Tokens, qa and causal_lm runs live in their task's module, found by name
+(kft/tasks/registry.py); kft-evaluate and kft-export on a finished run
+are kft/commands.py.
 """
 
-import dataclasses
-import importlib
 import json
 import os
 import time
@@ -42,13 +40,10 @@ from kft.core.run_folder import (
     BACKBONE_FILE,
     EXPORT_DIR,
     METRICS,
-    PREDICTIONS_FILE,
     SAMPLE_FILE,
-    TEST_SPLIT_FILE,
     WEIGHTS_FILE,
     save_weights,
     write_config,
-    write_jsonl,
     write_labels,
 )
 from kft.core.run_folder import log as _log
@@ -56,7 +51,7 @@ from kft.model import backbones, builder
 from kft.report import page as report_lib
 from kft.serving import export, parity, publish
 from kft.tasks import dispatch as tasks
-from kft.tasks import regression
+from kft.tasks import labelled, registry, regression
 from kft.tasks.classification import metrics as evaluation
 from kft.tasks.classification import threshold
 
@@ -159,52 +154,6 @@ def _set_sequence_length(built, train_split, config):
     config.data.sequence_length = length
 
 
-def fixed_text_shapes(config):
-    """Whether text batches pad to a few fixed lengths (XLA, TPU)."""
-    if config.data.text_shapes == "auto":
-        return bool(config.jit_compile) or config.strategy == "tpu"
-    return config.data.text_shapes == "fixed"
-
-
-def batches(built, split, config, training_data):
-    """The `tf.data` pipeline of `split` for the model's modality.
-
-    Only training data is shuffled and augmented; with mixup or cutmix its
-    labels are float class shares [batch, classes], others integer ids.
-    """
-    data_config = config.data
-    size = (
-        data_config.batch_size
-        if training_data
-        else (data_config.eval_batch_size)
-    )
-    # TPUs need every batch full; elsewhere no example is dropped.
-    drop_remainder = training_data and config.strategy == "tpu"
-    if built.modality == "text":
-        return data.text_batches(
-            split,
-            built.preprocessor,
-            size,
-            training_data,
-            config.seed,
-            fixed_shapes=fixed_text_shapes(config),
-            drop_remainder=drop_remainder,
-        )
-    return data.image_batches(
-        split,
-        built.image_size,
-        size,
-        training_data,
-        config.seed,
-        augment=data.parse_augment(data_config.augment),
-        mixup=data_config.mixup,
-        cutmix=data_config.cutmix,
-        num_classes=built.model.output_shape[-1],
-        resize=data_config.resize,
-        drop_remainder=drop_remainder,
-    )
-
-
 def _preflight_data(train_data, validation_data, modality):
     """The TPU checks of the pipelines (kft/core/preflight.py)."""
     # Text batches come in a few fixed lengths; their batch size is fixed.
@@ -212,91 +161,6 @@ def _preflight_data(train_data, validation_data, modality):
     preflight.check_dataset(train_data.dataset(0, 1), "training", static)
     if validation_data is not None:
         preflight.check_dataset(validation_data, "validation", "none")
-
-
-def predict_in_order(built, split, config):
-    """The model's outputs for `split`, in the split's example order.
-
-    Text batches are grouped by length, so examples come back reordered;
-    the dataset carries each example's index in place of its label, which
-    undoes that.
-    """
-    indexed = dataclasses.replace(split, label_ids=np.arange(len(split)))
-    dataset = batches(built, indexed, config, training_data=False)
-    order, probabilities = distribute.predict(built.model, dataset)
-    if not np.array_equal(np.sort(order), np.arange(len(split))):
-        raise RuntimeError(
-            f"the {split.name} split has {len(split)} examples, but "
-            f"{len(order)} predictions came back ({len(set(order))} distinct)"
-        )
-    ordered = np.zeros_like(probabilities)
-    ordered[order] = probabilities
-    return ordered
-
-
-def evaluate(built, split, labels, config, cut=None, folder=""):
-    """Runs `split` through the model; returns the metrics.json dict.
-
-    `cut` is the binary decision threshold
-    (kft/tasks/classification/threshold.py), None argmax.
-    With `folder`, also writes its predictions.jsonl.
-    """
-    probabilities = predict_in_order(built, split, config)
-    if config.task != "classification":
-        return _task_report(
-            config.task, split, probabilities, labels, cut, folder
-        )
-    if folder:
-        write_predictions(
-            split, probabilities, labels, built.modality, folder, cut
-        )
-    report = evaluation.classification_report(
-        split.label_ids, probabilities, labels, split.name, cut
-    )
-    # Predictions made, each example once (predict_in_order checks it).
-    report["evaluated_examples"] = len(probabilities)
-    return report
-
-
-def _task_report(task, split, outputs, labels, decision, folder=""):
-    """evaluate() of multilabel and regression runs (kft/tasks/dispatch.py)."""
-    if folder:
-        rows = tasks.prediction_rows(task, split, outputs, labels, decision)
-        write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
-    return tasks.report(task, split, outputs, labels, decision)
-
-
-def _format_table(report):
-    if report.get("task", "classification") != "classification":
-        return tasks.format_table(report)
-    return evaluation.format_table(report)
-
-
-def write_predictions(split, probabilities, labels, modality, folder, cut):
-    """Writes one JSON line per example: input, label, prediction, odds.
-
-    `predicted` is decided as the metrics decide (`cut`, the threshold, or
-    argmax); `probability` is the predicted class's, `label_probability`
-    the true class's. Encoded images (TFDS) get their index only.
-    """
-    decisions = threshold.decide(probabilities, cut)
-    key = "text" if modality == "text" else "image"
-    rows = []
-    for index, (value, label_id) in enumerate(
-        zip(split.values, split.label_ids)
-    ):
-        row = {"index": index}
-        if isinstance(value, str):
-            row[key] = value
-        predicted = int(decisions[index])
-        row.update(
-            label=labels[label_id],
-            predicted=labels[predicted],
-            probability=round(float(probabilities[index][predicted]), 6),
-            label_probability=round(float(probabilities[index][label_id]), 6),
-        )
-        rows.append(row)
-    write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
 
 
 def make_strategy(config, model_dir):
@@ -326,7 +190,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
     distribute.resolve(config)
     check_choices(config)
     reproducible(config)
-    if config.task in _OWN_RUNS:
+    if config.task in registry.OWN_RUNS:
         return _own_run(config, model_dir, overwrite, strategy)
     output = distribute.output_dir(model_dir, strategy)
     try:
@@ -397,10 +261,12 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
             )
         if phases is None:
             return None
-    train_data = batches(built, splits.train, config, True)
+    train_data = labelled.batches(built, splits.train, config, True)
     validation_data = None
     if splits.validation is not None:
-        validation_data = batches(built, splits.validation, config, False)
+        validation_data = labelled.batches(
+            built, splits.validation, config, False
+        )
     if config.strategy == "tpu":
         _preflight_data(train_data, validation_data, built.modality)
     with strategy.scope():
@@ -441,14 +307,16 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
             _log,
             output,
         )
-    report = evaluate(built, splits.test, splits.labels, config, cut, output)
+    report = labelled.evaluate(
+        built, splits.test, splits.labels, config, cut, output
+    )
     if record_threshold and "tuning" in record_threshold:
         report["threshold_tuning"] = record_threshold["tuning"]
     report["source"] = splits.test.source
     timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
     timing["prepare_seconds"] = prepare_seconds
     if not config.data.test:
-        _write_held_out(
+        labelled.write_held_out(
             splits.test, splits.labels, config.task, output, built.modality
         )
     sample = parity.sample_inputs(splits.test, built.modality)
@@ -467,7 +335,7 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
         report["export"] = {"path": path, **publish.summary(figures)}
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     evaluation.write_report(report, os.path.join(output, METRICS))
-    print(_format_table(report), flush=True)
+    print(labelled.format_table(report), flush=True)
     _log(f"report: {report_lib.write(output)}")
     checkpoint.write_run(output, record | {"finished": True})
     _log(f"run folder: {output} ({report['timing']['total_seconds']} s)")
@@ -481,21 +349,6 @@ _OUTPUT_NAMES = {
     "regression": "target",
 }
 
-# Tasks whose runs live in modules of their own.
-_OWN_RUNS = ("tokens", "qa", "causal_lm")
-
-
-def _task_module(task):
-    """The module of a task whose runs live on their own,
-    kft/tasks/<task>/task.py. Each has the same three commands:
-
-    - `train(config, model_dir, overwrite, strategy)`: kft-train;
-    - `evaluate_run(model_dir, config, saved_model)`: kft-evaluate, with
-      the run's config (overrides applied); writes eval/<name>/;
-    - `export_run(model_dir, config, base)`: kft-export; returns the path.
-    """
-    return importlib.import_module(f"kft.tasks.{task}.task")
-
 
 def _own_run(config, model_dir, overwrite, strategy):
     """Hands a tokens, qa or causal_lm run to its module; they run under
@@ -505,7 +358,7 @@ def _own_run(config, model_dir, overwrite, strategy):
             f"task {config.task} does not run on several workers yet; use "
             "--config.strategy=mirrored for the GPUs of one machine"
         )
-    return _task_module(config.task).train(
+    return registry.module(config.task).train(
         config, model_dir, overwrite, strategy
     )
 
@@ -519,7 +372,7 @@ def _lr_find(built, splits, config, model_dir, class_weight, record):
     resumed run trains at it without sweeping again.
     """
     phase = freeze.plan_from_config(config)[0]
-    dataset = batches(built, splits.train, config, True).dataset(0)
+    dataset = labelled.batches(built, splits.train, config, True).dataset(0)
     rate = lr_find.find(
         built,
         phase,
@@ -550,139 +403,6 @@ def _validation_outputs(built, split, config):
     """(label ids, probabilities) of the validation split, None without."""
     if split is None:
         return None
-    return distribute.predict(built.model, batches(built, split, config, False))
-
-
-def _write_held_out(split, labels, task, model_dir, modality):
-    """Writes a held-out test split as JSONL that kft-predict reads."""
-    if not split.values or not isinstance(split.values[0], str):
-        return  # encoded images from TFDS: the spec itself reproduces them
-    key = "text" if modality == "text" else "image"
-    names = data.targets.decode(split.label_ids, labels, task)
-    rows = [{key: v, "label": name} for v, name in zip(split.values, names)]
-    if split.pairs is not None:
-        for row, pair in zip(rows, split.pairs):
-            row["text_pair"] = pair
-    write_jsonl(os.path.join(model_dir, TEST_SPLIT_FILE), rows)
-
-
-def read_run_config(model_dir, overrides=()):
-    """A finished run's config.json with `overrides` applied and checked."""
-    config = run_folder.read_config(model_dir)
-    config_lib.apply_overrides(config, overrides)
-    config_lib.check_values(config)
-    return config
-
-
-def load_run(model_dir, config):
-    """Rebuilds a finished classification, multilabel or regression run:
-    returns (labels, built), the model carrying the run's best weights."""
-    labels = run_folder.read_labels(model_dir)
-    weights = run_folder.weights_path(model_dir)
-    return labels, builder.rebuild(config, len(labels), weights)
-
-
-def export_run(model_dir, base):
-    """Exports a finished run's best weights to `base/<N>/` (kft-export);
-    a tokens, qa or causal_lm run exports through its task module."""
-    config = read_run_config(model_dir)
-    if config.task in _OWN_RUNS:
-        return _task_module(config.task).export_run(model_dir, config, base)
-    labels, built = load_run(model_dir, config)
-    sample = parity.load_sample(os.path.join(model_dir, SAMPLE_FILE))
-    path, _ = export.export(
-        built,
-        labels,
-        base,
-        sample,
-        run_folder.weights_path(model_dir),
-        log=_log,
-        threshold=_decision(config, model_dir, labels),
-        delimiter=config.data.label_delimiter,
+    return distribute.predict(
+        built.model, labelled.batches(built, split, config, False)
     )
-    return path
-
-
-def _decision(config, model_dir, labels):
-    """How a finished run decides: its threshold(s), or None."""
-    if config.task != "classification":
-        return tasks.load_decision(config, model_dir, labels)
-    record = threshold.load(config.eval.threshold, model_dir, len(labels))
-    return threshold.value(record)
-
-
-def evaluation_split(config, labels, model_dir):
-    """The split kft-evaluate runs: --config.data.test, else the run's own.
-
-    The run's own test split is its test spec, or the test_split.jsonl it
-    held out of the training data, or (for TFDS images, which have no such
-    file) the same seeded split of the training data again.
-    """
-    spec = config.data.test
-    held_out = os.path.join(model_dir, TEST_SPLIT_FILE)
-    pairs = None
-    if not spec and files.exists(held_out):
-        values, names, pairs = [], [], []
-        for line in files.read_text(held_out).splitlines():
-            row = json.loads(line)
-            values.append(row.get("text", row.get("image")))
-            names.append(row["label"])
-            pairs.append(row.get("text_pair"))
-        spec = held_out
-        if config.task == "multilabel":
-            names = [tuple(row) for row in names]
-    elif spec:
-        notes = []
-        records = data.read_checked(spec, config.data, notes, config.task)
-        for note in notes:
-            _log(note)
-        values, names, pairs = records.values, records.labels, records.pairs
-    else:
-        seed = config.data.split_seed
-        return data.load_splits(
-            config.data, config.seed if seed < 0 else seed, config.task
-        ).test
-    if not config.data.text_pair_column:
-        pairs = None
-    encoded = data.targets.encode(names, labels, config.task, spec)
-    return data.Split("test", spec, values, encoded, pairs)
-
-
-def evaluate_run(model_dir, overrides=(), saved_model=""):
-    """kft-evaluate: metrics of a finished run (or its export) on a split.
-
-    Writes MODEL_DIR/eval/<split file name>/metrics.json; returns the dict.
-    """
-    config = read_run_config(model_dir, overrides)
-    if config.task in _OWN_RUNS:
-        module = _task_module(config.task)
-        return module.evaluate_run(model_dir, config, saved_model)
-    labels, built = load_run(model_dir, config)
-    cut = _decision(config, model_dir, labels)
-    split = evaluation_split(config, labels, model_dir)
-    folder = run_folder.eval_folder(model_dir, split.source)
-    if saved_model:
-        probabilities = parity.serve_probabilities(
-            saved_model, split, built.modality
-        )
-    if saved_model and config.task != "classification":
-        report = _task_report(
-            config.task, split, probabilities, labels, cut, folder
-        )
-    elif saved_model:
-        write_predictions(
-            split, probabilities, labels, built.modality, folder, cut
-        )
-        report = evaluation.classification_report(
-            split.label_ids, probabilities, labels, split.name, cut
-        )
-    else:
-        report = evaluate(built, split, labels, config, cut, folder)
-    report["source"] = split.source
-    report["model"] = saved_model or os.path.join(model_dir, WEIGHTS_FILE)
-    evaluation.write_report(report, os.path.join(folder, "metrics.json"))
-    print(_format_table(report), flush=True)
-    _log(f"wrote {os.path.join(folder, 'metrics.json')}")
-    run_config = json.loads(config_lib.to_json(config))
-    _log(f"report: {report_lib.write(folder, run_config)}")
-    return report

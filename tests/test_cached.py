@@ -15,7 +15,7 @@ from kft import run
 from kft.core import cached, freeze, training
 from kft.core.errors import Interrupted, UserError
 from kft.model import heads
-from kft.tasks import dispatch
+from kft.tasks import dispatch, labelled
 
 
 def _head_weights(model):
@@ -31,11 +31,11 @@ def _train(config, model_dir, log=None, resume=False):
     lines = []
     run.set_seed(config.seed)
     built, splits = run.prepare(config)
-    validation = run.batches(built, splits.validation, config, False)
+    validation = labelled.batches(built, splits.validation, config, False)
     trainer = training.Trainer(
         built,
         freeze.plan_from_config(config),
-        run.batches(built, splits.train, config, True),
+        labelled.batches(built, splits.train, config, True),
         validation,
         config,
         str(model_dir),

@@ -15,7 +15,7 @@ from conftest import tiny_image_config
 from kft import data, run
 from kft.core import checkpoint, files, freeze, training
 from kft.core.errors import Diverged, Interrupted, UserError
-from kft.tasks import dispatch
+from kft.tasks import dispatch, labelled
 
 
 def _model(classes=3):
@@ -122,7 +122,7 @@ def _nan_run(image_folder, tmp_path, active, log):
     config = tiny_image_config(image_folder)
     config.checkpoint.nan_retries = 2
     built, splits = run.prepare(config)
-    epochs = run.batches(built, splits.train, config, True)
+    epochs = labelled.batches(built, splits.train, config, True)
     trainer = training.Trainer(
         built,
         freeze.plan_from_config(config),

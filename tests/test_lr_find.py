@@ -15,7 +15,7 @@ from kft import config as config_lib
 from kft import run
 from kft.core import freeze, lr_find
 from kft.core.errors import UserError
-from kft.tasks import dispatch
+from kft.tasks import dispatch, labelled
 
 
 def test_smooth_is_bias_corrected_moving_average():
@@ -99,7 +99,7 @@ def test_sweep_leaves_model_and_optimizer_bit_identical(prepared):
     config, built, splits = prepared
     model = built.model
     classes = len(splits.labels)
-    dataset = run.batches(built, splits.train, config, True).dataset(0)
+    dataset = labelled.batches(built, splits.train, config, True).dataset(0)
     # A compiled model whose optimizer holds moments (one step of made-up
     # gradients: cheaper than tracing a fit).
     optimizer = keras.optimizers.Adam(1e-3)
@@ -141,7 +141,7 @@ def test_sweep_stops_when_the_loss_diverges(tiny_bert, text_csv):
     built, splits = run.prepare(config)
     options = config.lr_find_options
     options.min_rate, options.max_rate, options.steps = 1e-3, 1e5, 40
-    dataset = run.batches(built, splits.train, config, True).dataset(0)
+    dataset = labelled.batches(built, splits.train, config, True).dataset(0)
     phase = freeze.plan_from_config(config)[0]
     result = lr_find.sweep(
         built, phase, dataset, config, len(splits.labels), task=dispatch

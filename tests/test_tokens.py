@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 from conftest import predict_cli, train_cli
 
+from kft import commands, run
 from kft import config as config_lib
-from kft import run
 from kft.core.errors import UserError
 from kft.tasks.tokens import data as tokens
 from kft.tasks.tokens import entities
@@ -396,7 +396,7 @@ def test_tiny_bert_run_trains_evaluates_and_exports(
     )
     # kft-export's path, then the export reloaded by kft-predict in a
     # fresh process (TF and TF Text only).
-    exported = run.export_run(str(folder), str(folder / "export"))
+    exported = commands.export_run(str(folder), str(folder / "export"))
     assert exported == str(folder / "export" / "1")
     check = json.loads(
         (folder / "export" / "1" / "kft_export_check.json").read_text()
@@ -414,7 +414,7 @@ def test_tiny_bert_run_trains_evaluates_and_exports(
             assert entity["type"] in ("PER", "LOC")
             assert 0.0 < entity["score"] <= 1.0
     # kft-evaluate's path: the same figures from the run's weights.
-    again = run.evaluate_run(str(folder))
+    again = commands.evaluate_run(str(folder))
     assert again["f1"] == pytest.approx(metrics["f1"])
 
 

@@ -50,6 +50,7 @@ from kft.bench.peers import cases as cases_lib
 from kft.bench.peers import table
 from kft.bench.peers.kft_peer import compile_last_phase
 from kft.core.errors import UserError
+from kft.tasks import labelled
 
 
 def _count(batch):
@@ -102,7 +103,7 @@ def data(config, pipeline_batches=50, train_batches=5):
     run.set_seed(config.seed)
     run.check_choices(config)
     built, splits = run.prepare(config)
-    dataset = run.batches(built, splits.train, config, True).dataset(0, 1)
+    dataset = labelled.batches(built, splits.train, config, True).dataset(0, 1)
     cold, examples = time_pipeline(dataset)
     warm, _ = time_pipeline(dataset, pipeline_batches)
     compile_last_phase(built, config, len(splits.labels))
@@ -127,7 +128,7 @@ def _shapes_by_mode(built, split, config):
     chosen = config.data.text_shapes
     for mode in ("dynamic", "fixed"):
         config.data.text_shapes = mode
-        dataset = run.batches(built, split, config, True).dataset(0, 3)
+        dataset = labelled.batches(built, split, config, True).dataset(0, 3)
         counts[mode] = len(text_shapes(dataset))
     config.data.text_shapes = chosen
     return counts

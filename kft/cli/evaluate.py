@@ -32,9 +32,9 @@ def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     common.import_tensorflow_quietly()
-    from kft import run
+    from kft import commands
 
-    run.evaluate_run(
+    commands.evaluate_run(
         _MODEL_DIR.value, common.config_overrides(), _SAVED_MODEL.value
     )
 

@@ -24,9 +24,9 @@ def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     common.import_tensorflow_quietly()
-    from kft import run
+    from kft import commands
 
-    print(run.export_run(_MODEL_DIR.value, _EXPORT_DIR.value))
+    print(commands.export_run(_MODEL_DIR.value, _EXPORT_DIR.value))
 
 
 def run():

@@ -2,7 +2,7 @@
 
 The model comes from `builder.build` with the experiment's config (sent as
 JSON in the spec), the optimizer from `kft.optim` through the freeze plan's
-last phase, `dispatch.compile_model` compiles it, and `run.batches` feeds
+last phase, `dispatch.compile_model` compiles it, and `labelled.batches` feeds
 it. What kft-train adds around `model.fit` (checkpoints, validation,
 history) is not timed.
 """
@@ -19,7 +19,7 @@ from kft.bench.peers import keras_peer
 from kft.core import cached, compat, distribute, freeze, optim
 from kft.core.errors import UserError
 from kft.model import builder
-from kft.tasks import dispatch
+from kft.tasks import dispatch, labelled
 
 
 def compile_last_phase(built, config, num_classes, total_steps=1000):
@@ -82,7 +82,7 @@ def _fit_steps(model, epochs, spec):
 def text_fixed(spec):
     """Steps on [batch, length] token batches from kft's text pipeline."""
     config, split, built = _build_text(spec)
-    epochs = run.batches(built, split, config, True)
+    epochs = labelled.batches(built, split, config, True)
     shapes = {
         tuple(inputs["token_ids"].shape) for inputs, _ in epochs.dataset(0, 1)
     }
@@ -104,7 +104,7 @@ def text_epoch(spec):
     seconds = []
     for epoch in range(1 + spec["repeats"]):
         started = time.perf_counter()
-        epochs = run.batches(built, split, config, True)
+        epochs = labelled.batches(built, split, config, True)
         steps = epochs.steps()
         built.model.fit(
             epochs.dataset(epoch, epoch + 1),
@@ -130,7 +130,7 @@ def images(spec):
     split, num_classes = read_split(spec["data"])
     built = builder.build(config, num_classes)
     compile_last_phase(built, config, num_classes)
-    epochs = run.batches(built, split, config, True)
+    epochs = labelled.batches(built, split, config, True)
     return {"rates": _fit_steps(built.model, epochs, spec)}
 
 
@@ -145,7 +145,7 @@ def images_cached(spec):
     compile_last_phase(built, config, num_classes)
     extractor, head = cached.split(built.model)
     dispatch.compile_model(head, built.model.optimizer, config, num_classes)
-    epochs = run.batches(built, split, config, True)
+    epochs = labelled.batches(built, split, config, True)
     started = time.perf_counter()
     labels, features = distribute.predict(extractor, epochs.ordered)
     features_seconds = time.perf_counter() - started
