@@ -150,11 +150,30 @@ def test_a_model_dir_that_is_a_file_is_refused(image_folder, tmp_path):
     assert path.read_text() == "mine"
 
 
-def test_a_bad_value_fails_before_the_folder_is_made(image_folder, tmp_path):
-    result = _train_images(
-        tmp_path / "run", image_folder, "--config.data.batch_size=0"
-    )
-    assert_user_error(result, "data.batch_size", ">= 1")
+@pytest.mark.parametrize(
+    "overrides,words",
+    [
+        (["--config.data.batch_size=0"], ["data.batch_size", ">= 1"]),
+        (["--config.data.eval_batch_size=-1"], ["data.eval_batch_size"]),
+        (["--config.learning_rate=-0.001"], ["learning_rate", "> 0"]),
+        (
+            [
+                "--config.data.validation_fraction=0.6",
+                "--config.data.test_fraction=0.5",
+            ],
+            ["hold out 110%", "less than 1"],
+        ),
+        (
+            ["--config.data.text_column=label"],
+            ["text_column", "different columns"],
+        ),
+    ],
+)
+def test_a_bad_value_fails_before_the_folder_is_made(
+    overrides, words, image_folder, tmp_path
+):
+    result = _train_images(tmp_path / "run", image_folder, *overrides)
+    assert_user_error(result, *words)
     assert not (tmp_path / "run").exists()
 
 
