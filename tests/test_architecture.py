@@ -30,7 +30,6 @@ LAYERS = (
 KNOWN_CYCLES = set()
 KNOWN_LARGE = {
     "kft.core.training",
-    "kft.tasks.qa.spans",
 }
 KNOWN_PRIVATE = set()
 # Private attributes of objects other than `self`: a library's internals

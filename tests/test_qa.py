@@ -8,6 +8,7 @@ import pytest
 
 from kft.core import assets
 from kft.tasks.qa import spans as qa
+from kft.tasks.qa import squad_metrics
 
 CLS, SEP = 101, 102
 
@@ -195,16 +196,16 @@ def test_squad_scores_match_the_official_evaluation(official):
         golds = [g for g in golds if official.normalize_answer(g)] or [""]
         exact.append(max(official.compute_exact(prediction, g) for g in golds))
         f1.append(max(official.compute_f1(prediction, g) for g in golds))
-    scores = qa.squad_scores(predictions, answers)
+    scores = squad_metrics.squad_scores(predictions, answers)
     assert scores["count"] == len(CASES)
     assert scores["exact_match"] == pytest.approx(100 * np.mean(exact))
     assert scores["f1"] == pytest.approx(100 * np.mean(f1))
     for prediction, golds in CASES:
         for gold in golds:
-            assert qa.f1_score(prediction, gold) == pytest.approx(
+            assert squad_metrics.f1_score(prediction, gold) == pytest.approx(
                 official.compute_f1(prediction, gold)
             )
-            assert qa.exact_match(prediction, gold) == (
+            assert squad_metrics.exact_match(prediction, gold) == (
                 official.compute_exact(prediction, gold)
             )
     # Both kinds of question: the split figures are there and add up.
@@ -215,7 +216,7 @@ def test_squad_scores_match_the_official_evaluation(official):
 
 def test_squad_scores_refuse_mismatched_lengths():
     with pytest.raises(ValueError, match="2 predictions for 1"):
-        qa.squad_scores(["a", "b"], [["a"]])
+        squad_metrics.squad_scores(["a", "b"], [["a"]])
 
 
 def test_real_tokenizer_word_by_word_equals_whole_text(tiny_bert):

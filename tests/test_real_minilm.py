@@ -13,6 +13,7 @@ from kft.core import assets, freeze
 from kft.model import builder
 from kft.serving import export, parity
 from kft.tasks import dispatch
+from kft.tasks.qa import squad_metrics
 
 pytestmark = pytest.mark.skipif(
     not assets.is_present("minilm"),
@@ -140,7 +141,7 @@ def test_minilm_span_model_fine_tunes_on_real_questions():
     answers = qa.predict_answers(model, held_out, window_list, pieces, inputs)
     for example, answer in zip(held_out, answers):
         assert example.context[answer.start : answer.end] == answer.text
-    scores = qa.squad_scores(
+    scores = squad_metrics.squad_scores(
         [a.text for a in answers], [[t for t, _ in e.answers] for e in held_out]
     )
     print(f"MiniLM QA: loss {losses}; held out: {scores}")

@@ -4,7 +4,7 @@ gets the same page for the split it scored."""
 
 from kft.report import page as report_lib
 from kft.report.markup import escape, lookup, note, section, table
-from kft.tasks.qa import spans as qa
+from kft.tasks.qa import squad_metrics
 
 
 def format_table(report):
@@ -43,7 +43,10 @@ def write_report(folder, config=None, count=20):
         rows = [
             (r["id"], r["question"], " | ".join(r["answers"]), r["predicted"])
             for r in run.predictions
-            if qa.squad_scores([r["predicted"]], [r["answers"]])["f1"] < 100
+            if squad_metrics.squad_scores([r["predicted"]], [r["answers"]])[
+                "f1"
+            ]
+            < 100
         ]
         figures = [
             (name, f["count"], f"{f['exact_match']:.2f}", f"{f['f1']:.2f}")
@@ -65,3 +68,7 @@ def write_report(folder, config=None, count=20):
 
     shown = {"task", "validation", "test", "null_threshold"}
     return report_lib.write_task_page(folder, summary, sections, shown, config)
+
+
+def _f1(predicted, answers):
+    return squad_metrics.squad_scores([predicted], [answers])["f1"]

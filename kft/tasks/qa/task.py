@@ -31,7 +31,7 @@ from kft.tasks import dispatch
 from kft.tasks.qa import report as qa_report
 from kft.tasks.qa import serving as qa_serving
 from kft.tasks.qa import spans as qa
-from kft.tasks.qa import squad
+from kft.tasks.qa import squad, squad_metrics
 
 # The usual SQuAD window when the backbone allows it.
 DEFAULT_LENGTH = 384
@@ -77,7 +77,10 @@ def tune_null_threshold(answers, examples):
         return None
     golds = [[text for text, _ in e.answers] for e in examples]
     with_answer = np.array(
-        [qa.squad_scores([a.text], [g])["f1"] for a, g in zip(answers, golds)]
+        [
+            squad_metrics.squad_scores([a.text], [g])["f1"]
+            for a, g in zip(answers, golds)
+        ]
     )
     without = np.array([100.0 * (not g) for g in golds])
     gaps = np.array([a.null_logit - a.logit for a in answers])
@@ -240,9 +243,10 @@ def train(config, model_dir, overwrite=False, strategy=None):
 
 
 def scores(examples, answers):
-    """Exact match and F1 of `answers` to `examples` (`qa.squad_scores`)."""
+    """Exact match and F1 of `answers` to `examples`, as SQuAD's
+    evaluation computes them (kft/tasks/qa/squad_metrics.py)."""
     golds = [[text for text, _ in e.answers] for e in examples]
-    return qa.squad_scores([a.text for a in answers], golds)
+    return squad_metrics.squad_scores([a.text for a in answers], golds)
 
 
 def _sample_rows(examples):
