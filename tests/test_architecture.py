@@ -28,9 +28,7 @@ LAYERS = (
 )
 
 KNOWN_CYCLES = set()
-KNOWN_LARGE = {
-    "kft.core.training",
-}
+KNOWN_LARGE = set()
 KNOWN_PRIVATE = set()
 # Private attributes of objects other than `self`: a library's internals
 # belong in kft/core/compat.py, which names the versions it was checked with.

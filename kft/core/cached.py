@@ -19,8 +19,12 @@ left to save), so a text phase's batches and step count differ from the
 recomputing path's.
 """
 
-import keras
+import time
 
+import keras
+import tensorflow as tf
+
+from kft.core import distribute
 from kft.core.errors import UserError
 from kft.model import heads
 
@@ -94,3 +98,23 @@ def split(model):
     for layer in layers:
         outputs = layer(outputs)
     return extractor, keras.Model(inputs, outputs, name="kft_head")
+
+
+def features(extractor, train_epochs, validation_data, batch_size, log):
+    """(training Epochs, validation dataset) of the backbone's features,
+    computed once with `extractor` (`split(model)[0]`)."""
+    started = time.time()
+    labels, values = distribute.predict(extractor, train_epochs.ordered)
+    train = train_epochs.in_memory((values, labels))
+    count, validation = len(labels), None
+    if validation_data is not None:
+        labels, values = distribute.predict(extractor, validation_data)
+        count += len(labels)
+        validation = tf.data.Dataset.from_tensor_slices((values, labels)).batch(
+            batch_size
+        )
+    log(
+        f"computed the backbone features of {count} examples in "
+        f"{time.time() - started:.1f}s"
+    )
+    return train, validation

@@ -18,7 +18,6 @@ the last good checkpoint and retries at a lower learning rate, then gives
 up with `Diverged`.
 """
 
-import math
 import os
 import signal
 import sys
@@ -37,6 +36,7 @@ from kft.core import (
     history,
     optim,
     signals,
+    step_hooks,
     summaries,
 )
 from kft.core.errors import Diverged, Interrupted, UserError
@@ -47,49 +47,10 @@ warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
 warnings.filterwarnings("ignore", message=".*Your input ran out of data.*")
 
 
-class _NonFinite(Exception):
-    def __init__(self, state, rate):
-        super().__init__()
-        self.state = state
-        self.rate = rate
-
-
 def _verbosity(verbose):
     if verbose >= 0:
         return verbose
     return 1 if sys.stdout.isatty() else 2
-
-
-class _Steps(keras.callbacks.Callback):
-    """Per-step bookkeeping inside one epoch's fit: the position, NaN
-    checks, checkpoints every N steps and on a signal."""
-
-    def __init__(self, trainer, skip):
-        super().__init__()
-        self.trainer = trainer
-        self.skip = skip
-
-    def on_train_batch_end(self, batch, logs=None):
-        trainer, state = self.trainer, self.trainer.state
-        if self.skip and batch < self.model.steps_per_execution:
-            # Resumed mid-epoch: add the epoch's metrics so far. Keras makes
-            # the metric variables in the first step, so not before it.
-            checkpoint.add_metrics(self.model, state)
-        done = self.skip + batch + 1
-        before = state.global_step
-        state.global_step += done - state.step
-        state.step = done
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise _NonFinite(state, trainer.current_rate())
-        every = trainer.config.checkpoint.every_steps
-        trainer.stop_if_signalled()
-        crossed = every and state.global_step // every > before // every
-        if crossed and done < trainer.steps:
-            trainer.save()
-
-    def on_test_batch_end(self, batch, logs=None):
-        self.trainer.stop_if_signalled()
 
 
 class Trainer:
@@ -205,25 +166,12 @@ class Trainer:
         on the first epoch of the phase (after any restore: the backbone's
         weights are the checkpoint's then)."""
         if self.fit_data is None:
-            started = time.time()
-            extractor = self.split[0]
-            labels, values = distribute.predict(
-                extractor, self.train_epochs.ordered
-            )
-            train = self.train_epochs.in_memory((values, labels))
-            count, validation = len(labels), None
-            if self.validation_data is not None:
-                labels, values = distribute.predict(
-                    extractor, self.validation_data
-                )
-                count += len(labels)
-                validation = tf.data.Dataset.from_tensor_slices(
-                    (values, labels)
-                ).batch(self.config.data.eval_batch_size)
-            self.fit_data = (train, validation)
-            self.log(
-                f"computed the backbone features of {count} examples in "
-                f"{time.time() - started:.1f}s"
+            self.fit_data = cached.features(
+                self.split[0],
+                self.train_epochs,
+                self.validation_data,
+                self.config.data.eval_batch_size,
+                self.log,
             )
         return self.fit_data
 
@@ -246,7 +194,7 @@ class Trainer:
     def save(self):
         for variable in self.model.trainable_variables:
             if not bool(tf.reduce_all(tf.math.is_finite(variable))):
-                raise _NonFinite(self.state, self.current_rate())
+                raise step_hooks.NonFinite(self.state, self.current_rate())
         checkpoint.save(
             self.model_dir,
             self.state,
@@ -298,7 +246,7 @@ class Trainer:
                 try:
                     self._train(fresh)
                     break
-                except _NonFinite as bad:
+                except step_hooks.NonFinite as bad:
                     self._retry(bad)
                     if not self.restore():
                         raise Diverged(
@@ -392,7 +340,7 @@ class Trainer:
                 dataset,
                 steps_per_epoch=self.steps - skip,
                 epochs=1,
-                callbacks=[_Steps(self, skip)],
+                callbacks=[step_hooks.StepHooks(self, skip)],
                 class_weight=self.class_weight,
                 verbose=verbose,
             )
@@ -405,7 +353,7 @@ class Trainer:
                 validation_data,
                 verbose=0,
                 return_dict=True,
-                callbacks=[_Steps(self, state.step)],
+                callbacks=[step_hooks.StepHooks(self, state.step)],
             )
             logs.update({f"val_{k}": float(v) for k, v in results.items()})
             if verbose:
