@@ -19,7 +19,6 @@ import os
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from kft import config as config_lib
@@ -47,7 +46,7 @@ from kft.core.run_folder import (
     write_labels,
 )
 from kft.core.run_folder import log as _log
-from kft.model import backbones, builder
+from kft.model import backbones
 from kft.report import page as report_lib
 from kft.serving import export, parity, publish
 from kft.tasks import dispatch as tasks
@@ -103,57 +102,6 @@ def check_choices(config):
             )
 
 
-def prepare(config):
-    """Reads the data and builds the model; returns (built, splits)."""
-    if config.data.split_seed < 0:
-        config.data.split_seed = config.seed  # recorded in config.json
-    tasks.check(config)
-    splits = data.load_splits(config.data, config.data.split_seed, config.task)
-    for note in splits.notes:
-        _log(note)
-    built = builder.build(config, len(splits.labels))
-    if built.modality != splits.modality:
-        raise UserError(
-            f"backbone {config.backbone} takes {built.modality} but "
-            f"{config.data.train} holds {splits.modality}"
-        )
-    if built.modality == "text":
-        _check_image_only(config.data)
-        _set_sequence_length(built, splits.train, config)
-    return built, splits
-
-
-def _check_image_only(data_config):
-    """Image augmentations on a text run would be silently ignored."""
-    for key in ("augment", "mixup", "cutmix"):
-        if data_config[key]:
-            raise UserError(
-                f"--config.data.{key} is for images; this run's data is "
-                "text (leave it at its default)"
-            )
-
-
-def _set_sequence_length(built, train_split, config):
-    preprocessor = built.preprocessor
-    maximum = preprocessor.sequence_length
-    if config.data.sequence_length:
-        length = min(config.data.sequence_length, maximum)
-    else:
-        lengths = data.token_lengths(
-            preprocessor, train_split.values, train_split.pairs
-        )
-        length = data.pick_sequence_length(
-            lengths, config.data.length_percentile, maximum
-        )
-        _log(
-            f"sequence length {length}: the {config.data.length_percentile:g}"
-            f"th percentile of training token lengths (median "
-            f"{int(np.median(lengths))}, max {lengths.max()}, cap {maximum})"
-        )
-    preprocessor.sequence_length = length
-    config.data.sequence_length = length
-
-
 def _preflight_data(train_data, validation_data, modality):
     """The TPU checks of the pipelines (kft/core/preflight.py)."""
     # Text batches come in a few fixed lengths; their batch size is fixed.
@@ -201,32 +149,64 @@ def train(config, model_dir, overwrite=False, strategy=None):
 
 def _train(config, requested, model_dir, output, overwrite, strategy):
     """`train` in the folder `output` (`model_dir`, or a non-chief
-    worker's temporary folder); a resumed run reads `model_dir`."""
+    worker's temporary folder); a resumed run reads `model_dir`. The
+    steps read top to bottom; each is a function below."""
     started = time.time()
-    # Cheap checks first, so a typo fails before any data is read.
-    phases = freeze.plan_from_config(config)
-    backbones.resolve(config.backbone)
-    if config.lr_find:
-        lr_find.check_options(config.lr_find_options)
+    phases = _check_cheaply(config)  # a typo fails before data is read
     chief = output == model_dir
     record = run_folder.open_folder(
         config, requested, model_dir, overwrite, chief
     )
     if record.get("finished"):
-        _log(
-            f"{model_dir} holds this run, finished; nothing to do "
-            "(--overwrite starts it over)"
-        )
-        return json.loads(files.read_text(os.path.join(model_dir, METRICS)))
+        return _already_finished(model_dir)
     distribute.barrier(strategy)  # the chief has opened model_dir
+    built, splits = _prepare_run(config, record, output, strategy)
+    prepare_seconds = round(time.time() - started, 1)
+    class_weight = _class_weight(config, splits)
+    phases = _learning_rates(
+        config, phases, built, splits, class_weight, record, strategy, output
+    )
+    if phases is None:
+        return None  # lr_find alone: the suggestion is in the log
+    timing = _fit(
+        config, phases, built, splits, class_weight, strategy, output, model_dir
+    )
+    evaluate_started = time.time()
+    cut, report = _decide_and_evaluate(config, built, splits, output)
+    timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
+    timing["prepare_seconds"] = prepare_seconds
+    _export(config, built, splits, output, cut, report)
+    return _finish(config, report, timing, record, output, started)
+
+
+def _check_cheaply(config):
+    """The checks that need no data; returns the freeze plan's phases."""
+    phases = freeze.plan_from_config(config)
+    backbones.resolve(config.backbone)
+    if config.lr_find:
+        lr_find.check_options(config.lr_find_options)
+    return phases
+
+
+def _already_finished(model_dir):
+    _log(
+        f"{model_dir} holds this run, finished; nothing to do "
+        "(--overwrite starts it over)"
+    )
+    return json.loads(files.read_text(os.path.join(model_dir, METRICS)))
+
+
+def _prepare_run(config, record, output, strategy):
+    """Reads the data and builds the model; records what a resume must
+    see again, config.json, labels.txt and what the task fits on the
+    training data (regression's target scaling)."""
     write_config(config, output)
     _log(
         f"strategy {config.strategy}: {distribute.replicas(strategy)} "
         f"replica(s), global batch {config.data.batch_size}"
     )
     with strategy.scope():
-        built, splits = prepare(config)
-    prepare_seconds = round(time.time() - started, 1)
+        built, splits = labelled.prepare(config)
     run_folder.check_same_data(record, splits, config, output)
     write_config(config, output)  # now with the picked sequence length
     if config.task == "classification":
@@ -244,23 +224,39 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
         f"{_OUTPUT_NAMES.get(config.task, 'classes')}: "
         f"{', '.join(splits.labels)}"
     )
-    class_weight = None
-    if config.class_weight:
-        class_weight = data.class_weights(
-            splits.train.label_ids, len(splits.labels), config.class_weight
-        )
+    return built, splits
+
+
+def _class_weight(config, splits):
+    if not config.class_weight:
+        return None
+    return data.class_weights(
+        splits.train.label_ids, len(splits.labels), config.class_weight
+    )
+
+
+def _learning_rates(
+    config, phases, built, splits, class_weight, record, strategy, output
+):
+    """The phases to train: as planned, or with the learning-rate range
+    test's rate (found now, or by the run this one resumes); None when
+    the range test alone was asked for."""
     if config.lr_find and record.get("lr_find_rate") is not None:
         key = lr_find.apply(config, record["lr_find_rate"])
         _log(f"lr_find: resuming at {key}={record['lr_find_rate']:g}")
-        phases = freeze.plan_from_config(config)
         write_config(config, output)
-    elif config.lr_find:
-        with strategy.scope():
-            phases = _lr_find(
-                built, splits, config, output, class_weight, record
-            )
-        if phases is None:
-            return None
+        return freeze.plan_from_config(config)
+    if not config.lr_find:
+        return phases
+    with strategy.scope():
+        return _lr_find(built, splits, config, output, class_weight, record)
+
+
+def _fit(
+    config, phases, built, splits, class_weight, strategy, output, model_dir
+):
+    """Trains through the phases with `model.fit` (kft/core/training.py),
+    saves the best and the backbone's weights; returns the timing."""
     train_data = labelled.batches(built, splits.train, config, True)
     validation_data = None
     if splits.validation is not None:
@@ -288,51 +284,63 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
     built.backbone.save_weights(os.path.join(output, BACKBONE_FILE))
     for entry, phase in zip(timing["phases"], phases):
         entry["learning_rate"] = phase.learning_rate
-    evaluate_started = time.time()
-    record_threshold = None
+    return timing
+
+
+def _decide_and_evaluate(config, built, splits, output):
+    """Tunes the decision on validation (a two-class threshold, the
+    multilabel thresholds), then evaluates the test split with it;
+    returns (the decision, the metrics.json dict)."""
+
+    def validation_outputs():
+        return labelled.validation_outputs(built, splits.validation, config)
+
+    tuning = None
     if config.task == "classification":
-        record_threshold = threshold.choose(
-            config.eval.threshold,
-            splits.labels,
-            lambda: _validation_outputs(built, splits.validation, config),
-            _log,
+        record = threshold.choose(
+            config.eval.threshold, splits.labels, validation_outputs, _log
         )
-        threshold.save(record_threshold, output)
-        cut = threshold.value(record_threshold)
+        threshold.save(record, output)
+        cut, tuning = threshold.value(record), (record or {}).get("tuning")
     else:
         cut = tasks.choose_decision(
-            splits,
-            config,
-            lambda: _validation_outputs(built, splits.validation, config),
-            _log,
-            output,
+            splits, config, validation_outputs, _log, output
         )
     report = labelled.evaluate(
         built, splits.test, splits.labels, config, cut, output
     )
-    if record_threshold and "tuning" in record_threshold:
-        report["threshold_tuning"] = record_threshold["tuning"]
+    if tuning is not None:
+        report["threshold_tuning"] = tuning
     report["source"] = splits.test.source
-    timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
-    timing["prepare_seconds"] = prepare_seconds
     if not config.data.test:
         labelled.write_held_out(
             splits.test, splits.labels, config.task, output, built.modality
         )
+    return cut, report
+
+
+def _export(config, built, splits, output, cut, report):
+    """Keeps the export check's sample, and (with `export`) writes the
+    checked SavedModel to export/<N>/."""
     sample = parity.sample_inputs(splits.test, built.modality)
     parity.save_sample(sample, os.path.join(output, SAMPLE_FILE))
-    if config.export:
-        path, figures = export.export(
-            built,
-            splits.labels,
-            os.path.join(output, EXPORT_DIR),
-            sample,
-            weights_file=os.path.join(output, WEIGHTS_FILE),
-            log=_log,
-            threshold=cut,
-            delimiter=config.data.label_delimiter,
-        )
-        report["export"] = {"path": path, **publish.summary(figures)}
+    if not config.export:
+        return
+    path, figures = export.export(
+        built,
+        splits.labels,
+        os.path.join(output, EXPORT_DIR),
+        sample,
+        weights_file=os.path.join(output, WEIGHTS_FILE),
+        log=_log,
+        threshold=cut,
+        delimiter=config.data.label_delimiter,
+    )
+    report["export"] = {"path": path, **publish.summary(figures)}
+
+
+def _finish(config, report, timing, record, output, started):
+    """metrics.json, the table printed, report.html; the run finished."""
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     evaluation.write_report(report, os.path.join(output, METRICS))
     print(labelled.format_table(report), flush=True)
@@ -397,12 +405,3 @@ def _lr_find(built, splits, config, model_dir, class_weight, record):
     write_config(config, model_dir)
     _log(f"lr_find: training phase {phase.name} at {key}={rate:g}")
     return freeze.plan_from_config(config)
-
-
-def _validation_outputs(built, split, config):
-    """(label ids, probabilities) of the validation split, None without."""
-    if split is None:
-        return None
-    return distribute.predict(
-        built.model, labelled.batches(built, split, config, False)
-    )

@@ -30,7 +30,7 @@ def _train(config, model_dir, log=None, resume=False):
     """Builds (seeded) and trains `config`; returns (built, log lines)."""
     lines = []
     run.set_seed(config.seed)
-    built, splits = run.prepare(config)
+    built, splits = labelled.prepare(config)
     validation = labelled.batches(built, splits.validation, config, False)
     trainer = training.Trainer(
         built,

@@ -121,7 +121,7 @@ def _nan_run(image_folder, tmp_path, active, log):
     keras.utils.set_random_seed(0)
     config = tiny_image_config(image_folder)
     config.checkpoint.nan_retries = 2
-    built, splits = run.prepare(config)
+    built, splits = labelled.prepare(config)
     epochs = labelled.batches(built, splits.train, config, True)
     trainer = training.Trainer(
         built,

@@ -83,7 +83,7 @@ def prepared(request, tiny_bert, text_csv, image_folder):
     else:
         config = tiny_image_config(image_folder)
     run.set_seed(0)
-    built, splits = run.prepare(config)
+    built, splits = labelled.prepare(config)
     return config, built, splits
 
 
@@ -138,7 +138,7 @@ def test_sweep_stops_when_the_loss_diverges(tiny_bert, text_csv):
     config.optimizer.name = "sgd"
     config.optimizer.clipnorm = 0.0
     run.set_seed(0)
-    built, splits = run.prepare(config)
+    built, splits = labelled.prepare(config)
     options = config.lr_find_options
     options.min_rate, options.max_rate, options.steps = 1e-3, 1e5, 40
     dataset = labelled.batches(built, splits.train, config, True).dataset(0)

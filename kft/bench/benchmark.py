@@ -102,7 +102,7 @@ def data(config, pipeline_batches=50, train_batches=5):
     """
     run.set_seed(config.seed)
     run.check_choices(config)
-    built, splits = run.prepare(config)
+    built, splits = labelled.prepare(config)
     dataset = labelled.batches(built, splits.train, config, True).dataset(0, 1)
     cold, examples = time_pipeline(dataset)
     warm, _ = time_pipeline(dataset, pipeline_batches)

@@ -11,11 +11,64 @@ import numpy as np
 
 from kft import data
 from kft.core import distribute, files
+from kft.core.errors import UserError
 from kft.core.run_folder import PREDICTIONS_FILE, TEST_SPLIT_FILE, write_jsonl
 from kft.core.run_folder import log as _log
+from kft.model import builder
 from kft.tasks import dispatch as tasks
 from kft.tasks.classification import metrics as evaluation
 from kft.tasks.classification import threshold
+
+
+def prepare(config):
+    """Reads the data and builds the model; returns (built, splits)."""
+    if config.data.split_seed < 0:
+        config.data.split_seed = config.seed  # recorded in config.json
+    tasks.check(config)
+    splits = data.load_splits(config.data, config.data.split_seed, config.task)
+    for note in splits.notes:
+        _log(note)
+    built = builder.build(config, len(splits.labels))
+    if built.modality != splits.modality:
+        raise UserError(
+            f"backbone {config.backbone} takes {built.modality} but "
+            f"{config.data.train} holds {splits.modality}"
+        )
+    if built.modality == "text":
+        _check_image_only(config.data)
+        _set_sequence_length(built, splits.train, config)
+    return built, splits
+
+
+def _check_image_only(data_config):
+    """Image augmentations on a text run would be silently ignored."""
+    for key in ("augment", "mixup", "cutmix"):
+        if data_config[key]:
+            raise UserError(
+                f"--config.data.{key} is for images; this run's data is "
+                "text (leave it at its default)"
+            )
+
+
+def _set_sequence_length(built, train_split, config):
+    preprocessor = built.preprocessor
+    maximum = preprocessor.sequence_length
+    if config.data.sequence_length:
+        length = min(config.data.sequence_length, maximum)
+    else:
+        lengths = data.token_lengths(
+            preprocessor, train_split.values, train_split.pairs
+        )
+        length = data.pick_sequence_length(
+            lengths, config.data.length_percentile, maximum
+        )
+        _log(
+            f"sequence length {length}: the {config.data.length_percentile:g}"
+            f"th percentile of training token lengths (median "
+            f"{int(np.median(lengths))}, max {lengths.max()}, cap {maximum})"
+        )
+    preprocessor.sequence_length = length
+    config.data.sequence_length = length
 
 
 def fixed_text_shapes(config):
@@ -62,6 +115,13 @@ def batches(built, split, config, training_data):
         resize=data_config.resize,
         drop_remainder=drop_remainder,
     )
+
+
+def validation_outputs(built, split, config):
+    """(label ids, probabilities) of the validation split, None without."""
+    if split is None:
+        return None
+    return distribute.predict(built.model, batches(built, split, config, False))
 
 
 def predict_in_order(built, split, config):

@@ -20,6 +20,7 @@ from kft.core import assets, freeze
 from kft.core.errors import UserError
 from kft.data import token_lengths
 from kft.model import builder
+from kft.tasks import labelled
 
 
 def _check_assets(*paths):
@@ -94,7 +95,7 @@ def text_cases(config, settings, work, log):
     torch_model = settings.torch_model or config.backbone
     _check_assets(config.backbone, config.data.train, torch_model)
     run.check_choices(config)
-    built, splits = run.prepare(config)  # picks the sequence length
+    built, splits = labelled.prepare(config)  # picks the sequence length
     dims = _encoder_dims(built.backbone)
     classes = len(splits.labels)
     maximum = getattr(built.backbone, "max_sequence_length", None) or 512
