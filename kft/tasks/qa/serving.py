@@ -11,6 +11,7 @@ holds the two to the same answers.
 """
 
 import json
+import typing
 
 import tensorflow as tf
 
@@ -68,108 +69,150 @@ def answer_fn(
     none), its character offsets in the context and its probability, as
     `kft.qa.best_answer` computes them.
     """
+    ids = (tokenizer.cls_token_id, tokenizer.sep_token_id)
     length = sequence_length
-    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
-    pad_id = tokenizer.pad_token_id
 
     def answer(question, context):
         question_ids, _, _ = _pieces(question, tokenizer)
         question_ids = question_ids[:, :max_question_tokens]
         context_ids, byte_starts, byte_ends = _pieces(context, tokenizer)
         count = tf.shape(question, out_type=tf.int64)[0]
-        room = length - question_ids.row_lengths() - 3
-        total = context_ids.row_lengths()
-        more = tf.maximum(total - room, 0)
-        windows = 1 + (more + stride - 1) // stride
-        example = tf.repeat(tf.range(count), windows)
-        offset = tf.ragged.range(windows).flat_values * stride
-        size = tf.minimum(
-            tf.gather(room, example), tf.gather(total, example) - offset
+        cut = _windows(question_ids, context_ids, length, stride, count, ids)
+        starts, ends = _logits(model, cut, length, tokenizer.pad_token_id)
+        window_best, window_arg = _best_spans(
+            starts, ends, cut, length, max_answer_length
         )
-        first = tf.gather(context_ids.row_starts(), example) + offset
-        where = tf.ragged.range(first, first + size)
-        question_rows = tf.gather(question_ids, example)
-        rows = tf.shape(example, out_type=tf.int64)[0]
-        cls = tf.fill([rows, 1], cls_id)
-        sep = tf.fill([rows, 1], sep_id)
-        head = tf.concat([cls, question_rows, sep], axis=1)
-        body = tf.concat([tf.gather(context_ids.flat_values, where), sep], 1)
-        token_ids = tf.concat([head, body], axis=1)
-        segment_ids = tf.concat(
-            [tf.zeros_like(head), tf.ones_like(body)], axis=1
-        )
-        padding_mask = tf.sequence_mask(token_ids.row_lengths(), length)
-        logits = model(
-            {
-                "token_ids": token_ids.to_tensor(pad_id, shape=[None, length]),
-                "segment_ids": segment_ids.to_tensor(0, shape=[None, length]),
-                "padding_mask": padding_mask,
-            },
-            training=False,
-        )
-        starts = tf.cast(logits["start"], tf.float32)
-        ends = tf.cast(logits["end"], tf.float32)
-        # Candidate spans: both ends among the window's context tokens.
-        context_start = head.row_lengths()
-        position = tf.range(length, dtype=tf.int64)[None, :]
-        inside = (position >= context_start[:, None]) & (
-            position < (context_start + size)[:, None]
-        )
-        span = position[:, None, :] - position[:, :, None]  # end - start
-        valid = (
-            inside[:, :, None]
-            & inside[:, None, :]
-            & (span >= 0)
-            & (span < max_answer_length)
-        )
-        scores = starts[:, :, None] + ends[:, None, :]
-        scores = tf.where(valid, scores, -float("inf"))
-        flat = tf.reshape(scores, [rows, length * length])
-        window_best = tf.reduce_max(flat, axis=1)
-        window_arg = tf.argmax(flat, axis=1)
-        null = starts[:, 0] + ends[:, 0]
-        best = tf.math.unsorted_segment_max(window_best, example, count)
-        index = tf.range(rows)
-        chosen = tf.math.unsorted_segment_min(
-            tf.where(window_best == tf.gather(best, example), index, rows),
-            example,
-            count,
-        )
-        chosen = tf.minimum(chosen, rows - 1)
+        best = tf.math.unsorted_segment_max(window_best, cut.example, count)
+        chosen = _chosen_windows(window_best, best, cut.example, count)
         arg = tf.gather(window_arg, chosen)
         span_start, span_end = arg // length, arg % length
-        start_probability = tf.gather(
-            tf.gather(tf.nn.softmax(starts), chosen), span_start, batch_dims=1
-        )
-        end_probability = tf.gather(
-            tf.gather(tf.nn.softmax(ends), chosen), span_end, batch_dims=1
-        )
         # An empty segment's max is the lowest float, not -inf.
         found = best > -1e30
         if null_threshold is not None:
-            lowest_null = tf.math.unsorted_segment_min(null, example, count)
+            null = starts[:, 0] + ends[:, 0]
+            lowest_null = tf.math.unsorted_segment_min(null, cut.example, count)
             found &= lowest_null - best <= null_threshold
+        score = _probability(starts, chosen, span_start) * _probability(
+            ends, chosen, span_end
+        )
         # Back to the context through the pieces' word byte offsets; a
         # question without an answer reads the sentinel 0 at the end.
-        piece = tf.gather(first - context_start, chosen)
+        piece = tf.gather(cut.first - cut.head.row_lengths(), chosen)
         sentinel = tf.size(byte_starts.flat_values, out_type=tf.int64)
         byte_start = _offset(byte_starts, found, piece + span_start, sentinel)
         byte_end = _offset(byte_ends, found, piece + span_end, sentinel)
-        text = tf.strings.substr(context, byte_start, byte_end - byte_start)
-
-        def characters(bytes_):
-            head = tf.strings.substr(context, tf.zeros_like(bytes_), bytes_)
-            return tf.strings.length(head, unit="UTF8_CHAR")
-
-        score = tf.where(found, start_probability * end_probability, 0.0)
         return {
-            "answer": text,
-            "start": tf.cast(characters(byte_start), tf.int64),
-            "end": tf.cast(characters(byte_end), tf.int64),
-            "score": score,
+            "answer": tf.strings.substr(
+                context, byte_start, byte_end - byte_start
+            ),
+            "start": _characters(context, byte_start),
+            "end": _characters(context, byte_end),
+            "score": tf.where(found, score, 0.0),
         }
 
     return answer
+
+
+class _Windows(typing.NamedTuple):
+    """The windows of a batch of questions: which question each row is
+    (`example`), where its context piece starts (`first`) and how many it
+    holds (`size`), and the rows' [CLS] question [SEP] heads, token ids
+    and segment ids (ragged)."""
+
+    example: tf.Tensor
+    first: tf.Tensor
+    size: tf.Tensor
+    head: tf.RaggedTensor
+    token_ids: tf.RaggedTensor
+    segment_ids: tf.RaggedTensor
+
+
+def _windows(question_ids, context_ids, length, stride, count, ids):
+    """Cuts each context into windows `stride` pieces apart, each after
+    its question, as the training windows are cut."""
+    cls_id, sep_id = ids
+    room = length - question_ids.row_lengths() - 3
+    total = context_ids.row_lengths()
+    more = tf.maximum(total - room, 0)
+    windows = 1 + (more + stride - 1) // stride
+    example = tf.repeat(tf.range(count), windows)
+    offset = tf.ragged.range(windows).flat_values * stride
+    size = tf.minimum(
+        tf.gather(room, example), tf.gather(total, example) - offset
+    )
+    first = tf.gather(context_ids.row_starts(), example) + offset
+    where = tf.ragged.range(first, first + size)
+    rows = tf.shape(example, out_type=tf.int64)[0]
+    cls = tf.fill([rows, 1], cls_id)
+    sep = tf.fill([rows, 1], sep_id)
+    head = tf.concat([cls, tf.gather(question_ids, example), sep], axis=1)
+    body = tf.concat([tf.gather(context_ids.flat_values, where), sep], 1)
+    token_ids = tf.concat([head, body], axis=1)
+    segment_ids = tf.concat([tf.zeros_like(head), tf.ones_like(body)], axis=1)
+    return _Windows(example, first, size, head, token_ids, segment_ids)
+
+
+def _logits(model, cut, length, pad_id):
+    """The span model's start and end logits of every window row."""
+    padding_mask = tf.sequence_mask(cut.token_ids.row_lengths(), length)
+    logits = model(
+        {
+            "token_ids": cut.token_ids.to_tensor(pad_id, shape=[None, length]),
+            "segment_ids": cut.segment_ids.to_tensor(0, shape=[None, length]),
+            "padding_mask": padding_mask,
+        },
+        training=False,
+    )
+    return (
+        tf.cast(logits["start"], tf.float32),
+        tf.cast(logits["end"], tf.float32),
+    )
+
+
+def _best_spans(starts, ends, cut, length, max_answer_length):
+    """Each window's best span score and its flat (start * length + end)
+    index, over spans with both ends among the window's context pieces."""
+    context_start = cut.head.row_lengths()
+    position = tf.range(length, dtype=tf.int64)[None, :]
+    inside = (position >= context_start[:, None]) & (
+        position < (context_start + cut.size)[:, None]
+    )
+    span = position[:, None, :] - position[:, :, None]  # end - start
+    valid = (
+        inside[:, :, None]
+        & inside[:, None, :]
+        & (span >= 0)
+        & (span < max_answer_length)
+    )
+    scores = starts[:, :, None] + ends[:, None, :]
+    scores = tf.where(valid, scores, -float("inf"))
+    flat = tf.reshape(scores, [tf.shape(starts)[0], length * length])
+    return tf.reduce_max(flat, axis=1), tf.argmax(flat, axis=1)
+
+
+def _chosen_windows(window_best, best, example, count):
+    """The first window of each question that holds its best span."""
+    rows = tf.shape(example, out_type=tf.int64)[0]
+    index = tf.range(rows)
+    chosen = tf.math.unsorted_segment_min(
+        tf.where(window_best == tf.gather(best, example), index, rows),
+        example,
+        count,
+    )
+    return tf.minimum(chosen, rows - 1)
+
+
+def _probability(logits, chosen, position):
+    """The softmax probability of `position` in each chosen window."""
+    return tf.gather(
+        tf.gather(tf.nn.softmax(logits), chosen), position, batch_dims=1
+    )
+
+
+def _characters(context, byte_offsets):
+    """Byte offsets into `context` as character (UTF-8) offsets."""
+    head = tf.strings.substr(context, tf.zeros_like(byte_offsets), byte_offsets)
+    return tf.cast(tf.strings.length(head, unit="UTF8_CHAR"), tf.int64)
 
 
 def write_saved_model(model, tokenizer, path, settings):
