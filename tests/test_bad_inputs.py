@@ -17,6 +17,7 @@ import pytest
 from conftest import (
     TINY_IMAGE_FLAGS,
     TINY_LABELS,
+    assert_user_error,
     run_cli,
     train_cli,
     write_csv,
@@ -349,14 +350,6 @@ def tiny_export(tiny_built, tmp_path_factory):
     return base / "1"
 
 
-def _one_line_error(result, *words):
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, lines
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
 def test_kft_predict_on_bad_files(tiny_export, tmp_path):
     cases = {
         "utf16.csv": (CSV.encode("utf-16"), "is not UTF-8 (it looks like"),
@@ -370,7 +363,7 @@ def test_kft_predict_on_bad_files(tiny_export, tmp_path):
             f"--saved_model={tiny_export}",
             f"--input={tmp_path / name}",
         )
-        _one_line_error(result, words)
+        assert_user_error(result, words)
     (tmp_path / "bad_row.csv").write_bytes(_csv_with('"the end,good\n'))
     result = run_cli(
         "kft-predict",

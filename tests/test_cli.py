@@ -4,7 +4,14 @@ import json
 import os
 
 import pytest
-from conftest import TINY_IMAGE_FLAGS, make_texts, run_cli, train_cli, write_csv
+from conftest import (
+    TINY_IMAGE_FLAGS,
+    assert_user_error,
+    make_texts,
+    run_cli,
+    train_cli,
+    write_csv,
+)
 
 
 def test_text_classifier_end_to_end(tiny_bert, text_csv, tmp_path):
@@ -59,24 +66,15 @@ def test_image_classifier_end_to_end(image_folder, tmp_path):
     assert metrics["num_examples"] == 4
 
 
-def _user_error(result, *words):
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
 def test_unknown_experiment(tmp_path):
     result = run_cli(
         "kft-train", "--experiment=text_clasifier", f"--model_dir={tmp_path}"
     )
-    _user_error(result, "unknown experiment", "text_classifier")
+    assert_user_error(result, "unknown experiment", "text_classifier")
 
 
 def test_missing_required_flag():
-    _user_error(
+    assert_user_error(
         run_cli("kft-train", "--experiment=text_classifier"), "model_dir"
     )
 
@@ -141,12 +139,12 @@ def test_user_errors_exit_2_with_one_line(
     result = train_cli(
         tmp_path / "run", f"--config.backbone={tiny_bert}", *args
     )
-    _user_error(result, message)
+    assert_user_error(result, message)
 
 
 def test_a_missing_backbone_folder_is_named(tmp_path):
     result = train_cli(tmp_path / "run", "--config.backbone=./no/such/model")
-    _user_error(result, "backbone folder ./no/such/model does not exist")
+    assert_user_error(result, "backbone folder ./no/such/model does not exist")
 
 
 def test_the_demo_without_its_assets_says_to_fetch(tmp_path):
@@ -156,7 +154,7 @@ def test_the_demo_without_its_assets_says_to_fetch(tmp_path):
         f"--model_dir={tmp_path / 'run'}",
         env={"KFT_CACHE": str(tmp_path / "cache")},
     )
-    _user_error(result, "run kft-fetch minilm")
+    assert_user_error(result, "run kft-fetch minilm")
 
 
 def test_flagfile(tiny_bert, text_csv, tmp_path):
@@ -165,11 +163,11 @@ def test_flagfile(tiny_bert, text_csv, tmp_path):
     result = run_cli(
         "kft-train", f"--flagfile={flagfile}", f"--model_dir={tmp_path / 'run'}"
     )
-    _user_error(result, "did you mean: epochs")
+    assert_user_error(result, "did you mean: epochs")
 
 
 def test_fetch_unknown_asset():
-    _user_error(run_cli("kft-fetch", "nope"), "unknown asset", "minilm")
+    assert_user_error(run_cli("kft-fetch", "nope"), "unknown asset", "minilm")
 
 
 def test_helpfull_lists_flags():

@@ -342,14 +342,6 @@ def test_multi_worker_sigterm_stops_both_and_resumes_as_one_device(
 # === Strategy and TPU checks ===
 
 
-def _one_line_error(result, *words):
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
 def test_strategy_errors(tmp_path, monkeypatch):
     from kft import config as config_lib
     from kft import run

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from conftest import TINY_IMAGE_FLAGS, make_texts, train_cli, write_csv
+from conftest import (
+    TINY_IMAGE_FLAGS,
+    assert_user_error,
+    make_texts,
+    train_cli,
+    write_csv,
+)
 from PIL import Image
 
 from kft import config as config_lib
@@ -440,14 +446,6 @@ def test_image_classifier_trains_from(kind, sources, tmp_path):
     assert metrics["num_examples"] == (6 if kind == "tfds_images" else 4)
 
 
-def _one_line_error(result, *words):
-    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, lines
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
 def test_bad_data_exits_2_with_one_line(tiny_bert, tmp_path):
     messy = _csv_with(tmp_path / "m.csv", BAD_LINES)
     pairs = write_csv(
@@ -476,4 +474,4 @@ def test_bad_data_exits_2_with_one_line(tiny_bert, tmp_path):
         result = _train(
             tmp_path / str(index), f"--config.backbone={tiny_bert}", *overrides
         )
-        _one_line_error(result, *words)
+        assert_user_error(result, *words)
