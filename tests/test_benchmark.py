@@ -239,3 +239,12 @@ def test_compare_cli_missing_asset_is_one_line(tmp_path):
         f"kft-benchmark: error: asset 'minilm' is missing from "
         f"{tmp_path / 'empty'}; run: kft-fetch minilm"
     ]
+
+
+def test_case_processes_import_this_kft():
+    """Each case's child process finds the kft that started it first."""
+    import os
+    import pathlib
+
+    root = benchmark._child_env()["PYTHONPATH"].split(os.pathsep)[0]
+    assert (pathlib.Path(root) / "kft" / "__init__.py").is_file()

@@ -70,3 +70,13 @@ def test_experiment_builds_with_tiny_stand_in(name, tiny_bert, tiny_gpt2):
 def test_unknown_experiment_suggests_names():
     with pytest.raises(UserError, match="text_classifier"):
         experiments.find("text_clasifier")
+
+
+def test_experiments_are_found_from_any_folder(tmp_path, monkeypatch):
+    """By name from outside the checkout, as the Colab notebook runs them."""
+    from kft.core import experiments
+
+    monkeypatch.chdir(tmp_path)
+    assert {"text_classifier", "sst2_bert_base"} <= set(
+        experiments.available()
+    )

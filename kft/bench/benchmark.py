@@ -216,7 +216,7 @@ def _check_bench_extra(settings):
 
 def _child_env():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    root = str(pathlib.Path(__file__).resolve().parent.parent)
+    root = str(pathlib.Path(__file__).resolve().parents[2])  # holds kft/
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (root, env.get("PYTHONPATH", "")) if p
     )

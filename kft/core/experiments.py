@@ -11,7 +11,8 @@ import pathlib
 from kft import config as config_lib
 from kft.core.errors import UserError, close_matches
 
-_PACKAGE_ROOT = pathlib.Path(__file__).resolve().parent.parent
+# kft/core/experiments.py: the checkout holds kft/ and experiments/.
+_PACKAGE_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def search_dirs():
