@@ -77,6 +77,4 @@ def test_experiments_are_found_from_any_folder(tmp_path, monkeypatch):
     from kft.core import experiments
 
     monkeypatch.chdir(tmp_path)
-    assert {"text_classifier", "sst2_bert_base"} <= set(
-        experiments.available()
-    )
+    assert {"text_classifier", "sst2_bert_base"} <= set(experiments.available())

@@ -48,10 +48,11 @@ def log(message):
     print(f"kft: {message}", flush=True)
 
 
-def is_run(model_dir):
-    """Whether `model_dir` holds a kft run (its checkpoints/run.json)."""
+def read_record(model_dir):
+    """The run record of the kft run in `model_dir` (its
+    checkpoints/run.json), or None where the folder holds none."""
     record = checkpoint.read_run(model_dir)
-    return isinstance(record, dict) and "config" in record
+    return record if isinstance(record, dict) and "config" in record else None
 
 
 def check_target(model_dir):
@@ -61,8 +62,9 @@ def check_target(model_dir):
             f"--model_dir {model_dir} is a file; give a folder (a new one, "
             "an empty one, or a kft run to resume)"
         )
-    if files.listdir(model_dir) and not is_run(model_dir):
-        shown = ", ".join(files.listdir(model_dir)[:3])
+    names = files.listdir(model_dir)
+    if names and read_record(model_dir) is None:
+        shown = ", ".join(names[:3])
         raise UserError(
             f"--model_dir {model_dir} is not empty ({shown}, ...) and holds "
             "no kft run (no checkpoints/run.json); kft writes only into a "
@@ -95,7 +97,7 @@ def open_folder(config, requested, model_dir, overwrite, chief=True):
     """
     if chief:
         check_target(model_dir)
-    record = checkpoint.read_run(model_dir) if is_run(model_dir) else None
+    record = read_record(model_dir)
     if record is not None and overwrite:
         if chief:
             _empty(model_dir, "--overwrite")
