@@ -1,25 +1,15 @@
-"""kft-evaluate and kft-export on a finished run: its config, its model
-with the best weights, the decision it tuned, the split to evaluate.
-
-A tokens, qa or causal_lm run hands both commands to its task module
-(kft/tasks/registry.py); classification, multilabel and regression runs
-are rebuilt and judged here, with kft/run.py's evaluation.
-"""
+"""kft-evaluate and kft-export on a finished run, of any task: its config,
+its model with the best weights, the decision it tuned, the split to
+evaluate. What varies by task is the task's (kft/tasks/base.py)."""
 
 import json
 import os
 
 from kft import config as config_lib
-from kft.core import run_folder
-from kft.core.run_folder import SAMPLE_FILE, WEIGHTS_FILE
+from kft.core import files, run_folder
+from kft.core.run_folder import METRICS
 from kft.core.run_folder import log as _log
-from kft.model import builder
-from kft.report import page as report_lib
-from kft.serving import export, parity
-from kft.tasks import dispatch as tasks
-from kft.tasks import labelled, registry
-from kft.tasks.classification import metrics as evaluation
-from kft.tasks.classification import threshold
+from kft.tasks import registry
 
 
 def read_run_config(model_dir, overrides=()):
@@ -31,77 +21,53 @@ def read_run_config(model_dir, overrides=()):
 
 
 def load_run(model_dir, config):
-    """Rebuilds a finished classification, multilabel or regression run:
-    returns (labels, built), the model carrying the run's best weights."""
-    labels = run_folder.read_labels(model_dir)
-    weights = run_folder.weights_path(model_dir)
-    return labels, builder.rebuild(config, len(labels), weights)
+    """(task, labels, built): a finished run rebuilt, with its best
+    weights."""
+    task = registry.get(config.task)
+    labels, built = task.load(model_dir, config)
+    return task, labels, built
 
 
 def export_run(model_dir, base):
-    """Exports a finished run's best weights to `base/<N>/` (kft-export);
-    a tokens, qa or causal_lm run exports through its task module."""
+    """Exports a finished run's best weights to `base/<N>/` (kft-export),
+    checked on the sample the run's own export was checked on."""
     config = read_run_config(model_dir)
-    if config.task in registry.OWN_RUNS:
-        return registry.module(config.task).export_run(model_dir, config, base)
-    labels, built = load_run(model_dir, config)
-    sample = parity.load_sample(os.path.join(model_dir, SAMPLE_FILE))
-    path, _ = export.export(
+    task, labels, built = load_run(model_dir, config)
+    path, _ = task.export(
         built,
         labels,
         base,
-        sample,
+        task.read_sample(model_dir),
+        task.load_decision(config, model_dir, labels),
+        config,
         run_folder.weights_path(model_dir),
-        log=_log,
-        threshold=_decision(config, model_dir, labels),
-        delimiter=config.data.label_delimiter,
     )
     return path
-
-
-def _decision(config, model_dir, labels):
-    """How a finished run decides: its threshold(s), or None."""
-    if config.task != "classification":
-        return tasks.load_decision(config, model_dir, labels)
-    record = threshold.load(config.eval.threshold, model_dir, len(labels))
-    return threshold.value(record)
 
 
 def evaluate_run(model_dir, overrides=(), saved_model=""):
     """kft-evaluate: metrics of a finished run (or its export) on a split.
 
-    Writes MODEL_DIR/eval/<split file name>/metrics.json; returns the dict.
+    Writes MODEL_DIR/eval/<split file name>/ (metrics.json,
+    predictions.jsonl, report.html); returns the metrics.
     """
     config = read_run_config(model_dir, overrides)
-    if config.task in registry.OWN_RUNS:
-        module = registry.module(config.task)
-        return module.evaluate_run(model_dir, config, saved_model)
-    labels, built = load_run(model_dir, config)
-    cut = _decision(config, model_dir, labels)
-    split = labelled.evaluation_split(config, labels, model_dir)
+    task, labels, built = load_run(model_dir, config)
+    decision = task.load_decision(config, model_dir, labels)
+    split = task.evaluation_split(config, labels, model_dir)
     folder = run_folder.eval_folder(model_dir, split.source)
     if saved_model:
-        probabilities = parity.serve_probabilities(
-            saved_model, split, built.modality
-        )
-    if saved_model and config.task != "classification":
-        report = labelled.task_report(
-            config.task, split, probabilities, labels, cut, folder
-        )
-    elif saved_model:
-        labelled.write_predictions(
-            split, probabilities, labels, built.modality, folder, cut
-        )
-        report = evaluation.classification_report(
-            split.label_ids, probabilities, labels, split.name, cut
+        report = task.serve(
+            built, saved_model, split, labels, config, decision, folder
         )
     else:
-        report = labelled.evaluate(built, split, labels, config, cut, folder)
+        report = task.evaluate(built, split, labels, config, decision, folder)
     report["source"] = split.source
-    report["model"] = saved_model or os.path.join(model_dir, WEIGHTS_FILE)
-    evaluation.write_report(report, os.path.join(folder, "metrics.json"))
-    print(labelled.format_table(report), flush=True)
-    _log(f"wrote {os.path.join(folder, 'metrics.json')}")
+    report["model"] = saved_model or run_folder.weights_path(model_dir)
+    path = os.path.join(folder, METRICS)
+    files.write_text(path, json.dumps(report, indent=2))
+    print(task.format_table(report), flush=True)
+    _log(f"wrote {path}")
     run_config = json.loads(config_lib.to_json(config))
-    _log(f"report: {report_lib.write(folder, run_config)}")
+    _log(f"report: {task.write_report(folder, run_config)}")
     return report

@@ -20,13 +20,11 @@ def default_config():
     config.backbone = ""
     # keras.applications only: "imagenet", "none" or a local weights file.
     config.weights = "imagenet"
-    # What the model predicts (kft/tasks/dispatch.py): "classification" (one
-    # class
-    # per example, softmax), "multilabel" (a set of labels, a sigmoid per
-    # label), "regression" (a number, a linear output), "tokens" (a tag
-    # per word, named entities: kft/tasks/tokens/task.py), "qa" (an answer span
-    # in a passage: kft/tasks/qa/task.py) or "causal_lm" (text generation:
-    # kft/tasks/causal_lm/task.py).
+    # What the model predicts (kft/tasks/registry.py lists the tasks):
+    # "classification" (one class per example, softmax), "multilabel" (a
+    # set of labels, a sigmoid per label), "regression" (a number, a linear
+    # output), "tokens" (a tag per word, named entities), "qa" (an answer
+    # span in a passage) or "causal_lm" (text generation).
     config.task = "classification"
     config.seed = 0
 

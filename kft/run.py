@@ -1,17 +1,19 @@
-"""One fine-tuning run from a resolved config to a filled run folder.
+"""One fine-tuning run, of any task, from a resolved config to a filled
+run folder.
 
-The steps, in order: write config.json, read the data, build the model,
-pick the text sequence length, train through the freeze plan, tune a
-two-class run's decision threshold on validation, evaluate the test split,
-write labels.txt, threshold.json, metrics.json, predictions.jsonl and the
-best weights, export a SavedModel for TF Serving, checked against the Keras
-model on a sample of the test split, and write report.html.
+The steps, in order (`_train` reads top to bottom): the cheap checks,
+open the run folder (start, resume, refuse, or "nothing to do"), read the
+data and build the model (the task's `prepare`), record what a resume must
+see again (config.json, labels.txt), the learning-rate range test, train
+through the freeze plan with `model.fit` (kft/core/training.py), save the
+best weights, tune the task's decision on validation, evaluate the test
+split (metrics.json, predictions.jsonl), keep the export check's sample,
+export a checked SavedModel for TF Serving, write report.html, and mark
+the run finished.
 
-What classification, multilabel and regression runs share beyond this
-flow (batches, evaluation, prediction files) is kft/tasks/labelled.py.
-Tokens, qa and causal_lm runs live in their task's module, found by name
-(kft/tasks/registry.py); kft-evaluate and kft-export on a finished run
-are kft/commands.py.
+What varies by task is the task's (kft/tasks/base.py, one per
+`--config.task`, listed in kft/tasks/registry.py); kft-evaluate and
+kft-export on a finished run are kft/commands.py.
 """
 
 import json
@@ -39,7 +41,6 @@ from kft.core.run_folder import (
     BACKBONE_FILE,
     EXPORT_DIR,
     METRICS,
-    SAMPLE_FILE,
     WEIGHTS_FILE,
     save_weights,
     write_config,
@@ -47,12 +48,8 @@ from kft.core.run_folder import (
 )
 from kft.core.run_folder import log as _log
 from kft.model import backbones
-from kft.report import page as report_lib
-from kft.serving import export, parity, publish
-from kft.tasks import dispatch as tasks
-from kft.tasks import labelled, registry, regression
-from kft.tasks.classification import metrics as evaluation
-from kft.tasks.classification import threshold
+from kft.serving import publish
+from kft.tasks import registry
 
 
 def set_seed(seed):
@@ -93,7 +90,6 @@ def check_choices(config):
                 + ", ".join(repr(v) if not v else v for v in valid)
             )
     data.parse_augment(config.data.augment)
-    threshold.parse(config.eval.threshold)
     for key in ("mixup", "cutmix"):
         if config.data[key] < 0:
             raise UserError(
@@ -105,7 +101,7 @@ def check_choices(config):
 def _preflight_data(train_data, validation_data, modality):
     """The TPU checks of the pipelines (kft/core/preflight.py)."""
     # Text batches come in a few fixed lengths; their batch size is fixed.
-    static = "batch" if modality == "text" else "all"
+    static = "all" if modality == "image" else "batch"
     preflight.check_dataset(train_data.dataset(0, 1), "training", static)
     if validation_data is not None:
         preflight.check_dataset(validation_data, "validation", "none")
@@ -134,20 +130,27 @@ def train(config, model_dir, overwrite=False, strategy=None):
     """
     config_lib.check_values(config)
     requested = json.loads(config_lib.to_json(config))
+    task = registry.get(config.task)
     strategy = strategy or make_strategy(config, model_dir)
     distribute.resolve(config)
     check_choices(config)
+    task.check_common(config)
+    if distribute.is_multi_worker(strategy) and not task.multi_worker:
+        raise UserError(
+            f"task {config.task} does not run on several workers yet; use "
+            "--config.strategy=mirrored for the GPUs of one machine"
+        )
     reproducible(config)
-    if config.task in registry.OWN_RUNS:
-        return _own_run(config, model_dir, overwrite, strategy)
     output = distribute.output_dir(model_dir, strategy)
     try:
-        return _train(config, requested, model_dir, output, overwrite, strategy)
+        return _train(
+            task, config, requested, model_dir, output, overwrite, strategy
+        )
     finally:
         distribute.remove_output(output, model_dir)
 
 
-def _train(config, requested, model_dir, output, overwrite, strategy):
+def _train(task, config, requested, model_dir, output, overwrite, strategy):
     """`train` in the folder `output` (`model_dir`, or a non-chief
     worker's temporary folder); a resumed run reads `model_dir`. The
     steps read top to bottom; each is a function below."""
@@ -160,23 +163,40 @@ def _train(config, requested, model_dir, output, overwrite, strategy):
     if record.get("finished"):
         return _already_finished(model_dir)
     distribute.barrier(strategy)  # the chief has opened model_dir
-    built, splits = _prepare_run(config, record, output, strategy)
+    built, splits = _prepare_run(task, config, record, output, strategy)
     prepare_seconds = round(time.time() - started, 1)
-    class_weight = _class_weight(config, splits)
+    class_weight = task.class_weight(splits, config)
     phases = _learning_rates(
-        config, phases, built, splits, class_weight, record, strategy, output
+        task,
+        config,
+        phases,
+        built,
+        splits,
+        class_weight,
+        record,
+        output,
+        strategy,
     )
     if phases is None:
         return None  # lr_find alone: the suggestion is in the log
     timing = _fit(
-        config, phases, built, splits, class_weight, strategy, output, model_dir
+        task,
+        config,
+        phases,
+        built,
+        splits,
+        class_weight,
+        strategy,
+        output,
+        model_dir,
     )
     evaluate_started = time.time()
-    cut, report = _decide_and_evaluate(config, built, splits, output)
+    decision = task.decide(built, splits, config, output)
+    report = task.summarize(built, splits, config, decision, output)
     timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
     timing["prepare_seconds"] = prepare_seconds
-    _export(config, built, splits, output, cut, report)
-    return _finish(config, report, timing, record, output, started)
+    _export(task, config, built, splits, output, decision, report)
+    return _finish(task, report, timing, record, output, started)
 
 
 def _check_cheaply(config):
@@ -196,7 +216,7 @@ def _already_finished(model_dir):
     return json.loads(files.read_text(os.path.join(model_dir, METRICS)))
 
 
-def _prepare_run(config, record, output, strategy):
+def _prepare_run(task, config, record, output, strategy):
     """Reads the data and builds the model; records what a resume must
     see again, config.json, labels.txt and what the task fits on the
     training data (regression's target scaling)."""
@@ -206,37 +226,26 @@ def _prepare_run(config, record, output, strategy):
         f"replica(s), global batch {config.data.batch_size}"
     )
     with strategy.scope():
-        built, splits = labelled.prepare(config)
+        built, splits = task.prepare(config)
     run_folder.check_same_data(record, splits, config, output)
     write_config(config, output)  # now with the picked sequence length
-    if config.task == "classification":
-        threshold.check(config.eval.threshold, len(splits.labels))
-    if config.task == "regression":
-        scaling = regression.fit_scaling(
-            built.model, splits.train.label_ids, config.regression.scaling
-        )
-        regression.save_scaling(scaling, output)
-    write_labels(splits.labels, output)
-    _log(
-        f"{len(splits.train)} training, "
-        f"{len(splits.validation or [])} validation, "
-        f"{len(splits.test)} test examples; "
-        f"{_OUTPUT_NAMES.get(config.task, 'classes')}: "
-        f"{', '.join(splits.labels)}"
-    )
+    task.before_training(built, splits, config, output)
+    if splits.labels:
+        write_labels(splits.labels, output)
+    _log(task.describe(splits))
     return built, splits
 
 
-def _class_weight(config, splits):
-    if not config.class_weight:
-        return None
-    return data.class_weights(
-        splits.train.label_ids, len(splits.labels), config.class_weight
-    )
-
-
 def _learning_rates(
-    config, phases, built, splits, class_weight, record, strategy, output
+    task,
+    config,
+    phases,
+    built,
+    splits,
+    class_weight,
+    record,
+    output,
+    strategy,
 ):
     """The phases to train: as planned, or with the learning-rate range
     test's rate (found now, or by the run this one resumes); None when
@@ -249,19 +258,30 @@ def _learning_rates(
     if not config.lr_find:
         return phases
     with strategy.scope():
-        return _lr_find(built, splits, config, output, class_weight, record)
+        return _lr_find(
+            task, built, splits, config, output, class_weight, record
+        )
 
 
 def _fit(
-    config, phases, built, splits, class_weight, strategy, output, model_dir
+    task,
+    config,
+    phases,
+    built,
+    splits,
+    class_weight,
+    strategy,
+    output,
+    model_dir,
 ):
     """Trains through the phases with `model.fit` (kft/core/training.py),
     saves the best and the backbone's weights; returns the timing."""
-    train_data = labelled.batches(built, splits.train, config, True)
+    labels = splits.labels
+    train_data = task.batches(built, splits.train, labels, config, True)
     validation_data = None
     if splits.validation is not None:
-        validation_data = labelled.batches(
-            built, splits.validation, config, False
+        validation_data = task.batches(
+            built, splits.validation, labels, config, False
         )
     if config.strategy == "tpu":
         _preflight_data(train_data, validation_data, built.modality)
@@ -273,12 +293,12 @@ def _fit(
             validation_data,
             config,
             output,
-            len(splits.labels),
+            len(labels),
             class_weight=class_weight,
             log=_log,
             shared_dir=model_dir,
             strategy=strategy,
-            task=tasks,
+            task=task,
         ).run(config.resume)
     save_weights(built.model, os.path.join(output, WEIGHTS_FILE))
     built.backbone.save_weights(os.path.join(output, BACKBONE_FILE))
@@ -287,91 +307,39 @@ def _fit(
     return timing
 
 
-def _decide_and_evaluate(config, built, splits, output):
-    """Tunes the decision on validation (a two-class threshold, the
-    multilabel thresholds), then evaluates the test split with it;
-    returns (the decision, the metrics.json dict)."""
-
-    def validation_outputs():
-        return labelled.validation_outputs(built, splits.validation, config)
-
-    tuning = None
-    if config.task == "classification":
-        record = threshold.choose(
-            config.eval.threshold, splits.labels, validation_outputs, _log
-        )
-        threshold.save(record, output)
-        cut, tuning = threshold.value(record), (record or {}).get("tuning")
-    else:
-        cut = tasks.choose_decision(
-            splits, config, validation_outputs, _log, output
-        )
-    report = labelled.evaluate(
-        built, splits.test, splits.labels, config, cut, output
-    )
-    if tuning is not None:
-        report["threshold_tuning"] = tuning
-    report["source"] = splits.test.source
-    if not config.data.test:
-        labelled.write_held_out(
-            splits.test, splits.labels, config.task, output, built.modality
-        )
-    return cut, report
-
-
-def _export(config, built, splits, output, cut, report):
+def _export(task, config, built, splits, output, decision, report):
     """Keeps the export check's sample, and (with `export`) writes the
     checked SavedModel to export/<N>/."""
-    sample = parity.sample_inputs(splits.test, built.modality)
-    parity.save_sample(sample, os.path.join(output, SAMPLE_FILE))
+    sample = task.export_sample(built, splits, config)
+    task.write_sample(sample, output)
     if not config.export:
         return
-    path, figures = export.export(
+    path, figures = task.export(
         built,
         splits.labels,
         os.path.join(output, EXPORT_DIR),
         sample,
-        weights_file=os.path.join(output, WEIGHTS_FILE),
-        log=_log,
-        threshold=cut,
-        delimiter=config.data.label_delimiter,
+        decision,
+        config,
+        os.path.join(output, WEIGHTS_FILE),
     )
     report["export"] = {"path": path, **publish.summary(figures)}
 
 
-def _finish(config, report, timing, record, output, started):
+def _finish(task, report, timing, record, output, started):
     """metrics.json, the table printed, report.html; the run finished."""
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
-    evaluation.write_report(report, os.path.join(output, METRICS))
-    print(labelled.format_table(report), flush=True)
-    _log(f"report: {report_lib.write(output)}")
+    files.write_text(
+        os.path.join(output, METRICS), json.dumps(report, indent=2)
+    )
+    print(task.format_table(report), flush=True)
+    _log(f"report: {task.write_report(output)}")
     checkpoint.write_run(output, record | {"finished": True})
     _log(f"run folder: {output} ({report['timing']['total_seconds']} s)")
     return report
 
 
-# What the log calls the model's outputs, by task.
-_OUTPUT_NAMES = {
-    "classification": "classes",
-    "multilabel": "labels",
-    "regression": "target",
-}
-
-
-def _own_run(config, model_dir, overwrite, strategy):
-    """Hands a tokens, qa or causal_lm run to its module; they run under
-    one worker's strategies (default, mirrored, tpu)."""
-    if distribute.is_multi_worker(strategy):
-        raise UserError(
-            f"task {config.task} does not run on several workers yet; use "
-            "--config.strategy=mirrored for the GPUs of one machine"
-        )
-    return registry.module(config.task).train(
-        config, model_dir, overwrite, strategy
-    )
-
-
-def _lr_find(built, splits, config, model_dir, class_weight, record):
+def _lr_find(task, built, splits, config, model_dir, class_weight, record):
     """Runs the range test; returns the phases to train, or None to stop.
 
     The sweep reads epoch 0's batches (repeated as needed); training
@@ -380,17 +348,17 @@ def _lr_find(built, splits, config, model_dir, class_weight, record):
     resumed run trains at it without sweeping again.
     """
     phase = freeze.plan_from_config(config)[0]
-    dataset = labelled.batches(built, splits.train, config, True).dataset(0)
+    epochs = task.batches(built, splits.train, splits.labels, config, True)
     rate = lr_find.find(
         built,
         phase,
-        dataset,
+        epochs.dataset(0),
         config,
         model_dir,
         len(splits.labels),
         class_weight=class_weight,
         log=_log,
-        task=tasks,
+        task=task,
     )
     if not config.lr_find_options.apply:
         key = lr_find.rate_key(config)

@@ -308,3 +308,39 @@ def assert_bitwise_equal_runs(first, second):
     assert not differ, f"{len(differ)} weights differ, first {differ[0]}"
     history = [pathlib.Path(f) / "history.csv" for f in (first, second)]
     assert history[0].read_text() == history[1].read_text()
+
+
+def assert_run_contract(model_dir):
+    """What every finished run folder holds, whatever its task (the task
+    is config.json's): kft-evaluate, kft-export and kft-predict read these.
+    Each task's end-to-end test calls it (tests/test_run_contract.py checks
+    that every task has one)."""
+    from kft.core import run_folder
+    from kft.tasks import registry
+
+    folder = pathlib.Path(model_dir)
+    config = json.loads((folder / "config.json").read_text())
+    task = registry.get(config["task"])
+    record = json.loads((folder / "checkpoints" / "run.json").read_text())
+    assert record.get("finished") is True, record
+    metrics = json.loads((folder / run_folder.METRICS).read_text())
+    assert metrics["task"] == task.name
+    assert metrics["timing"]["total_seconds"] >= 0
+    for key in ("prepare_seconds", "evaluate_seconds"):
+        assert key in metrics["timing"], key
+    rows = (folder / "history.csv").read_text().splitlines()
+    epochs = sum(1 for row in rows[1:] if row)
+    assert epochs >= 1 and rows[0].startswith("phase,epoch,learning_rate")
+    for name in (
+        run_folder.WEIGHTS_FILE,
+        run_folder.BACKBONE_FILE,
+        run_folder.PREDICTIONS_FILE,
+        "report.html",
+    ):
+        assert (folder / name).is_file(), name
+    assert task.read_sample(str(folder)) is not None
+    if config["export"]:
+        check = folder / run_folder.EXPORT_DIR / "1" / "kft_export_check.json"
+        assert check.is_file(), check
+        assert metrics["export"]["path"].endswith("1")
+    return metrics

@@ -34,23 +34,13 @@ KNOWN_PRIVATE = set()
 # belong in kft/core/compat.py, which names the versions it was checked with.
 COMPAT_MODULE = "kft.core.compat"
 KNOWN_PRIVATE_ATTRIBUTES = {("kft.data.pipeline", "_steps")}
-KNOWN_UPWARD = {
-    ("kft.core.cached", "kft.model.heads"),
-    ("kft.core.lr_find", "kft.report.plots"),
-    ("kft.model.builder", "kft.tasks.dispatch"),
-    ("kft.model.builder", "kft.tasks.qa.spans"),
-    ("kft.model.heads", "kft.tasks.regression"),
-    ("kft.serving.export", "kft.tasks.dispatch"),
-    ("kft.serving.parity", "kft.tasks.classification.threshold"),
-    ("kft.serving.parity", "kft.tasks.dispatch"),
-}
+KNOWN_UPWARD = set()
 # Multilabel and tokens share classification's metrics and threshold
 # search; they belong in a module of their own under kft/tasks/.
 KNOWN_ACROSS_TASKS = {
     ("kft.tasks.multilabel", "kft.tasks.classification.metrics"),
     ("kft.tasks.multilabel", "kft.tasks.classification.threshold"),
     ("kft.tasks.tokens.tagging", "kft.tasks.classification.metrics"),
-    ("kft.tasks.tokens.task", "kft.tasks.classification.metrics"),
 }
 
 
@@ -190,7 +180,7 @@ def layer_of(module):
 
 
 # Modules of kft/tasks/ that belong to no one task.
-SHARED_TASK_MODULES = {"dispatch", "labelled", "registry"}
+SHARED_TASK_MODULES = {"base", "labelled", "registry"}
 
 
 def task_of(module):

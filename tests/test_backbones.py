@@ -26,7 +26,7 @@ from kft.core import freeze
 from kft.core.errors import UserError
 from kft.model import backbones, builder, heads
 from kft.serving import export
-from kft.tasks import dispatch
+from kft.tasks.classification.task import TASK as CLASSIFICATION
 
 
 def _check_fit_and_reload(built, inputs, labels, tmp_path):
@@ -38,7 +38,7 @@ def _check_fit_and_reload(built, inputs, labels, tmp_path):
     # Random deep CNNs give huge features (EfficientNetV2L: ~1e3); a small,
     # clipped step keeps one update finite.
     optimizer = keras.optimizers.SGD(learning_rate=1e-4, global_clipnorm=1.0)
-    dispatch.compile_model(model, optimizer, config, 3)
+    CLASSIFICATION.compile(model, optimizer, config, 3)
     # Any trainable variable may carry the change: random networks give
     # features near 0 (EfficientNet) or saturated softmaxes (EfficientNetV2L).
     before = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]

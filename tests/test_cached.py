@@ -15,7 +15,8 @@ from kft import run
 from kft.core import cached, freeze, training
 from kft.core.errors import Interrupted, UserError
 from kft.model import heads
-from kft.tasks import dispatch, labelled
+from kft.tasks import labelled
+from kft.tasks.classification.task import TASK as CLASSIFICATION
 
 
 def _head_weights(model):
@@ -41,7 +42,7 @@ def _train(config, model_dir, log=None, resume=False):
         str(model_dir),
         len(splits.labels),
         log=log or lines.append,
-        task=dispatch,
+        task=CLASSIFICATION,
     )
     trainer.run(resume)
     return built, lines
@@ -117,7 +118,9 @@ def _decision(mode="auto", modality="image", **changes):
     config.backbone_dropout = False
     for key, value in changes.items():
         config_lib.override(config, key, str(value))
-    built = types.SimpleNamespace(modality=modality)
+    built = types.SimpleNamespace(
+        modality=modality, head_layers=("head_output",)
+    )
     epochs = types.SimpleNamespace(ordered=object())
     head = freeze.Phase("head", 1, ("head",), 1e-3)
     return cached.decide(config, built, head, epochs)

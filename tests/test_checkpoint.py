@@ -15,7 +15,8 @@ from conftest import tiny_image_config
 from kft import data, run
 from kft.core import checkpoint, files, freeze, training
 from kft.core.errors import Diverged, Interrupted, UserError
-from kft.tasks import dispatch, labelled
+from kft.tasks import labelled
+from kft.tasks.classification.task import TASK as CLASSIFICATION
 
 
 def _model(classes=3):
@@ -132,7 +133,7 @@ def _nan_run(image_folder, tmp_path, active, log):
         str(tmp_path),
         len(splits.labels),
         log=log,
-        task=dispatch,
+        task=CLASSIFICATION,
     )
     return trainer.run(resume=False), built
 

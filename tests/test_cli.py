@@ -6,6 +6,7 @@ import os
 import pytest
 from conftest import (
     TINY_IMAGE_FLAGS,
+    assert_run_contract,
     assert_user_error,
     make_texts,
     run_cli,
@@ -46,6 +47,7 @@ def test_text_classifier_end_to_end(tiny_bert, text_csv, tmp_path):
     assert config["data"]["sequence_length"] > 0
     assert "holding out" in result.stdout
     assert "macro-F1" in result.stdout
+    assert_run_contract(run)
 
 
 def test_image_classifier_end_to_end(image_folder, tmp_path):

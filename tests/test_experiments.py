@@ -5,6 +5,7 @@ import pytest
 from kft.core import experiments, freeze
 from kft.core.errors import UserError
 from kft.model import builder
+from kft.tasks import registry
 
 NAMES = experiments.available()
 
@@ -40,13 +41,13 @@ def test_experiment_builds_with_tiny_stand_in(name, tiny_bert, tiny_gpt2):
     """The experiment's own config, with the backbone swapped for a tiny one
     of the same modality, builds a model through the real builder."""
     config = experiments.load(name)
+    task = registry.get(config.task)
     if config.task == "causal_lm":
-        from kft.tasks.causal_lm import task as lm_run
-
         config.backbone = tiny_gpt2
-        causal_lm, built = lm_run.build(config)
+        built = task.build(config, 0)
         assert (
-            built.model.output.shape[-1] == causal_lm.backbone.vocabulary_size
+            built.model.output.shape[-1]
+            == built.generator.backbone.vocabulary_size
         )
         return
     if builder.backbones.TABLE.get(config.backbone) is None and (
@@ -57,7 +58,7 @@ def test_experiment_builds_with_tiny_stand_in(name, tiny_bert, tiny_gpt2):
         config.weights = "none"
         config.data.image_size = 32
     outputs = 1 if config.task == "regression" else 3
-    built = builder.build(config, outputs)
+    built = task.build(config, outputs)
     if config.task == "qa":
         assert sorted(built.model.output) == ["end", "start"]
         return

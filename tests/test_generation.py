@@ -190,9 +190,10 @@ def test_kft_train_causal_lm_end_to_end(lm_run):
     perplexity, sample generations, a `generate` export equal to Keras's
     greedy generations and the prompts kft-export checks again;
     kft-generate; a rerun finds it finished."""
-    from conftest import run_cli, train_cli
+    from conftest import assert_run_contract, run_cli, train_cli
 
     model_dir, flags, _ = lm_run
+    assert_run_contract(model_dir)
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["task"] == "causal_lm"
     assert metrics["lora"] is None

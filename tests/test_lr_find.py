@@ -15,7 +15,8 @@ from kft import config as config_lib
 from kft import run
 from kft.core import freeze, lr_find
 from kft.core.errors import UserError
-from kft.tasks import dispatch, labelled
+from kft.tasks import labelled
+from kft.tasks.classification.task import TASK as CLASSIFICATION
 
 
 def test_smooth_is_bias_corrected_moving_average():
@@ -103,7 +104,7 @@ def test_sweep_leaves_model_and_optimizer_bit_identical(prepared):
     # A compiled model whose optimizer holds moments (one step of made-up
     # gradients: cheaper than tracing a fit).
     optimizer = keras.optimizers.Adam(1e-3)
-    dispatch.compile_model(model, optimizer, config, classes)
+    CLASSIFICATION.compile(model, optimizer, config, classes)
     trained = model.trainable_variables
     optimizer.apply([keras.ops.full(v.shape, 0.01) for v in trained], trained)
     weights, variables = _numpy(model.weights), _numpy(model.variables)
@@ -113,7 +114,7 @@ def test_sweep_leaves_model_and_optimizer_bit_identical(prepared):
     phase = freeze.plan_from_config(config)[0]
 
     result = lr_find.sweep(
-        built, phase, dataset, config, classes, task=dispatch
+        built, phase, dataset, config, classes, task=CLASSIFICATION
     )
 
     assert all(map(np.array_equal, weights, _numpy(model.weights)))
@@ -144,7 +145,7 @@ def test_sweep_stops_when_the_loss_diverges(tiny_bert, text_csv):
     dataset = labelled.batches(built, splits.train, config, True).dataset(0)
     phase = freeze.plan_from_config(config)[0]
     result = lr_find.sweep(
-        built, phase, dataset, config, len(splits.labels), task=dispatch
+        built, phase, dataset, config, len(splits.labels), task=CLASSIFICATION
     )
     assert result["steps_run"] < 40
     smoothed = [s for s in result["smoothed"] if s is not None]

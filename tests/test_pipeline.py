@@ -7,7 +7,7 @@ import tensorflow as tf
 from kft import data
 from kft.core.errors import UserError
 from kft.data import augment
-from kft.tasks import dispatch
+from kft.tasks.classification.task import TASK as CLASSIFICATION
 
 
 def _png(height, width, level=200):
@@ -223,7 +223,7 @@ def test_soft_labels_train_with_class_weight_and_metrics():
     config = ml_collections.ConfigDict(
         {"label_smoothing": 0.1, "jit_compile": False, "steps_per_execution": 1}
     )
-    dispatch.compile_model(model, "adam", config, 3)
+    CLASSIFICATION.compile(model, "adam", config, 3)
     features = np.random.default_rng(0).normal(size=(16, 4))
     shares = np.tile([[0.7, 0.3, 0.0]], (16, 1)).astype("float32")
     history = model.fit(

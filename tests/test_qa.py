@@ -518,9 +518,10 @@ def test_kft_train_qa_end_to_end(qa_run, tmp_path):
     finds it finished."""
     import json
 
-    from conftest import run_cli, train_cli
+    from conftest import assert_run_contract, run_cli, train_cli
 
     model_dir, flags, result = qa_run
+    assert_run_contract(model_dir)
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["task"] == "qa"
     assert metrics["test"]["count"] == 24

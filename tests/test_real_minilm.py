@@ -12,7 +12,7 @@ from kft import data, run
 from kft.core import assets, freeze
 from kft.model import builder
 from kft.serving import export, parity
-from kft.tasks import dispatch
+from kft.tasks.classification.task import TASK as CLASSIFICATION
 from kft.tasks.qa import squad_metrics
 
 pytestmark = pytest.mark.skipif(
@@ -36,7 +36,7 @@ def test_minilm_trains_a_step_and_predicts():
     assert tokens[0] == 101 and 102 in tokens  # [CLS] ... [SEP] of BERT
     phase = freeze.Phase("full", 1, ("head", "all"), 1e-4)
     freeze.apply_phase(built, phase, built.family.block_pattern)
-    dispatch.compile_model(built.model, "adam", config, 3)
+    CLASSIFICATION.compile(built.model, "adam", config, 3)
     before = np.array(
         built.backbone.get_layer("transformer_layer_5").trainable_variables[0]
     )
@@ -57,7 +57,7 @@ def test_minilm_export_holds_the_weights_once_and_matches(tmp_path):
     built.preprocessor.sequence_length = 64
     texts = ["It helped a lot.", "Awful headaches.", "", "ok " * 300]
     inputs = {k: np.asarray(v) for k, v in built.preprocessor(texts).items()}
-    dispatch.compile_model(built.model, "adam", config, 3)
+    CLASSIFICATION.compile(built.model, "adam", config, 3)
     # A step so the optimizer holds slots: the export must not carry them.
     built.model.fit(inputs, np.array([2, 0, 1, 1]), epochs=1, verbose=0)
     weights = tmp_path / "model.weights.h5"
@@ -186,7 +186,7 @@ def test_minilm_fine_tunes_on_pairs_and_serves_them(tmp_path):
     inputs = {k: np.asarray(v) for k, v in inputs.items()}
     phase = freeze.Phase("full", 1, ("head", "all"), 1e-4)
     freeze.apply_phase(built, phase, built.family.block_pattern)
-    dispatch.compile_model(built.model, keras.optimizers.Adam(1e-4), config, 2)
+    CLASSIFICATION.compile(built.model, keras.optimizers.Adam(1e-4), config, 2)
     before = built.model.evaluate(inputs, split.label_ids, verbose=0)[0]
     built.model.fit(inputs, split.label_ids, epochs=3, verbose=0)
     after = built.model.evaluate(inputs, split.label_ids, verbose=0)[0]

@@ -10,15 +10,19 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import predict_cli, train_cli, write_csv
+from conftest import (
+    assert_run_contract,
+    predict_cli,
+    train_cli,
+    write_csv,
+)
 
 from kft import config as config_lib
 from kft import data
 from kft.core.errors import UserError
 from kft.data import targets
 from kft.serving import export, parity, publish
-from kft.tasks import dispatch as tasks
-from kft.tasks import multilabel, regression
+from kft.tasks import multilabel, registry, regression
 
 # Sentiment cues of the tiny BERT's vocabulary (conftest.VOCAB).
 CUES = {"good": 1.0, "great": 2.0, "bad": -1.0, "awful": -2.0, "fine": 0.0}
@@ -141,7 +145,7 @@ def test_wrong_shapes_stop_with_one_line(tmp_path):
     config = config_lib.default_config()
     config.task = "regression"
     with pytest.raises(UserError, match="val_rmse"):  # default val_macro_f1
-        tasks.check(config)
+        registry.get("regression").check_common(config)
 
 
 # === Pair packing ===
@@ -329,6 +333,7 @@ def test_multilabel_end_to_end(tiny_bert, tmp_path):
     subset = np.mean([line["labels"] == line["true_label"] for line in lines])
     assert subset == pytest.approx(metrics["subset_accuracy"])
     assert "accuracy" in result.stderr
+    assert_run_contract(run)
 
 
 def test_pair_regression_end_to_end(tiny_bert, tmp_path):
@@ -352,3 +357,4 @@ def test_pair_regression_end_to_end(tiny_bert, tmp_path):
     )
     assert mae == pytest.approx(metrics["mae"], abs=1e-5)
     assert "mean absolute error" in result.stderr
+    assert_run_contract(run)

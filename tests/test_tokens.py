@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import predict_cli, train_cli
+from conftest import assert_run_contract, predict_cli, train_cli
 
 from kft import commands, run
 from kft import config as config_lib
@@ -435,6 +435,7 @@ def test_kft_train_token_classifier_end_to_end(ner_bert, conll_files, tmp_path):
     metrics = json.loads((tmp_path / "cli" / "metrics.json").read_text())
     assert {"precision", "recall", "f1", "per_type", "strict"} <= set(metrics)
     assert "micro" in result.stdout
+    assert_run_contract(tmp_path / "cli")
 
 
 def test_a_bad_tag_stops_the_run_before_training(ner_bert, tmp_path):

@@ -26,7 +26,6 @@ import tensorflow as tf
 
 from kft.core import distribute
 from kft.core.errors import UserError
-from kft.model import heads
 
 MODES = ("auto", "true", "false")
 
@@ -35,9 +34,11 @@ def why_not(config, built, phase, train_epochs):
     """Why `phase` cannot train on cached features; "" where it can."""
     if any(selector != "head" for selector in phase.trainable):
         return "the backbone trains"
-    task = config.get("task", "classification")
-    if task in ("tokens", "qa", "causal_lm"):
-        return f"task {task} reads the backbone's per-token outputs"
+    if not built.head_layers:
+        return (
+            f"task {config.get('task', 'classification')} has no head on "
+            "pooled features"
+        )
     if built.modality == "text" and config.backbone_dropout:
         return "backbone_dropout runs the backbone in training mode"
     if built.modality == "image" and config.train_batchnorm:
@@ -85,10 +86,11 @@ def decide(config, built, phase, train_epochs):
     )
 
 
-def split(model):
+def split(built):
     """(extractor, head): the model's inputs to its pooled features, and
     the head's layers (shared, not copied) on those features."""
-    layers = heads.head_layers(model)
+    model = built.model
+    layers = [model.get_layer(name) for name in built.head_layers]
     features = layers[0].input
     extractor = keras.Model(model.input, features, name="kft_features")
     inputs = keras.Input(

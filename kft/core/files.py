@@ -6,6 +6,7 @@ does (tests use TensorFlow's in-memory `ram://` file system as the remote
 stand-in). Paths are joined with `os.path.join`, which keeps URLs intact.
 """
 
+import io
 import os
 
 import tensorflow as tf
@@ -118,3 +119,10 @@ def copy_tree(source, target, last=()):
     copies.sort(key=lambda pair: ends.index(pair[1]) if pair[1] in ends else -1)
     for source_file, target_file in copies:
         gfile.copy(source_file, target_file, overwrite=True)
+
+
+def png_bytes(figure):
+    """A matplotlib figure as PNG bytes (report plots, the lr_find plot)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()

@@ -49,7 +49,6 @@ from keras import ops
 
 from kft.core import compat, files, freeze, optim
 from kft.core.errors import UserError
-from kft.report import plots
 
 JSON_FILE = "lr_find.json"
 PLOT_FILE = "lr_find.png"
@@ -216,7 +215,7 @@ def sweep(
         # One step per epoch, so each epoch's logged loss is that step's.
         sweep_config = config.copy_and_resolve_references()
         sweep_config.steps_per_execution = 1
-        task.compile_model(model, optimizer, sweep_config, num_classes)
+        task.compile(model, optimizer, sweep_config, num_classes)
         model.fit(
             dataset.repeat(),
             steps_per_epoch=1,
@@ -228,7 +227,7 @@ def sweep(
     finally:
         _restore(model, snapshot)
         if previous is not None:
-            task.compile_model(model, previous, config, num_classes)
+            task.compile(model, previous, config, num_classes)
     return _result(phase, options, recorder)
 
 
@@ -289,7 +288,7 @@ def plot(result, path):
         f"suggested peak rate {result['suggestion']:.2g}"
     )
     axes.legend()
-    files.write_bytes(path, plots.to_png(figure))
+    files.write_bytes(path, files.png_bytes(figure))
 
 
 def rate_key(config):
@@ -331,7 +330,7 @@ def find(
 ):
     """Sweeps `phase`, writes lr_find.json and .png; returns the suggestion.
 
-    `task` compiles the model (`compile_model`, kft/tasks/dispatch.py)."""
+    `task` compiles the model (its `compile`, kft/tasks/base.py)."""
     options = config.lr_find_options
     log(
         f"lr_find: phase {phase.name}, {options.steps} steps from "

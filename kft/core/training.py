@@ -74,7 +74,7 @@ class Trainer:
         *,
         task,
     ):
-        metrics = task.metric_names(config.task)
+        metrics = task.metrics
         monitors = [f"val_{m}" for m in metrics] + list(metrics)
         if config.monitor not in monitors:
             raise UserError(
@@ -149,14 +149,12 @@ class Trainer:
             self.model.trainable_variables,
         )
         self.optimizer = optimizer
-        self.task.compile_model(
-            self.model, optimizer, self.config, self.num_classes
-        )
+        self.task.compile(self.model, optimizer, self.config, self.num_classes)
         if self.cache_phase:
             if self.split is None:
-                self.split = cached.split(self.model)
+                self.split = cached.split(self.built)
             self.fit_model = self.split[1]
-            self.task.compile_model(
+            self.task.compile(
                 self.fit_model, optimizer, self.config, self.num_classes
             )
         return phase

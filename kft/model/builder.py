@@ -14,7 +14,6 @@ import keras
 from kft.core import compat
 from kft.core.errors import UserError
 from kft.model import backbones, heads, preprocessing
-from kft.tasks import dispatch as tasks
 
 
 @dataclasses.dataclass
@@ -33,8 +32,12 @@ class Built:
             (BERT's pooler under mean pooling); they stay frozen.
         resize: how images reach `image_size` (`data.RESIZE_MODES`); the
             export resizes served images the same way.
-        task: `config.task` (kft/tasks/dispatch.py).
         pairs: whether text inputs are pairs of texts (`text_pair`).
+        generator: the keras-hub CausalLM a causal_lm run generates with
+            (None otherwise).
+        head_layers: names of the head's layers on pooled features, in
+            order (kft/core/cached.py trains them alone); () for models
+            without such a head.
     """
 
     model: keras.Model
@@ -44,8 +47,9 @@ class Built:
     image_size: int = 0
     unused: tuple = ()
     resize: str = "squash"
-    task: str = "classification"
     pairs: bool = False
+    generator: object = None
+    head_layers: tuple = ()
 
     @property
     def modality(self):
@@ -83,21 +87,20 @@ def _hub_image_converter(source, size):
     return converter
 
 
-def build(config, num_outputs):
-    """Builds the model for `config` with `num_outputs` output units."""
-    tasks.check(config)
-    if config.task == "qa":
-        return _span_model(config)
-    if config.task == "causal_lm":
-        raise UserError(
-            "task causal_lm builds through kft/tasks/causal_lm/task.py"
-        )
+def build(config, num_outputs, head=heads.SOFTMAX):
+    """Builds the model for `config`: the backbone, pooling and `head`
+    (a `heads.Head`, which the task gives) with `num_outputs` units."""
     backbone, family, preprocessor, size = load_backbone(config)
     if family.modality == "text":
-        model = _text_model(backbone, num_outputs, config)
+        model = _text_model(backbone, num_outputs, config, head)
     else:
+        if head.sequence:
+            raise UserError(
+                f"this task needs a text backbone; {config.backbone} takes "
+                f"{family.modality}"
+            )
         model = _image_model(
-            backbone, family, preprocessor, size, num_outputs, config
+            backbone, family, preprocessor, size, num_outputs, config, head
         )
         preprocessor = None
     unused = ()
@@ -111,39 +114,22 @@ def build(config, num_outputs):
         size,
         unused,
         config.data.resize,
-        config.task,
         bool(config.data.text_pair_column) and family.modality == "text",
+        head_layers=()
+        if head.sequence
+        else tuple(layer.name for layer in heads.head_layers(model)),
     )
 
 
-def rebuild(config, num_outputs, weights):
+def rebuild(config, num_outputs, weights, head=heads.SOFTMAX):
     """The model of a finished run: built as its `config` says, with the
     run's `weights` file loaded in place of the pretrained ones."""
     config.weights = "none"
-    built = build(config, num_outputs)
+    built = build(config, num_outputs, head)
     if built.modality == "text":
         built.preprocessor.sequence_length = config.data.sequence_length
     built.model.load_weights(weights)
     return built
-
-
-def _span_model(config):
-    """task=qa: start and end logits over a text backbone
-    (kft/tasks/qa/spans.py)."""
-    from kft.tasks.qa import spans as qa
-
-    backbone, family, preprocessor, _ = load_backbone(config)
-    if family.modality != "text":
-        raise UserError(
-            f"task qa needs a text backbone; {config.backbone} takes "
-            f"{family.modality}"
-        )
-    model = qa.span_model(
-        backbone, config.head.dropout, config.backbone_dropout
-    )
-    return Built(
-        model, backbone, family, preprocessor, unused=("pooled_dense",)
-    )
 
 
 def _call(backbone, inputs, training):
@@ -161,7 +147,7 @@ def _call(backbone, inputs, training):
     return backbone(inputs, training=training)
 
 
-def _text_model(backbone, num_outputs, config):
+def _text_model(backbone, num_outputs, config, head):
     # === Inputs ===
     inputs = {
         name: keras.Input(shape=(None,), dtype=tensor.dtype, name=name)
@@ -172,7 +158,7 @@ def _text_model(backbone, num_outputs, config):
     outputs = _call(
         backbone, inputs, None if config.backbone_dropout else False
     )
-    if config.task == "tokens":  # a tag per position: no pooling
+    if head.sequence:  # an output per position: no pooling
         features = heads.sequence_output(outputs)
     else:
         try:
@@ -181,11 +167,11 @@ def _text_model(backbone, num_outputs, config):
             )
         except ValueError as error:
             raise UserError(f"--config.head.pooling: {error}") from None
-    outputs = heads.head(features, num_outputs, config.task, config.head)
+    outputs = heads.head(features, num_outputs, config.head, head)
     return keras.Model(inputs, outputs, name="kft_text_model")
 
 
-def _image_model(backbone, family, converter, size, num_outputs, config):
+def _image_model(backbone, family, converter, size, num_outputs, config, head):
     # === Inputs ===
     images = keras.Input(shape=(size, size, 3), name="image")
     # === Functional Model ===
@@ -204,5 +190,5 @@ def _image_model(backbone, family, converter, size, num_outputs, config):
             features = heads.pool_image(features, config.head.pooling)
         except ValueError as error:
             raise UserError(f"--config.head.pooling: {error}") from None
-    outputs = heads.head(features, num_outputs, config.task, config.head)
+    outputs = heads.head(features, num_outputs, config.head, head)
     return keras.Model(images, outputs, name="kft_image_model")

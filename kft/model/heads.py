@@ -4,20 +4,26 @@ The head computes in float32 even under mixed precision, so the softmax and
 the loss keep their precision.
 """
 
+import dataclasses
+
 import keras
 from keras import ops
 
-from kft.tasks import regression
 
-# Output activation and units by task; "binary" is a single sigmoid unit.
-TASKS = {
-    "classification": "softmax",
-    "binary": "sigmoid",
-    "multilabel": "sigmoid",
-    "regression": "linear",
-    # A softmax over tags at every position of the sequence (NER).
-    "tokens": "softmax",
-}
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """What a task puts on the backbone (each task gives its own).
+
+    Args:
+        activation: of the output Dense (softmax, sigmoid, linear).
+        sequence: an output at every position (tagging), no pooling.
+        finish: a layer applied to the output Dense's result (regression's
+            target scaling), or None.
+    """
+
+    activation: str = "softmax"
+    sequence: bool = False
+    finish: object = None
 
 
 @keras.saving.register_keras_serializable(package="kft")
@@ -106,13 +112,22 @@ HEAD_LAYERS = ("head_dropout_0", "head_hidden", "head_dropout", "head_output")
 
 
 def head_layers(model):
-    """The head's layers of a model `head` built, in order."""
-    names = {layer.name for layer in model.layers}
-    return [model.get_layer(name) for name in HEAD_LAYERS if name in names]
+    """The head's layers of a model `head` built, in order: from its first
+    layer on pooled features to the last (a task's `finish` included)."""
+    layers = model.layers
+    for index, layer in enumerate(layers):
+        if layer.name in HEAD_LAYERS:
+            return layers[index:]
+    return []
 
 
-def head(features, num_outputs, task, head_config):
-    """Dropout, an optional hidden Dense, then the output Dense in float32."""
+# Classification's head: a softmax over classes.
+SOFTMAX = Head()
+
+
+def head(features, num_outputs, head_config, spec=SOFTMAX):
+    """Dropout, an optional hidden Dense, then the output Dense in float32
+    with `spec`'s activation (and its `finish` layer after it)."""
     x = features
     if head_config.hidden_units:
         x = keras.layers.Dropout(head_config.dropout, name="head_dropout_0")(x)
@@ -122,10 +137,12 @@ def head(features, num_outputs, task, head_config):
             name="head_hidden",
         )(x)
     x = keras.layers.Dropout(head_config.dropout, name="head_dropout")(x)
-    units = 1 if task == "binary" else num_outputs
     outputs = keras.layers.Dense(
-        units, activation=TASKS[task], dtype="float32", name="head_output"
+        num_outputs,
+        activation=spec.activation,
+        dtype="float32",
+        name="head_output",
     )(x)
-    if task == "regression":  # to the targets' units (kft/tasks/regression.py)
-        return regression.TargetScale(name=regression.LAYER)(outputs)
+    if spec.finish is not None:
+        return spec.finish()(outputs)
     return outputs

@@ -6,23 +6,17 @@ nothing that needs a display. Each function returns the PNG file's bytes,
 which the report both writes beside report.html and embeds in it.
 """
 
-import io
-
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from kft.core import files
 
 # Metrics drawn first, in this order; any other history column follows.
 _FIRST = ("loss", "accuracy", "macro_f1")
 _TITLES = {"loss": "loss", "accuracy": "accuracy", "macro_f1": "macro-F1"}
 # Past this many classes the cell numbers would be unreadable.
 _MAX_ANNOTATED_CLASSES = 25
-
-
-def to_png(figure):
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return buffer.getvalue()
 
 
 def metric_names(columns):
@@ -100,7 +94,7 @@ def curves(history, spans, peaks=()):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8, loc="best")
-    return to_png(figure)
+    return files.png_bytes(figure)
 
 
 def confusion(matrix, labels, normalized):
@@ -130,7 +124,7 @@ def confusion(matrix, labels, normalized):
     )
     if count <= _MAX_ANNOTATED_CLASSES:
         _annotate(axes, matrix, normalized)
-    return to_png(figure)
+    return files.png_bytes(figure)
 
 
 def _annotate(axes, matrix, normalized):
@@ -168,4 +162,4 @@ def overlay(histories, metrics):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
-    return to_png(figure)
+    return files.png_bytes(figure)

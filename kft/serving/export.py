@@ -19,8 +19,9 @@ Both return `probabilities` (`float32 [None, C]`), `class_id`
 with a decision threshold (kft/tasks/classification/threshold.py), 1 where
 P(class 1) >= the
 threshold, so served labels agree with the run's metrics.
-Multilabel and regression runs answer their own outputs instead
-(kft/tasks/dispatch.py: `probabilities`, `decisions`, `labels`; or `score`).
+Other tasks answer their own outputs instead (the `outputs` each task
+gives `export`: multilabel `probabilities`, `decisions`, `labels`;
+regression `score`).
 
 Only the variables the signatures use are saved (Keras's `ExportArchive`
 keeps the optimizer's slots out), so the SavedModel holds each weight once.
@@ -51,7 +52,6 @@ from kft import data
 from kft.core import compat
 from kft.serving import check as check_lib
 from kft.serving import parity, publish
-from kft.tasks import dispatch as tasks
 
 PREPROCESSED = "serving_preprocessed"
 
@@ -71,7 +71,9 @@ def _label_table(labels_path):
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
-def _outputs(probabilities, table, threshold=None):
+def class_outputs(probabilities, table, threshold=None):
+    """Probabilities, the decided class id and its label, as TF ops:
+    argmax, or with a two-class `threshold` 1 where P(class 1) >= it."""
     probabilities = tf.cast(probabilities, tf.float32)
     if threshold is None:
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
@@ -194,13 +196,14 @@ def _plain_tensorflow_truncation(preprocessor):
         compat.restore_packer_trim(packer)
 
 
-def write_saved_model(built, labels, path, threshold=None, delimiter=","):
+def write_saved_model(built, labels, path, outputs=None):
     """Writes the SavedModel of `built` (a `builder.Built`) to `path`.
 
-    `threshold`: the two-class decision threshold on P(class 1), or None
-    for argmax class ids; multilabel: the per-label thresholds, whose
-    chosen labels the `labels` output joins with `delimiter`.
+    `outputs(model_outputs, table)` gives the signatures' outputs as TF
+    ops (`table` looks up label names by class id); by default
+    `class_outputs` by argmax.
     """
+    outputs = outputs or class_outputs
     with tempfile.TemporaryDirectory() as scratch:
         labels_path = os.path.join(scratch, "labels.txt")
         with open(labels_path, "w", encoding="utf-8") as file:
@@ -212,12 +215,8 @@ def write_saved_model(built, labels, path, threshold=None, delimiter=","):
         # endpoints' own variables are all a SavedModel needs.
         archive.track(table)
 
-        def decide(outputs):
-            if built.task != "classification":
-                return tasks.serving_outputs(
-                    built.task, outputs, labels, threshold, delimiter
-                )
-            return _outputs(outputs, table, threshold)
+        def decide(model_outputs):
+            return outputs(model_outputs, table)
 
         with (
             _plain_tensorflow_truncation(built.preprocessor),
@@ -253,8 +252,9 @@ def export(
     sample,
     weights_file=None,
     log=print,
-    threshold=None,
-    delimiter=",",
+    *,
+    outputs=None,
+    compare=None,
 ):
     """Writes, checks and publishes `base/<N>/`; returns (path, figures).
 
@@ -265,18 +265,20 @@ def export(
         sample: raw inputs for the parity check (see `sample_inputs`).
         weights_file: the run's weights file, to compare sizes with.
         log: where progress lines go.
-        threshold: the two-class decision threshold the served class ids
-            apply (kft/tasks/classification/threshold.py); None for argmax.
-            Multilabel: the
-            per-label thresholds (kft/tasks/multilabel.py).
-        delimiter: multilabel: what joins the served label names.
+        outputs: the signatures' outputs (see `write_saved_model`); by
+            default class probabilities, the argmax class and its label.
+        compare: `compare(expected, served)` -> (figures, problems), the
+            task's check of served outputs against the Keras model's; by
+            default `parity.compare_classes` by argmax.
     """
+    if compare is None:
+
+        def compare(expected, served):
+            return parity.compare_classes(expected, served, labels)
 
     def build(folder):
-        write_saved_model(built, labels, folder, threshold, delimiter)
-        figures = parity.check(
-            folder, built, labels, sample, threshold, delimiter
-        )
+        write_saved_model(built, labels, folder, outputs)
+        figures = parity.check(folder, built, sample, compare)
         figures["saved_model_bytes"] = check_lib.folder_bytes(folder)
         figures["variables_bytes"] = check_lib.folder_bytes(
             os.path.join(folder, "variables")

@@ -17,8 +17,6 @@ from kft import data
 from kft.core import distribute, files
 from kft.core.errors import ExportError, UserError
 from kft.serving import check as check_lib
-from kft.tasks import dispatch as tasks
-from kft.tasks.classification import threshold as threshold_lib
 
 TOLERANCE = 1e-5
 # How many test examples the parity check runs through both models.
@@ -179,25 +177,34 @@ def keras_probabilities(built, values):
     return np.asarray(distribute.predict_batch(built.model, inputs), np.float32)
 
 
-def check(path, built, labels, values, threshold=None, delimiter=","):
+def class_ids(probabilities, cut=None):
+    """Class ids: argmax, or P(class 1) >= `cut` for two classes.
+
+    The comparison is in float32, as in the SavedModel's graph
+    (`export.class_outputs`), so the metrics and the export decide alike
+    on every example.
+    """
+    probabilities = np.asarray(probabilities, np.float32)
+    if cut is None:
+        return np.argmax(probabilities, axis=-1)
+    if probabilities.shape[-1] != 2:
+        raise ValueError("a decision threshold needs two classes")
+    return (probabilities[:, 1] >= np.float32(cut)).astype(np.int64)
+
+
+def check(path, built, values, compare):
     """Compares the SavedModel at `path` with the Keras model on `values`.
 
+    `compare(expected, served)` is the task's comparison of the served
+    outputs with the Keras model's (probabilities within TOLERANCE, the
+    same decisions except near ties); it returns (figures, problems).
     Returns the figures written to kft_export_check.json; raises
-    ExportError when a probability differs by more than TOLERANCE or a label
-    differs (except a near tie, where the two best probabilities, or
-    P(class 1) and the decision `threshold`, are closer than TOLERANCE and
-    either answer is right). Multilabel and regression outputs are
-    compared by kft.tasks.check_served.
+    ExportError on any problem.
     """
     expected = keras_probabilities(built, values)
     report, served = _run_in_fresh_process(path, values)
     count = len(values[0] if isinstance(values, tuple) else values)
-    if built.task == "classification":
-        figures, problems = _check_classes(expected, served, labels, threshold)
-    else:
-        figures, problems = tasks.check_served(
-            built.task, expected, served, labels, threshold, delimiter
-        )
+    figures, problems = compare(expected, served)
     figures = {"examples": count, **figures, **report}
     expected_inputs = {"text"} if built.modality == "text" else {"image_bytes"}
     if built.pairs:
@@ -210,20 +217,24 @@ def check(path, built, labels, values, threshold=None, delimiter=","):
     return figures
 
 
-def _check_classes(expected, served, labels, threshold):
-    """(figures, problems) of served classification outputs."""
-    got, class_ids = served["probabilities"], served["class_id"]
+def compare_classes(expected, served, labels, cut=None):
+    """(figures, problems) of served class probabilities, ids and labels
+    (`export.class_outputs`) against the Keras model's `expected`
+    probabilities, decided by `cut` as `class_ids` decides."""
+    got, served_ids = served["probabilities"], served["class_id"]
     got_labels = [v.decode("utf-8") for v in served["label"]]
     difference = float(np.max(np.abs(got - expected))) if len(got) else 0.0
-    if threshold is None:
+    if cut is None:
         top2 = np.sort(expected, axis=-1)[:, -2:]
         tie = (top2[:, 1] - top2[:, 0]) < TOLERANCE
     else:
-        tie = np.abs(expected[:, 1] - threshold) < TOLERANCE
-    expected_ids = threshold_lib.decide(expected, threshold)
-    wrong_ids = (class_ids != expected_ids) & ~tie
+        tie = np.abs(expected[:, 1] - cut) < TOLERANCE
+    expected_ids = class_ids(expected, cut)
+    wrong_ids = (served_ids != expected_ids) & ~tie
     wrong_labels = [
-        i for i, label in enumerate(got_labels) if label != labels[class_ids[i]]
+        i
+        for i, label in enumerate(got_labels)
+        if label != labels[served_ids[i]]
     ]
     figures = {
         "max_abs_difference": difference,
@@ -231,7 +242,7 @@ def _check_classes(expected, served, labels, threshold):
         "class_id_mismatches": int(wrong_ids.sum()),
         "label_mismatches": len(wrong_labels),
         "near_ties": int(tie.sum()),
-        "threshold": threshold,
+        "threshold": cut,
     }
     problems = []
     if difference > TOLERANCE:

@@ -1,7 +1,11 @@
-"""What classification, multilabel and regression runs share: batches of
-texts or images with one target each, predictions in example order, their
-evaluation and prediction files, and the held-out test split kft-predict
-and kft-evaluate read again."""
+"""What classification, multilabel and regression share: `LabelledTask`,
+over texts or images with one target each (a class, a set of labels, a
+number): reading them (kft/data), batches, predictions in example order,
+prediction files, the held-out test split kft-predict and kft-evaluate
+read again, and the SavedModel with its parity check (kft/serving).
+
+Each task gives its head, loss and Keras metrics, its decision, its
+metrics.json figures and its served outputs."""
 
 import dataclasses
 import json
@@ -10,25 +14,32 @@ import os
 import numpy as np
 
 from kft import data
-from kft.core import distribute, files
+from kft.core import distribute, files, run_folder
 from kft.core.errors import UserError
-from kft.core.run_folder import PREDICTIONS_FILE, TEST_SPLIT_FILE, write_jsonl
+from kft.core.run_folder import (
+    SAMPLE_FILE,
+    TEST_SPLIT_FILE,
+    write_jsonl,
+)
 from kft.core.run_folder import log as _log
-from kft.model import builder
-from kft.tasks import dispatch as tasks
-from kft.tasks.classification import metrics as evaluation
-from kft.tasks.classification import threshold
+from kft.model import builder, heads
+from kft.report import page as report_page
+from kft.serving import export as export_lib
+from kft.serving import parity
+from kft.tasks import base
+
+# How far served outputs may differ from the Keras model's.
+TOLERANCE = parity.TOLERANCE
 
 
-def prepare(config):
+def prepare(config, head=heads.SOFTMAX):
     """Reads the data and builds the model; returns (built, splits)."""
     if config.data.split_seed < 0:
         config.data.split_seed = config.seed  # recorded in config.json
-    tasks.check(config)
     splits = data.load_splits(config.data, config.data.split_seed, config.task)
     for note in splits.notes:
         _log(note)
-    built = builder.build(config, len(splits.labels))
+    built = builder.build(config, len(splits.labels), head)
     if built.modality != splits.modality:
         raise UserError(
             f"backbone {config.backbone} takes {built.modality} but "
@@ -144,71 +155,6 @@ def predict_in_order(built, split, config):
     return ordered
 
 
-def evaluate(built, split, labels, config, cut=None, folder=""):
-    """Runs `split` through the model; returns the metrics.json dict.
-
-    `cut` is the binary decision threshold
-    (kft/tasks/classification/threshold.py), None argmax.
-    With `folder`, also writes its predictions.jsonl.
-    """
-    probabilities = predict_in_order(built, split, config)
-    if config.task != "classification":
-        return task_report(
-            config.task, split, probabilities, labels, cut, folder
-        )
-    if folder:
-        write_predictions(
-            split, probabilities, labels, built.modality, folder, cut
-        )
-    report = evaluation.classification_report(
-        split.label_ids, probabilities, labels, split.name, cut
-    )
-    # Predictions made, each example once (predict_in_order checks it).
-    report["evaluated_examples"] = len(probabilities)
-    return report
-
-
-def task_report(task, split, outputs, labels, decision, folder=""):
-    """evaluate() of multilabel and regression runs (kft/tasks/dispatch.py)."""
-    if folder:
-        rows = tasks.prediction_rows(task, split, outputs, labels, decision)
-        write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
-    return tasks.report(task, split, outputs, labels, decision)
-
-
-def format_table(report):
-    if report.get("task", "classification") != "classification":
-        return tasks.format_table(report)
-    return evaluation.format_table(report)
-
-
-def write_predictions(split, probabilities, labels, modality, folder, cut):
-    """Writes one JSON line per example: input, label, prediction, odds.
-
-    `predicted` is decided as the metrics decide (`cut`, the threshold, or
-    argmax); `probability` is the predicted class's, `label_probability`
-    the true class's. Encoded images (TFDS) get their index only.
-    """
-    decisions = threshold.decide(probabilities, cut)
-    key = "text" if modality == "text" else "image"
-    rows = []
-    for index, (value, label_id) in enumerate(
-        zip(split.values, split.label_ids)
-    ):
-        row = {"index": index}
-        if isinstance(value, str):
-            row[key] = value
-        predicted = int(decisions[index])
-        row.update(
-            label=labels[label_id],
-            predicted=labels[predicted],
-            probability=round(float(probabilities[index][predicted]), 6),
-            label_probability=round(float(probabilities[index][label_id]), 6),
-        )
-        rows.append(row)
-    write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
-
-
 def write_held_out(split, labels, task, model_dir, modality):
     """Writes a held-out test split as JSONL that kft-predict reads."""
     if not split.values or not isinstance(split.values[0], str):
@@ -257,3 +203,146 @@ def evaluation_split(config, labels, model_dir):
         pairs = None
     encoded = data.targets.encode(names, labels, config.task, spec)
     return data.Split("test", spec, values, encoded, pairs)
+
+
+def input_rows(split):
+    """predictions.jsonl's start of each row: the index and the text(s)."""
+    rows = []
+    for index, value in enumerate(split.values):
+        row = {"index": index}
+        if isinstance(value, str):
+            row["text"] = value
+        if split.pairs is not None:
+            row["text_pair"] = split.pairs[index]
+        rows.append(row)
+    return rows
+
+
+def compare_values(expected, served, key):
+    """(figures, problems) of served `key` values against the Keras
+    model's `expected`, relative to their size above 1 (scores may be
+    large numbers)."""
+    got = np.asarray(served[key], np.float32)
+    scale = np.maximum(1.0, np.abs(expected))
+    difference = (
+        float(np.max(np.abs(got - expected) / scale)) if got.size else 0.0
+    )
+    figures = {"max_abs_difference": difference, "tolerance": TOLERANCE}
+    problems = []
+    if difference > TOLERANCE:
+        problems.append(
+            f"{key} differ by up to {difference:.2e} (> {TOLERANCE})"
+        )
+    return figures, problems
+
+
+class LabelledTask(base.Task):
+    """A target per text, text pair or image. Subclasses give `head`,
+    `loss_and_metrics`, `score` and `serving`; and `decide` where the
+    outputs need a decision."""
+
+    head = heads.SOFTMAX
+    output_name = "classes"  # the log's word for `labels`
+    multi_worker = True
+
+    def prepare(self, config):
+        return prepare(config, self.head)
+
+    def build(self, config, num_outputs):
+        return builder.build(config, num_outputs, self.head)
+
+    def load(self, model_dir, config):
+        labels = run_folder.read_labels(model_dir)
+        weights = run_folder.weights_path(model_dir)
+        return labels, builder.rebuild(config, len(labels), weights, self.head)
+
+    def describe(self, splits):
+        return (
+            f"{base.Task.describe(self, splits)}; {self.output_name}: "
+            f"{', '.join(splits.labels)}"
+        )
+
+    def batches(self, built, split, labels, config, training):
+        return batches(built, split, config, training)
+
+    def loss_and_metrics(self, model, config, num_outputs):
+        """(loss per example, Keras metrics) of `model.compile`."""
+        raise NotImplementedError
+
+    def compile(self, model, optimizer, config, num_outputs):
+        loss, metrics = self.loss_and_metrics(model, config, num_outputs)
+        model.compile(
+            optimizer=optimizer,
+            loss=distribute.global_mean(loss),
+            metrics=metrics,
+            jit_compile=config.jit_compile,
+            # 0 ("auto") is resolved by run.train; callers that skip it get 1.
+            steps_per_execution=config.steps_per_execution or 1,
+        )
+
+    def score(self, split, outputs, labels, decision, modality, folder):
+        """The metrics.json dict of `split` from the model's `outputs`;
+        with `folder`, writes its predictions.jsonl there."""
+        raise NotImplementedError
+
+    def evaluate(self, built, split, labels, config, decision, folder=""):
+        outputs = predict_in_order(built, split, config)
+        report = self.score(
+            split, outputs, labels, decision, built.modality, folder
+        )
+        # Predictions made, each example once (predict_in_order checks it).
+        report["evaluated_examples"] = len(outputs)
+        return report
+
+    def serve(
+        self, built, saved_model, split, labels, config, decision, folder
+    ):
+        outputs = parity.serve_probabilities(saved_model, split, built.modality)
+        return self.score(
+            split, outputs, labels, decision, built.modality, folder
+        )
+
+    def summarize(self, built, splits, config, decision, folder):
+        report = self.evaluate(
+            built, splits.test, splits.labels, config, decision, folder
+        )
+        report["source"] = splits.test.source
+        if not config.data.test:
+            write_held_out(
+                splits.test, splits.labels, self.name, folder, built.modality
+            )
+        return report
+
+    def evaluation_split(self, config, labels, folder):
+        return evaluation_split(config, labels, folder)
+
+    def export_sample(self, built, splits, config):
+        return parity.sample_inputs(splits.test, built.modality)
+
+    def write_sample(self, sample, folder):
+        parity.save_sample(sample, os.path.join(folder, SAMPLE_FILE))
+
+    def read_sample(self, folder):
+        return parity.load_sample(os.path.join(folder, SAMPLE_FILE))
+
+    def serving(self, labels, decision, config):
+        """(outputs, compare) of kft/serving/export.py's `export`."""
+        raise NotImplementedError
+
+    def export(
+        self, built, labels, base_dir, sample, decision, config, weights
+    ):
+        outputs, compare = self.serving(labels, decision, config)
+        return export_lib.export(
+            built,
+            labels,
+            base_dir,
+            sample,
+            weights,
+            log=_log,
+            outputs=outputs,
+            compare=compare,
+        )
+
+    def write_report(self, folder, run_config=None):
+        return report_page.write(folder, run_config)

@@ -21,8 +21,14 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kft.core import files
+from kft.core.run_folder import PREDICTIONS_FILE, write_jsonl
+from kft.core.run_folder import log as _log
+from kft.data import targets
+from kft.model import heads
+from kft.tasks import labelled
 from kft.tasks.classification import threshold as threshold_lib
 from kft.tasks.classification.metrics import safe_divide
 
@@ -205,3 +211,105 @@ def format_table(report):
             f"{row['f1']:.4f}  {row['support']:7d}"
         )
     return "\n".join(lines)
+
+
+# === The task ===
+
+
+class MultilabelTask(labelled.LabelledTask):
+    name = "multilabel"
+    metrics = METRICS
+    unsupported = frozenset({"class_weight", "mixup"})
+    head = heads.Head(activation="sigmoid")
+    output_name = "labels"
+
+    def check(self, config):
+        threshold_lib.parse(config.eval.threshold)
+
+    def loss_and_metrics(self, model, config, num_outputs):
+        return loss(config), keras_metrics()
+
+    def decide(self, built, splits, config, folder):
+        """Tunes and saves the thresholds; returns them in label order."""
+
+        def validation_outputs():
+            return labelled.validation_outputs(built, splits.validation, config)
+
+        record = choose(
+            config.eval.threshold, splits.labels, validation_outputs, _log
+        )
+        save(record, folder)
+        return [record["thresholds"][label] for label in splits.labels]
+
+    def load_decision(self, config, folder, labels):
+        return load(config.eval.threshold, folder, labels)
+
+    def score(self, split, outputs, labels, decision, modality, folder):
+        if folder:
+            truth = targets.decode(split.label_ids, labels, self.name)
+            chosen = targets.decode(
+                decide(outputs, decision), labels, self.name
+            )
+            rows = labelled.input_rows(split)
+            for index, row in enumerate(rows):
+                row["label"] = truth[index]
+                row["predicted"] = chosen[index]
+                row["probabilities"] = [
+                    round(float(p), 6) for p in outputs[index]
+                ]
+            write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
+        return report(split.label_ids, outputs, labels, split.name, decision)
+
+    def format_table(self, report):
+        return format_table(report)
+
+    def serving(self, labels, decision, config):
+        delimiter = config.data.label_delimiter
+        return (
+            lambda outputs, table: serving_outputs(
+                outputs, labels, decision, delimiter
+            ),
+            lambda expected, served: compare_served(
+                expected, served, labels, decision, delimiter
+            ),
+        )
+
+
+def serving_outputs(outputs, labels, thresholds, delimiter):
+    """`probabilities`, `decisions` (0/1) and the chosen `labels` joined by
+    `delimiter`, as TF ops."""
+    probabilities = tf.cast(outputs, tf.float32)
+    cuts = tf.constant(np.asarray(thresholds, np.float32))
+    chosen = probabilities >= cuts
+    names = tf.broadcast_to(tf.constant(list(labels)), tf.shape(chosen))
+    return {
+        "probabilities": probabilities,
+        "decisions": tf.cast(chosen, tf.int64),
+        "labels": tf.strings.reduce_join(
+            tf.ragged.boolean_mask(names, chosen), axis=1, separator=delimiter
+        ),
+    }
+
+
+def compare_served(expected, served, labels, thresholds, delimiter):
+    """(figures, problems): probabilities within tolerance, the same
+    decisions but for near ties, and label names that match them."""
+    figures, problems = labelled.compare_values(
+        expected, served, "probabilities"
+    )
+    cuts = np.asarray(thresholds, np.float32)
+    near = np.abs(expected - cuts) < labelled.TOLERANCE
+    wrong = (served["decisions"] != decide(expected, thresholds)) & ~near
+    chosen = targets.decode(served["decisions"], labels, "multilabel")
+    joined = [delimiter.join(row) for row in chosen]
+    got_labels = [v.decode("utf-8") for v in served["labels"]]
+    figures["decision_mismatches"] = int(wrong.sum())
+    figures["near_ties"] = int(near.sum())
+    if wrong.any():
+        problems.append(f"{int(wrong.sum())} label decisions differ")
+    if joined != got_labels:
+        problems.append("the served label names differ from the decisions")
+    return figures, problems
+
+
+TASK = MultilabelTask()

@@ -1,22 +1,34 @@
-"""Finds the module of a task whose runs live on their own.
+"""Every task kft runs, by its `--config.task` name.
 
-tokens, qa and causal_lm runs are `kft/tasks/<task>/task.py`, found by
-name as big_vision finds an evaluator, so the run imports no task module
-statically. Each has the same three commands:
-
-- `train(config, model_dir, overwrite, strategy)`: kft-train;
-- `evaluate_run(model_dir, config, saved_model)`: kft-evaluate, with the
-  run's config (overrides applied); writes eval/<name>/;
-- `export_run(model_dir, config, base)`: kft-export; returns the path.
-
-classification, multilabel and regression runs go through kft/run.py.
+Each is one `Task` (kft/tasks/base.py) in its own module; this table is
+the list the config check, the commands and the tests read. A new task
+is a folder under kft/tasks/ with a `TASK` and one line here.
 """
 
-import importlib
+from kft.core.errors import UserError
+from kft.tasks import multilabel, regression
+from kft.tasks.causal_lm import task as causal_lm
+from kft.tasks.classification import task as classification
+from kft.tasks.qa import task as qa
+from kft.tasks.tokens import task as tokens
 
-OWN_RUNS = ("tokens", "qa", "causal_lm")
+TASKS = {
+    module.TASK.name: module.TASK
+    for module in (
+        classification,
+        multilabel,
+        regression,
+        tokens,
+        qa,
+        causal_lm,
+    )
+}
 
 
-def module(task):
-    """kft/tasks/<task>/task.py of a task in OWN_RUNS."""
-    return importlib.import_module(f"kft.tasks.{task}.task")
+def get(name):
+    """The task called `name`; a UserError naming the valid ones."""
+    if name not in TASKS:
+        raise UserError(
+            f"bad value '{name}' for --config.task; valid: " + ", ".join(TASKS)
+        )
+    return TASKS[name]

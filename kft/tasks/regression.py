@@ -19,10 +19,14 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from kft.core import files
 from kft.core.errors import UserError
+from kft.core.run_folder import PREDICTIONS_FILE, write_jsonl
+from kft.model import heads
+from kft.tasks import labelled
 
 LOSSES = ("mse", "huber")
 SCALINGS = ("standardize", "none")
@@ -52,7 +56,7 @@ class TargetScale(keras.layers.Layer):
         return input_shape[:1]
 
 
-def check(config):
+def check_options(config):
     for key, valid in (("loss", LOSSES), ("scaling", SCALINGS)):
         if config.regression[key] not in valid:
             raise UserError(
@@ -165,3 +169,51 @@ def format_table(report):
         f"{show('pearson')}, Spearman {show('spearman')} (targets: mean "
         f"{show('target_mean')}, std {show('target_std')})"
     )
+
+
+# === The task ===
+
+
+class RegressionTask(labelled.LabelledTask):
+    name = "regression"
+    metrics = METRICS
+    unsupported = frozenset({"class_weight", "mixup"})
+    head = heads.Head(
+        activation="linear", finish=lambda: TargetScale(name=LAYER)
+    )
+    output_name = "target"
+
+    def check(self, config):
+        check_options(config)
+
+    def before_training(self, built, splits, config, folder):
+        scaling = fit_scaling(
+            built.model, splits.train.label_ids, config.regression.scaling
+        )
+        save_scaling(scaling, folder)
+
+    def loss_and_metrics(self, model, config, num_outputs):
+        return loss(model, config), keras_metrics()
+
+    def score(self, split, outputs, labels, decision, modality, folder):
+        if folder:
+            rows = labelled.input_rows(split)
+            for index, row in enumerate(rows):
+                row["label"] = float(split.label_ids[index])
+                row["predicted"] = round(float(outputs[index]), 6)
+            write_jsonl(os.path.join(folder, PREDICTIONS_FILE), rows)
+        return report(split.label_ids, outputs, split.name)
+
+    def format_table(self, report):
+        return format_table(report)
+
+    def serving(self, labels, decision, config):
+        return (
+            lambda outputs, table: {"score": tf.cast(outputs, tf.float32)},
+            lambda expected, served: labelled.compare_values(
+                expected, served, "score"
+            ),
+        )
+
+
+TASK = RegressionTask()

@@ -4,8 +4,8 @@ A case is a JSON-able dict (its "spec"): suite, peer, batch size, lengths,
 warm-up, steps and repeats, and the paths of its data and model. Peers:
 
     kft    kft's own path: `builder.build` with the experiment's config,
-           `kft.optim` optimizer compiled by `dispatch.compile_model`, fed
-           by `labelled.batches` (kft/bench/peers/kft_peer.py)
+           `kft.optim` optimizer compiled by the classification task's
+           `compile`, fed by `labelled.batches` (kft/bench/peers/kft_peer.py)
     keras  plain keras-hub `TextClassifier` or keras.applications model
            and `model.fit` at default settings (kft/bench/peers/keras_peer.py)
     torch  PyTorch + transformers `from_pretrained` on the same folder, a

@@ -2,7 +2,7 @@
 
 The model comes from `builder.build` with the experiment's config (sent as
 JSON in the spec), the optimizer from `kft.optim` through the freeze plan's
-last phase, `dispatch.compile_model` compiles it, and `labelled.batches` feeds
+last phase, the classification task compiles it, and `labelled.batches` feeds
 it. What kft-train adds around `model.fit` (checkpoints, validation,
 history) is not timed.
 """
@@ -19,7 +19,8 @@ from kft.bench.peers import keras_peer
 from kft.core import cached, compat, distribute, freeze, optim
 from kft.core.errors import UserError
 from kft.model import builder
-from kft.tasks import dispatch, labelled
+from kft.tasks import labelled
+from kft.tasks.classification.task import TASK as CLASSIFICATION
 
 
 def compile_last_phase(built, config, num_classes, total_steps=1000):
@@ -32,7 +33,7 @@ def compile_last_phase(built, config, num_classes, total_steps=1000):
         config.schedule, phase.learning_rate, total_steps
     )
     optimizer = optim.make_optimizer(config.optimizer, schedule, multipliers)
-    dispatch.compile_model(built.model, optimizer, config, num_classes)
+    CLASSIFICATION.compile(built.model, optimizer, config, num_classes)
 
 
 def read_split(path):
@@ -143,8 +144,8 @@ def images_cached(spec):
     split, num_classes = read_split(spec["data"])
     built = builder.build(config, num_classes)
     compile_last_phase(built, config, num_classes)
-    extractor, head = cached.split(built.model)
-    dispatch.compile_model(head, built.model.optimizer, config, num_classes)
+    extractor, head = cached.split(built)
+    CLASSIFICATION.compile(head, built.model.optimizer, config, num_classes)
     epochs = labelled.batches(built, split, config, True)
     started = time.perf_counter()
     labels, features = distribute.predict(extractor, epochs.ordered)

@@ -10,25 +10,22 @@ validation loss and perplexity, sample generations in metrics.json, and a
 SavedModel with a `generate` signature.
 """
 
-import json
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
 
-from kft.core import compat, files, freeze, run_folder, training
+from kft.core import compat, run_folder
 from kft.core.errors import UserError
 from kft.data import pipeline
 from kft.model import backbones, builder
 from kft.report import page as report_lib
 from kft.report.markup import escape, lookup, note, section, table
 from kft.serving import publish
-from kft.tasks import dispatch
+from kft.tasks import base
 from kft.tasks.causal_lm import generation
 
 DEFAULT_LENGTH = 256
-SAMPLES_FILE = "samples.jsonl"
 FAMILY = backbones.Family("text", block_pattern=generation.BLOCK_PATTERN)
 
 
@@ -37,10 +34,6 @@ def _log(message):
 
 
 def check(config):
-    if config.lr_find:
-        raise UserError("lr_find is not available for task causal_lm yet")
-    if config.class_weight:
-        raise UserError("--config.class_weight applies to classification")
     options = config.lm
     generation.make_sampler(options.sampler)  # a bad name fails here
     if options.lora_rank < 1:
@@ -50,7 +43,8 @@ def check(config):
 
 
 def build(config):
-    """(causal_lm, Built over its preprocessor-free training model)."""
+    """(causal_lm, Built over its preprocessor-free training model, with
+    `generator` the causal_lm)."""
     if backbones.resolve(config.backbone).kind != "hub":
         raise UserError(
             f"task causal_lm needs a keras-hub causal LM preset, not "
@@ -62,7 +56,9 @@ def build(config):
         generation.enable_lora(backbone, config.lm.lora_rank)
     causal_lm.compile(sampler=_sampler(config))
     model = generation.training_model(causal_lm)
-    built = builder.Built(model, backbone, FAMILY, causal_lm.preprocessor)
+    built = builder.Built(
+        model, backbone, FAMILY, causal_lm.preprocessor, generator=causal_lm
+    )
     return causal_lm, built
 
 
@@ -149,79 +145,6 @@ def _prompts(examples, count):
     return prompts
 
 
-def train(config, model_dir, overwrite=False, strategy=None):
-    """Fine-tunes, evaluates, samples and exports; returns metrics."""
-    started = time.time()
-    phases = freeze.plan_from_config(config)
-    check(config)
-    record, finished = run_folder.begin(config, model_dir, overwrite)
-    if finished is not None:
-        return finished
-    splits, notes = load_splits(config)
-    for line in notes:
-        _log(line)
-    strategy = strategy or tf.distribute.get_strategy()
-    with strategy.scope():
-        causal_lm, built = build(config)
-    maximum = getattr(built.backbone, "max_sequence_length", None) or 1024
-    length = min(config.data.sequence_length or DEFAULT_LENGTH, maximum - 1)
-    config.data.sequence_length = length
-    run_folder.write_config(config, model_dir)
-    train_rows = _rows(splits["train"], causal_lm, config)
-    seen = {"train_examples": len(splits["train"]), "sequence_length": length}
-    run_folder.check_seen(record, seen, model_dir)
-    validation = None
-    if splits["validation"]:
-        rows = _rows(splits["validation"], causal_lm, config)
-        validation = _dataset(rows, config.data.eval_batch_size)
-    trainable = sum(int(np.prod(w.shape)) for w in built.model.weights)
-    _log(
-        f"{len(splits['train'])} training examples in {len(train_rows)} "
-        f"rows of {length} tokens; {len(splits['validation'])} validation, "
-        f"{len(splits['test'])} test; {trainable:,} parameters"
-    )
-    with strategy.scope():
-        timing = training.Trainer(
-            built,
-            phases,
-            _epochs(train_rows, config),
-            validation,
-            config,
-            model_dir,
-            0,
-            log=_log,
-            task=dispatch,
-        ).run(config.resume)
-    run_folder.save_weights(
-        built.model, os.path.join(model_dir, run_folder.WEIGHTS_FILE)
-    )
-    for entry, phase in zip(timing["phases"], phases):
-        entry["learning_rate"] = phase.learning_rate
-    report = {"task": "causal_lm", "lora": _lora_summary(built)}
-    for name in ("validation", "test"):
-        if splits[name]:
-            report[name] = loss_figures(built, causal_lm, splits[name], config)
-    sample_from = splits["validation"] or splits["test"] or splits["train"]
-    prompts = _prompts(sample_from, config.lm.samples)
-    texts = causal_lm.generate(prompts, max_length=config.lm.max_length)
-    report["samples"] = [
-        {"prompt": p, "generated": t} for p, t in zip(prompts, texts)
-    ]
-    run_folder.write_export_sample(model_dir, prompts)
-    if config.export:
-        path, figures = export_lm(
-            causal_lm,
-            config,
-            os.path.join(model_dir, run_folder.EXPORT_DIR),
-            prompts,
-        )
-        report["export"] = {"path": path, **figures}
-    report["timing"] = timing
-    return run_folder.finish(
-        model_dir, record, report, started, format_table(report), write_report
-    )
-
-
 def loss_figures(built, causal_lm, examples, config):
     """Loss, perplexity and token accuracy of the model on `examples`,
     weighted as in training (response tokens only)."""
@@ -297,65 +220,9 @@ def run_config(model_dir):
     return config
 
 
-def test_examples(model_dir, config):
-    """(examples, source) kft-evaluate scores: --config.data.test, else the
-    run's own test split (its spec, or the same seeded held-out share)."""
-    if config.data.test:
-        columns = (config.lm.prompt_column, config.lm.response_column)
-        examples, note = generation.read_examples(
-            config.data.test, config.data, *columns
-        )
-        if note:
-            _log(note)
-        return examples, config.data.test
-    examples = load_splits(config)[0]["test"]
-    if not examples:
-        raise UserError(
-            f"the run in {model_dir} held out no test split; pass one as "
-            "--config.data.test=FILE (.txt or .jsonl)"
-        )
-    return examples, "test"
-
-
-def evaluate_run(model_dir, config, saved_model=""):
-    """kft-evaluate of a causal LM run: loss, perplexity and token accuracy
-    of the best weights on `test_examples`, as validation measures them.
-    Writes MODEL_DIR/eval/<name>/metrics.json; returns the dict."""
-    if saved_model:
-        raise UserError(
-            "kft-evaluate --saved_model is not available for task causal_lm: "
-            "its export generates text and gives no loss; leave "
-            "--saved_model out to evaluate the run's weights"
-        )
-    examples, source = test_examples(model_dir, config)
-    _, causal_lm, built = load_run(model_dir, config)
-    generation.compile_lm(built.model, "sgd", jit_compile=config.jit_compile)
-    report = {
-        "task": "causal_lm",
-        "test": loss_figures(built, causal_lm, examples, config),
-        "source": source,
-        "model": run_folder.weights_path(model_dir),
-    }
-    folder = run_folder.eval_folder(model_dir, source)
-    path = os.path.join(folder, run_folder.METRICS)
-    files.write_text(path, json.dumps(report, indent=2))
-    print(format_table(report), flush=True)
-    _log(f"wrote {path}")
-    return report
-
-
-def export_run(model_dir, config, base):
-    """kft-export of a causal LM run: `base/<N>/` with a `generate`
-    signature, checked on the prompts of the run's own export; returns
-    its path."""
-    prompts = run_folder.read_export_sample(model_dir)
-    _, causal_lm, _ = load_run(model_dir, config)
-    path, _ = export_lm(causal_lm, config, base, prompts)
-    return path
-
-
-def write_report(folder):
-    """report.html of a causal LM run: perplexity and sample generations."""
+def write_report(folder, config=None):
+    """report.html of a causal LM run (or of a kft-evaluate folder, with the
+    run's `config` dict): perplexity and sample generations."""
 
     def summary(run):
         m = run.metrics
@@ -374,7 +241,10 @@ def write_report(folder):
         return section("Summary", f"<p>{text}.</p>")
 
     def sections(run):
-        rows = [(s["prompt"], s["generated"]) for s in run.metrics["samples"]]
+        samples = run.metrics.get("samples") or []
+        if not samples:
+            return []
+        rows = [(s["prompt"], s["generated"]) for s in samples]
         sampler = lookup(run.config, "lm.sampler")
         return [
             section(
@@ -385,4 +255,137 @@ def write_report(folder):
         ]
 
     shown = {"task", "samples", "lora"}
-    return report_lib.write_task_page(folder, summary, sections, shown)
+    return report_lib.write_task_page(folder, summary, sections, shown, config)
+
+
+# === The task ===
+
+
+def _examples(items, name, source=""):
+    return base.Examples(items, name, source)
+
+
+class CausalLMTask(base.Task):
+    name = "causal_lm"
+    metrics = generation.METRICS
+    unsupported = frozenset(
+        {"lr_find", "class_weight", "label_smoothing", "mixup", "augment"}
+    )
+
+    def check(self, config):
+        check(config)
+
+    def prepare(self, config):
+        if config.data.split_seed < 0:
+            config.data.split_seed = config.seed
+        splits, notes = load_splits(config)
+        for line in notes:
+            _log(line)
+        _, built = build(config)
+        maximum = getattr(built.backbone, "max_sequence_length", None) or 1024
+        length = min(config.data.sequence_length or DEFAULT_LENGTH, maximum - 1)
+        config.data.sequence_length = length
+        return built, base.Splits(
+            _examples(splits["train"], "train", config.data.train),
+            _examples(splits["validation"], "validation") or None,
+            _examples(splits["test"], "test", config.data.test or "test"),
+        )
+
+    def build(self, config, num_outputs=0):
+        return build(config)[1]
+
+    def load(self, model_dir, config):
+        _, _, built = load_run(model_dir, config)
+        return (), built
+
+    def batches(self, built, split, labels, config, training):
+        rows = _rows(split, built.generator, config)
+        if training:
+            return _epochs(rows, config)
+        return _dataset(rows, config.data.eval_batch_size)
+
+    def compile(self, model, optimizer, config, num_outputs):
+        generation.compile_lm(
+            model,
+            optimizer,
+            jit_compile=config.jit_compile,
+            steps_per_execution=config.steps_per_execution or 1,
+        )
+
+    def summarize(self, built, splits, config, decision, folder):
+        report = {"task": "causal_lm", "lora": _lora_summary(built)}
+        for name in ("validation", "test"):
+            examples = getattr(splits, name)
+            if examples:
+                report[name] = loss_figures(
+                    built, built.generator, examples, config
+                )
+        prompts = self.export_sample(built, splits, config)
+        texts = built.generator.generate(
+            prompts, max_length=config.lm.max_length
+        )
+        report["samples"] = [
+            {"prompt": p, "generated": t} for p, t in zip(prompts, texts)
+        ]
+        run_folder.write_jsonl(
+            os.path.join(folder, run_folder.PREDICTIONS_FILE),
+            report["samples"],
+        )
+        return report
+
+    def evaluate(self, built, split, labels, config, decision, folder=""):
+        """Loss, perplexity and token accuracy, as validation measures."""
+        if not getattr(built.model, "compiled", False):
+            self.compile(built.model, "sgd", config, 0)
+        return {
+            "task": "causal_lm",
+            "test": loss_figures(built, built.generator, split, config),
+            "source": split.source,
+        }
+
+    def serve(
+        self, built, saved_model, split, labels, config, decision, folder
+    ):
+        raise UserError(
+            "kft-evaluate --saved_model is not available for task causal_lm: "
+            "its export generates text and gives no loss; leave "
+            "--saved_model out to evaluate the run's weights"
+        )
+
+    def evaluation_split(self, config, labels, folder):
+        """--config.data.test, else the run's own test split (its spec, or
+        the same seeded held-out share)."""
+        if config.data.test:
+            columns = (config.lm.prompt_column, config.lm.response_column)
+            examples, note_line = generation.read_examples(
+                config.data.test, config.data, *columns
+            )
+            if note_line:
+                _log(note_line)
+            return _examples(examples, "test", config.data.test)
+        examples = load_splits(config)[0]["test"]
+        if not examples:
+            raise UserError(
+                f"the run in {folder} held out no test split; pass one as "
+                "--config.data.test=FILE (.txt or .jsonl)"
+            )
+        return _examples(examples, "test", "test")
+
+    def export_sample(self, built, splits, config):
+        """Prompts from validation (else test, else training) examples."""
+        sample_from = splits.validation or splits.test or splits.train
+        return _prompts(sample_from, config.lm.samples)
+
+    def export(
+        self, built, labels, base_dir, sample, decision, config, weights
+    ):
+        return export_lm(built.generator, config, base_dir, sample)
+
+    def format_table(self, report):
+        return format_table(report)
+
+    def write_report(self, folder, run_config=None):
+        return write_report(folder, run_config)
+
+
+TASK = CausalLMTask()

@@ -26,6 +26,7 @@ import numpy as np
 
 from kft.core import files
 from kft.core.errors import UserError
+from kft.serving import parity
 
 FILE = "threshold.json"
 AUTO, ARGMAX = "auto", "argmax"
@@ -60,17 +61,9 @@ def check(setting, num_classes):
 
 
 def decide(probabilities, threshold=None):
-    """Class ids: argmax, or P(class 1) >= `threshold` for two classes.
-
-    The comparison is in float32, as in the SavedModel's graph, so the
-    metrics and the export decide alike on every example.
-    """
-    probabilities = np.asarray(probabilities, np.float32)
-    if threshold is None:
-        return np.argmax(probabilities, axis=-1)
-    if probabilities.shape[-1] != 2:
-        raise ValueError("a decision threshold needs two classes")
-    return (probabilities[:, 1] >= np.float32(threshold)).astype(np.int64)
+    """Class ids: argmax, or P(class 1) >= `threshold` for two classes
+    (the SavedModel's rule; kft/serving/parity.py)."""
+    return parity.class_ids(probabilities, threshold)
 
 
 def tune(y_true, scores):

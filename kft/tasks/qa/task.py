@@ -8,26 +8,22 @@ exact match and F1 (printed and on report.html by kft/tasks/qa/report.py),
 and a SavedModel that takes `question` and `context` strings and does the
 windowing itself (kft/tasks/qa/serving.py).
 
-`train` is kft-train's run; `evaluate_run` and `export_run` are
-kft-evaluate's and kft-export's on a finished one, which reads the run's
-best weights, its tuned no-answer threshold (metrics.json) and the test
-questions its export was checked on (checkpoints/export_sample.json).
+kft-evaluate and kft-export of a finished run read its best weights, its
+tuned no-answer threshold (metrics.json) and the test questions its
+export was checked on (checkpoints/export_sample.json).
 """
 
-import json
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
 
-from kft import config as config_lib
-from kft.core import files, freeze, run_folder, training
+from kft.core import run_folder
 from kft.core.errors import UserError
 from kft.data import pipeline
-from kft.model import backbones, builder
+from kft.model import builder
 from kft.serving import publish
-from kft.tasks import dispatch
+from kft.tasks import base
 from kft.tasks.qa import report as qa_report
 from kft.tasks.qa import serving as qa_serving
 from kft.tasks.qa import spans as qa
@@ -42,10 +38,6 @@ _log = run_folder.log
 
 def check(config):
     """One-line errors for settings a QA run cannot use."""
-    if config.lr_find:
-        raise UserError("lr_find is not available for task qa yet")
-    if config.class_weight:
-        raise UserError("--config.class_weight applies to classification")
     options = config.qa
     if options.stride < 1 or options.max_answer_length < 1:
         raise UserError("qa.stride and qa.max_answer_length must be >= 1")
@@ -144,104 +136,6 @@ def answers_for(model, examples, tokenizer, config, threshold=None):
     )
 
 
-def train(config, model_dir, overwrite=False, strategy=None):
-    """Fine-tunes a span model, evaluates and exports; returns metrics."""
-    started = time.time()
-    phases = freeze.plan_from_config(config)
-    backbones.resolve(config.backbone)
-    check(config)
-    record, finished = run_folder.begin(config, model_dir, overwrite)
-    if finished is not None:
-        return finished
-    splits, notes = squad.load_splits(config.data, config.data.split_seed)
-    for line in notes:
-        _log(line)
-    strategy = strategy or tf.distribute.get_strategy()
-    with strategy.scope():
-        built = builder.build(config, 0)
-    model, backbone = built.model, built.backbone
-    tokenizer = built.preprocessor.inner.tokenizer
-    config.data.sequence_length = _sequence_length(config, backbone)
-    run_folder.write_config(config, model_dir)
-    train_windows, _ = _windows(splits["train"], tokenizer, config, True)
-    seen = {
-        "train_examples": len(splits["train"]),
-        "sequence_length": config.data.sequence_length,
-    }
-    run_folder.check_seen(record, seen, model_dir)
-    pad = tokenizer.pad_token_id
-    length = config.data.sequence_length
-    inputs, labels = qa.span_inputs(train_windows, length, pad)
-    validation = None
-    if splits["validation"]:
-        windows, _ = _windows(splits["validation"], tokenizer, config, True)
-        validation = tf.data.Dataset.from_tensor_slices(
-            qa.span_inputs(windows, length, pad)
-        ).batch(config.data.eval_batch_size)
-    _log(
-        f"{len(splits['train'])} training questions ({len(train_windows)} "
-        f"windows of {length} tokens), {len(splits['validation'])} "
-        f"validation, {len(splits['test'])} test"
-    )
-    with strategy.scope():
-        timing = training.Trainer(
-            built,
-            phases,
-            _epochs(inputs, labels, config),
-            validation,
-            config,
-            model_dir,
-            0,
-            log=_log,
-            task=dispatch,
-        ).run(config.resume)
-    run_folder.save_weights(
-        model, os.path.join(model_dir, run_folder.WEIGHTS_FILE)
-    )
-    for entry, phase in zip(timing["phases"], phases):
-        entry["learning_rate"] = phase.learning_rate
-    evaluate_started = time.time()
-    report = {"task": "qa"}
-    tuned = None
-    if splits["validation"]:
-        answers = answers_for(model, splits["validation"], tokenizer, config)
-        tuned = tune_null_threshold(answers, splits["validation"])
-    threshold = null_threshold(config.qa.null_threshold, tuned)
-    report["null_threshold"] = threshold
-    for name in ("validation", "test"):
-        examples = splits[name]
-        if not examples:
-            continue
-        answers = answers_for(model, examples, tokenizer, config, threshold)
-        report[name] = scores(examples, answers)
-        if name == "test":
-            _write_predictions(examples, answers, model_dir)
-            test_answers = answers
-    timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
-    sample = splits["test"][:SAMPLE_EXAMPLES]
-    run_folder.write_export_sample(model_dir, _sample_rows(sample))
-    if config.export:
-        path, figures = export_qa(
-            model,
-            tokenizer,
-            config,
-            threshold,
-            os.path.join(model_dir, run_folder.EXPORT_DIR),
-            sample,
-            test_answers[:SAMPLE_EXAMPLES],
-        )
-        report["export"] = {"path": path, **figures}
-    report["timing"] = timing
-    return run_folder.finish(
-        model_dir,
-        record,
-        report,
-        started,
-        qa_report.format_table(report),
-        qa_report.write_report,
-    )
-
-
 def scores(examples, answers):
     """Exact match and F1 of `answers` to `examples`, as SQuAD's
     evaluation computes them (kft/tasks/qa/squad_metrics.py)."""
@@ -295,80 +189,185 @@ def export_qa(model, tokenizer, config, threshold, base, sample, expected):
     return path, figures
 
 
-# === kft-evaluate and kft-export of a finished run ===
+# === The task ===
 
 
-def load_run(model_dir, config):
-    """(span model, tokenizer) of a finished run, with its best weights."""
-    weights = run_folder.weights_path(model_dir)
-    built = builder.rebuild(config, 0, weights)
-    return built.model, built.preprocessor.inner.tokenizer
-
-
-def run_threshold(model_dir, config):
-    """The no-answer threshold `config.qa.null_threshold` gives a finished
-    run: "auto" is the one the run tuned (in its metrics.json)."""
-    tuned = run_folder.read_metrics(model_dir).get("null_threshold")
-    return null_threshold(config.qa.null_threshold, tuned)
-
-
-def test_examples(config):
-    """(examples, source) kft-evaluate scores: --config.data.test, else the
-    run's own test split (its spec, or the same seeded held-out share)."""
-    if config.data.test:
-        examples, note = squad.read(config.data.test, config.data)
-        if note:
-            _log(note)
-        return examples, config.data.test
-    splits, _ = squad.load_splits(config.data, config.data.split_seed)
-    return splits["test"], "test"
-
-
-def evaluate_run(model_dir, config, saved_model=""):
-    """kft-evaluate of a QA run: exact match and F1 of the best weights'
-    answers (or, with `saved_model`, the export's served answers) on
-    `test_examples`. Writes MODEL_DIR/eval/<name>/ (metrics.json with the
-    run's fields, predictions.jsonl, report.html); returns the metrics."""
-    examples, source = test_examples(config)
-    threshold = run_threshold(model_dir, config)
-    if saved_model:
-        answers = qa_serving.served_answers(
-            saved_model, examples, config.data.eval_batch_size
+def build(config):
+    """Start and end logits over a text backbone (kft/tasks/qa/spans.py)."""
+    backbone, family, preprocessor, _ = builder.load_backbone(config)
+    if family.modality != "text":
+        raise UserError(
+            f"task qa needs a text backbone; {config.backbone} takes "
+            f"{family.modality}"
         )
-    else:
-        model, tokenizer = load_run(model_dir, config)
-        answers = answers_for(model, examples, tokenizer, config, threshold)
-    folder = run_folder.eval_folder(model_dir, source)
-    report = {
+    model = qa.span_model(
+        backbone, config.head.dropout, config.backbone_dropout
+    )
+    return builder.Built(
+        model, backbone, family, preprocessor, unused=("pooled_dense",)
+    )
+
+
+def _tokenizer(built):
+    return built.preprocessor.inner.tokenizer
+
+
+def _report(threshold, examples, answers):
+    return {
         "task": "qa",
         "null_threshold": threshold,
         "test": scores(examples, answers),
-        "source": source,
-        "model": saved_model or run_folder.weights_path(model_dir),
+        "source": examples.source,
     }
-    _write_predictions(examples, answers, folder)
-    files.write_text(
-        os.path.join(folder, run_folder.METRICS), json.dumps(report, indent=2)
-    )
-    print(qa_report.format_table(report), flush=True)
-    _log(f"wrote {os.path.join(folder, run_folder.METRICS)}")
-    run_config = json.loads(config_lib.to_json(config))
-    _log(f"report: {qa_report.write_report(folder, run_config)}")
-    return report
 
 
-def export_run(model_dir, config, base):
-    """kft-export of a QA run: `base/<N>/`, checked against the best
-    weights' answers on the run's saved test questions; returns its path."""
-    rows = run_folder.read_export_sample(model_dir)
-    sample = [
-        squad.Example(str(i), row["question"], row["context"], [])
-        for i, row in enumerate(rows)
-    ]
-    model, tokenizer = load_run(model_dir, config)
-    threshold = run_threshold(model_dir, config)
-    expected = answers_for(model, sample, tokenizer, config, threshold)
-    path, _ = export_qa(
-        model, tokenizer, config, threshold, base, sample, expected
+class QATask(base.Task):
+    name = "qa"
+    metrics = qa.METRICS
+    unsupported = frozenset(
+        {"lr_find", "class_weight", "label_smoothing", "mixup", "augment"}
     )
-    return path
+
+    def check(self, config):
+        check(config)
+
+    def prepare(self, config):
+        if config.data.split_seed < 0:
+            config.data.split_seed = config.seed
+        splits, notes = squad.load_splits(config.data, config.data.split_seed)
+        for line in notes:
+            _log(line)
+        built = build(config)
+        config.data.sequence_length = _sequence_length(config, built.backbone)
+        return built, base.Splits(
+            base.Examples(splits["train"], "train", config.data.train),
+            base.Examples(splits["validation"], "validation") or None,
+            base.Examples(splits["test"], "test", config.data.test or "test"),
+        )
+
+    def build(self, config, num_outputs=0):
+        return build(config)
+
+    def load(self, model_dir, config):
+        config.weights = "none"
+        built = build(config)
+        built.model.load_weights(run_folder.weights_path(model_dir))
+        return (), built
+
+    def describe(self, splits):
+        return (
+            f"{len(splits.train)} training, {len(splits.validation or [])} "
+            f"validation, {len(splits.test)} test questions"
+        )
+
+    def batches(self, built, split, labels, config, training):
+        """Windows of the questions' contexts with their answer spans;
+        training batches are shuffled by (seed, epoch) alone."""
+        windows, _ = _windows(split, _tokenizer(built), config, True)
+        inputs, spans = qa.span_inputs(
+            windows, config.data.sequence_length, _tokenizer(built).pad_token_id
+        )
+        if training:
+            return _epochs(inputs, spans, config)
+        return tf.data.Dataset.from_tensor_slices((inputs, spans)).batch(
+            config.data.eval_batch_size
+        )
+
+    def compile(self, model, optimizer, config, num_outputs):
+        qa.compile_span_model(
+            model,
+            optimizer,
+            jit_compile=config.jit_compile,
+            steps_per_execution=config.steps_per_execution or 1,
+        )
+
+    def decide(self, built, splits, config, folder):
+        """The no-answer threshold: tuned on validation, or the config's."""
+        tuned = None
+        if splits.validation:
+            answers = answers_for(
+                built.model, splits.validation, _tokenizer(built), config
+            )
+            tuned = tune_null_threshold(answers, splits.validation)
+        return null_threshold(config.qa.null_threshold, tuned)
+
+    def load_decision(self, config, folder, labels):
+        """ "auto" is the threshold the run tuned (in its metrics.json)."""
+        tuned = run_folder.read_metrics(folder).get("null_threshold")
+        return null_threshold(config.qa.null_threshold, tuned)
+
+    def summarize(self, built, splits, config, decision, folder):
+        report = {"task": "qa", "null_threshold": decision}
+        for name in ("validation", "test"):
+            examples = getattr(splits, name)
+            if not examples:
+                continue
+            answers = answers_for(
+                built.model, examples, _tokenizer(built), config, decision
+            )
+            report[name] = scores(examples, answers)
+            if name == "test":
+                _write_predictions(examples, answers, folder)
+        return report
+
+    def evaluate(self, built, split, labels, config, decision, folder=""):
+        answers = answers_for(
+            built.model, split, _tokenizer(built), config, decision
+        )
+        if folder:
+            _write_predictions(split, answers, folder)
+        return _report(decision, split, answers)
+
+    def serve(
+        self, built, saved_model, split, labels, config, decision, folder
+    ):
+        answers = qa_serving.served_answers(
+            saved_model, split, config.data.eval_batch_size
+        )
+        _write_predictions(split, answers, folder)
+        return _report(decision, split, answers)
+
+    def evaluation_split(self, config, labels, folder):
+        """--config.data.test, else the run's own test split (its spec, or
+        the same seeded held-out share)."""
+        if config.data.test:
+            examples, note = squad.read(config.data.test, config.data)
+            if note:
+                _log(note)
+            return base.Examples(examples, "test", config.data.test)
+        splits, _ = squad.load_splits(config.data, config.data.split_seed)
+        return base.Examples(splits["test"], "test", "test")
+
+    def export_sample(self, built, splits, config):
+        return _sample_rows(splits.test[:SAMPLE_EXAMPLES])
+
+    def export(
+        self, built, labels, base_dir, sample, decision, config, weights
+    ):
+        """Checked against the weights' answers on the sample questions."""
+        examples = [
+            squad.Example(str(i), row["question"], row["context"], [])
+            for i, row in enumerate(sample)
+        ]
+        tokenizer = _tokenizer(built)
+        expected = answers_for(
+            built.model, examples, tokenizer, config, decision
+        )
+        return export_qa(
+            built.model,
+            tokenizer,
+            config,
+            decision,
+            base_dir,
+            examples,
+            expected,
+        )
+
+    def format_table(self, report):
+        return qa_report.format_table(report)
+
+    def write_report(self, folder, run_config=None):
+        return qa_report.write_report(folder, run_config)
+
+
+TASK = QATask()

@@ -13,13 +13,16 @@ from kft.report.markup import escape, lookup, note, section, table
 _SHOWN = {"split", "source", "per_type", "strict", "labels", "timing", "task"}
 
 
-def write(folder, mistakes=10):
-    """Writes `folder`/report.html (and curves.png); returns the path."""
+def write(folder, config=None, mistakes=10):
+    """Writes `folder`/report.html (and curves.png); returns the path.
+    `config`: the run's config dict, for a kft-evaluate folder."""
 
     def sections(run):
         return [_per_type(run.metrics), _mistakes(run.predictions, mistakes)]
 
-    return report_lib.write_task_page(folder, _summary, sections, _SHOWN)
+    return report_lib.write_task_page(
+        folder, _summary, sections, _SHOWN, config
+    )
 
 
 def _summary(run):
