@@ -14,8 +14,9 @@ would be) on digits 5-9 with only 10 labelled images per class, and tests
 on the other 846 images of 5-9. The third run, from random weights, is the
 baseline that shows what the transfer is worth.
 
-Measured on the 2-core CPU (2026-11-23, test split of 846 images of 5-9;
-other runs shared the CPU, so times are upper bounds):
+Expected result (2026-11-23, the commands above, on the 2-core CPU; test
+split of 846 images of 5-9; other runs shared the CPU, so times are upper
+bounds):
 
     run                              accuracy  macro-F1  time
     digits_pretrain (0-4, own test)    0.919     0.918   595 s

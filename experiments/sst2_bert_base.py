@@ -5,13 +5,15 @@
 Needs the internet (the bert_base_en_uncased preset and glue/sst2 from
 TFDS) and a GPU or TPU to be quick: add --config.strategy=mirrored for
 every GPU of the machine, or --config.strategy=tpu --config.tpu=local on
-a TPU VM (experiments/colab_tpu.ipynb runs it on Colab's TPU). SST-2's test labels are hidden, so the
-last 5% of the training split is the validation data and GLUE's validation
-split (872 sentences) is the test split.
+a TPU VM (experiments/colab_tpu.ipynb runs it on Colab's TPU). SST-2's
+test labels are hidden, so the last 5% of the training split is the
+validation data and GLUE's validation split (872 sentences) is the test
+split.
 
-Not run here: the machines that build kft have no hub access. A test builds
-this config with a tiny stand-in backbone and data. The published figure
-for BERT-base on SST-2 dev is about 0.93 accuracy (Devlin et al., 2019).
+Expected result: not measured by kft (the machines that build kft have no
+hub access; a test builds this config with a tiny stand-in backbone and
+data). The published figure for BERT-base on SST-2 dev is about 0.93
+accuracy (Devlin et al., 2019).
 """
 
 from kft.config import default_config

@@ -23,9 +23,12 @@ validation tag macro-F1 kept. metrics.json holds seqeval's entity-level
 micro precision, recall and F1 (default and strict mode) and per-type
 figures; the export takes raw text and returns entity spans.
 
-Expected result: depends on your data. On the corpus tests/test_tokens.py
-generates, MiniLM (kft-fetch minilm) reaches entity F1 above 0.9 within a
-couple of epochs on a CPU.
+Expected result: depends on your data. On the template sentences
+tests/test_tokens.py generates (255 training sentences), MiniLM
+(kft-fetch minilm), plan full, 2 epochs at 1e-4, batches of 16, on the
+2-core CPU: entity F1 1.000 on 150 test sentences with the training
+names, 0.605 on 150 whose names never occur in training; 128 s with the
+export (docs/tasks/tokens.md).
 """
 
 from kft.config import default_config

@@ -15,7 +15,7 @@ and the speed-up. `--compare`:
     python tools/profile_text_step.py --compare=einsum --lengths=64,128
 
 Measured on the 2-core CPU, 2026-11-28, otherwise idle, MiniLM, batch 32
-(median of 4-8 rounds; figures also in README "How fast is it?"):
+(median of 4-8 rounds; figures also in docs/benchmarks.md):
 
     einsum  length 64: 2.05 -> 1.53 s (1.35x)
             length 128: 3.95 -> 3.56 s (1.11x)
