@@ -39,6 +39,16 @@ def test_the_wheel_is_what_the_venv_imports(venv, tmp_path):
     assert result.stdout.strip().startswith(str(venv)), result.stdout
 
 
+def test_the_wheel_lists_its_experiments(venv, tmp_path):
+    result = _in_venv(venv, "kft-train", "--list=experiments", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = result.stdout.split()
+    assert {"text_classifier", "image_classifier", "sst2_bert_base"} <= set(
+        names
+    )
+    assert "__init__" not in names
+
+
 def test_an_experiment_runs_by_name_from_the_wheel(
     venv, image_folder, tmp_path
 ):

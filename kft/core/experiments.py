@@ -49,7 +49,10 @@ def find(name_or_file):
         if candidate.is_file():
             return candidate
     hint = close_matches(name_or_file, available())
-    raise UserError(f"unknown experiment '{name_or_file}'; {hint}")
+    raise UserError(
+        f"unknown experiment '{name_or_file}'; {hint} (kft-train "
+        "--list=experiments lists them)"
+    )
 
 
 def load(name_or_file):

@@ -123,6 +123,12 @@ class Source:
     family: Family | None = None
 
 
+def known_names():
+    """(keras.applications names, keras-hub preset names): every backbone
+    `--config.backbone` takes by name, both sorted."""
+    return sorted(TABLE), sorted(_hub_preset_names())
+
+
 def _hub_preset_names():
     import keras_hub
 
@@ -169,7 +175,8 @@ def resolve(name):
     choices = list(TABLE) + sorted(_hub_preset_names())
     raise UserError(
         f"unknown backbone '{name}'; {close_matches(name, choices)} "
-        "(or a local keras-hub preset / Hugging Face folder)"
+        "(or a local keras-hub preset / Hugging Face folder; kft-train "
+        "--list=backbones lists every name)"
     )
 
 
