@@ -189,12 +189,10 @@ def _looks_like_path(name):
 def load_hub_backbone(source):
     """Loads a keras-hub backbone; the family comes from its class.
 
-    Its einsum projections run as 2-D matmuls from here on
-    (kft/model/kernels.py).
+    Its einsum projections run as 2-D matmuls (kft/model/kernels.py):
+    this backbone's, not those of other models in the process.
     """
     import keras_hub
-
-    kernels.install()
 
     try:
         backbone = keras_hub.models.Backbone.from_preset(source.name)
@@ -210,6 +208,7 @@ def load_hub_backbone(source):
             f"keras-hub backbone {type(backbone).__name__} is not supported; "
             f"supported: {', '.join(sorted(HUB_FAMILIES))}"
         )
+    kernels.fold(backbone)
     return backbone, family
 
 
