@@ -312,7 +312,10 @@ def override(config, key, text):
     known = _known_keys(config)
     if key not in known:
         hint = close_matches(key, known)
-        raise UserError(f"unknown config key '{key}'; {hint}")
+        raise UserError(
+            f"unknown config key '{key}'; {hint} (kft-train --list=keys "
+            "lists every key, with its default and what it does)"
+        )
     *parents, leaf = key.split(".")
     node = config
     for part in parents:

@@ -1,17 +1,19 @@
 """experiments/colab_tpu.ipynb runs, with stand-ins for the TPU and data.
 
-The notebook's install cell is skipped (kft is importable here), its TPU
-cell is set to the default strategy, and its data cell to a tiny BERT and
-CSV files; the training and export cells run as written, and must be the
-commands the README shows.
+The notebook's install cell installs kft from a wheel of this tree into a
+fresh virtual environment (tests/wheel_env.py), offline: its `KFT` is set
+to the wheel, and its TensorFlow TPU line, which downloads TensorFlow's TPU
+build, is left out. The TPU cell is set to the default strategy, and the
+data cell to a tiny BERT and CSV files; the training and export cells run
+as written, with the venv first on PATH, and must be the commands the
+README shows.
 """
 
 import json
-import os
 import pathlib
-import sys
 
 import pytest
+from wheel_env import build_wheel, clean_env, make_venv
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -39,7 +41,16 @@ def test_notebook_runs_with_stand_ins(
     train, test = text_csv
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     cells = _cells(notebook)
-    cells["install"].source = "# kft is installed"
+    folder = tmp_path / "wheel"
+    folder.mkdir()
+    venv = make_venv(folder, None)
+    install = cells["install"].source.splitlines()
+    assert 'KFT = "kft"' in install and "!pip install -q {KFT}" in install
+    cells["install"].source = "\n".join(
+        f'KFT = "{build_wheel(folder)}"' if line == 'KFT = "kft"' else line
+        for line in install
+        if "tensorflow-tpu" not in line
+    )
     cells["tpu"].source = 'STRATEGY = "--config.strategy=default"'
     flags = (
         f"--config.backbone={tiny_bert} --config.data.train={train} "
@@ -48,10 +59,10 @@ def test_notebook_runs_with_stand_ins(
     )
     model_dir = tmp_path / "run"
     cells["data"].source = f'MODEL_DIR = "{model_dir}"\nDATA = "{flags}"'
-    # The kernel runs kft-train from this environment.
-    bin_dir = str(pathlib.Path(sys.executable).parent)
-    monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ["PATH"])
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    # The kernel's pip and kft-train are the venv's; kft is the wheel's.
+    for name, value in clean_env(venv).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
     client = nbclient.NotebookClient(
         notebook,
         timeout=300,
@@ -71,3 +82,5 @@ def test_notebook_runs_with_stand_ins(
     assert (model_dir / "export" / "1" / "saved_model.pb").is_file()
     assert "test 21 examples, accuracy" in outputs
     assert "export: ['1']" in outputs
+    installed = list(venv.glob("lib/python*/site-packages/kft/experiments"))
+    assert installed and (installed[0] / "sst2_bert_base.py").is_file()

@@ -1,5 +1,9 @@
 """kft/model/kernels.py: matmul-shaped einsums folded into one 2-D matmul."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -94,28 +98,97 @@ def _op_types(model, inputs):
     return [op.type for op in graph.get_operations()]
 
 
-def test_install_folds_bert_projections_and_keeps_outputs(tiny_bert):
-    import keras_hub
-
-    backbone = keras_hub.models.Backbone.from_preset(tiny_bert)
-    layers = backbone.get_config()["num_layers"]
-    inputs = {
+def _bert_inputs():
+    return {
         "token_ids": tf.constant([[2, 5, 6, 7, 3, 0]] * 2),
         "segment_ids": tf.zeros((2, 6), tf.int32),
         "padding_mask": tf.constant([[True] * 5 + [False]] * 2),
     }
-    kernels.uninstall()
-    try:
-        plain_ops = _op_types(backbone, inputs)
-        plain = backbone(inputs, training=False)["sequence_output"]
-        kernels.install()
-        kernels.install()  # a second install changes nothing
-        folded_ops = _op_types(backbone, inputs)
-        folded = backbone(inputs, training=False)["sequence_output"]
-    finally:
-        kernels.install()
+
+
+def test_fold_folds_bert_projections_and_keeps_outputs(tiny_bert):
+    import keras_hub
+
+    kernels.uninstall()  # what another test may have installed
+    backbone = keras_hub.models.Backbone.from_preset(tiny_bert)
+    layers = backbone.get_config()["num_layers"]
+    inputs = _bert_inputs()
+    plain_ops = _op_types(backbone, inputs)
+    plain = backbone(inputs, training=False)["sequence_output"]
+    # Query, key, value and output projections of every layer.
+    assert kernels.fold(backbone) == 4 * layers
+    assert kernels.fold(backbone) == 0  # a second fold changes nothing
+    folded_ops = _op_types(backbone, inputs)
+    folded = backbone(inputs, training=False)["sequence_output"]
     # Left as batched matmuls: attention scores and their weighted sum.
     assert folded_ops.count("BatchMatMulV2") == 2 * layers
-    # Folded: query, key, value and output projections of every layer.
     assert plain_ops.count("BatchMatMulV2") == 6 * layers
     np.testing.assert_allclose(folded, plain, rtol=1e-5, atol=1e-6)
+    assert kernels.unfold(backbone) == 4 * layers
+    assert _op_types(backbone, inputs).count("BatchMatMulV2") == 6 * layers
+
+
+def test_fold_keeps_gradients_and_the_same_kernels_as_install(tiny_bert):
+    """Training through a folded backbone: the same ops as the process-wide
+    install gave, and the same gradients as the plain layers."""
+    import keras_hub
+
+    kernels.uninstall()
+    backbone = keras_hub.models.Backbone.from_preset(tiny_bert)
+    inputs = _bert_inputs()
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            out = backbone(inputs, training=False)["sequence_output"]
+            loss = tf.reduce_sum(out * out)
+        return tape.gradient(loss, backbone.trainable_variables)
+
+    plain = gradients()
+    kernels.install()
+    try:
+        installed_ops = _op_types(backbone, inputs)
+    finally:
+        kernels.uninstall()
+    kernels.fold(backbone)
+    assert sorted(_op_types(backbone, inputs)) == sorted(installed_ops)
+    folded = gradients()
+    assert [g is None for g in folded] == [g is None for g in plain]
+    for got, want in zip(folded, plain):
+        if want is None:  # a weight the sequence output does not use
+            continue
+        np.testing.assert_allclose(
+            tf.convert_to_tensor(got), tf.convert_to_tensor(want), atol=1e-5
+        )
+
+
+def test_kft_leaves_keras_einsum_and_other_models_alone(tiny_bert):
+    """`import kft`, and kft loading a backbone, change neither Keras's
+    einsum nor a model of the user's: only kft's own backbone is folded.
+    In a fresh process, so that no other test's install is in the way."""
+    script = f"""
+import keras
+from keras.src.backend.tensorflow import numpy as tf_numpy
+keras_einsum = tf_numpy.einsum
+import kft, kft.run, kft.model.backbones, kft.model.builder
+assert tf_numpy.einsum is keras_einsum, "import kft replaced Keras' einsum"
+from kft.model import backbones, kernels
+source = backbones.resolve({tiny_bert!r})
+ours, _ = backbones.load_hub_backbone(source)
+assert tf_numpy.einsum is keras_einsum, "loading replaced Keras' einsum"
+from kft.core import compat
+folded = [x for x in compat.flatten_layers(ours) if kernels.is_folded(x)]
+assert len(folded) == 8, len(folded)
+theirs = keras.Sequential([keras.Input((5, 8)), keras.layers.EinsumDense(
+    "abc,cd->abd", output_shape=(None, 4))])
+layer = theirs.layers[0]
+assert not kernels.is_folded(layer) and "call" not in vars(layer)
+print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.stdout.strip().endswith("ok"), result.stderr[-3000:]

@@ -281,3 +281,67 @@ def test_check_target_takes_new_empty_and_run_folders(tmp_path):
     (tmp_path / "checkpoints" / "run.json").write_text('["not a run"]')
     with pytest.raises(UserError, match="no kft run"):
         run_folder.check_target(str(tmp_path))
+
+
+def _start(model_dir, **changes):
+    """What kft-train does with `model_dir` before it reads data: opens the
+    folder and writes config.json; returns (config, record)."""
+    from kft import config as config_lib
+
+    config = config_lib.default_config()
+    config.backbone = "MobileNetV3Small"
+    for key, value in changes.items():
+        config_lib.override(config, key, str(value))
+    requested = json.loads(config_lib.to_json(config))
+    record = run_folder.open_folder(config, requested, str(model_dir), False)
+    run_folder.write_config(config, str(model_dir))
+    return config, record
+
+
+def _fake_checkpoint(model_dir):
+    """A finished checkpoint's marker file, as training writes it."""
+    (model_dir / "checkpoints" / "ckpt-5.json").write_text("{}")
+
+
+def test_a_start_without_data_takes_the_corrected_command(tmp_path):
+    """The issue's `kft-train --model_dir=r3` without data, then with it."""
+    model_dir = tmp_path / "r3"
+    _start(model_dir)  # failed: "no training data; set --config.data.train"
+    _, record = _start(model_dir, **{"data.train": "reviews.csv"})
+    assert record["config"]["data"]["train"] == "reviews.csv"
+    saved = json.loads((model_dir / "config.json").read_text())
+    assert saved["data"]["train"] == "reviews.csv"
+
+
+def test_resume_false_takes_the_corrected_command(tmp_path):
+    """A first attempt with resume=false that failed before training does
+    not refuse the corrected one."""
+    model_dir = tmp_path / "run"
+    _start(model_dir, resume="false")
+    _, record = _start(model_dir, resume="false", **{"data.train": "a.csv"})
+    assert record["config"]["data"]["train"] == "a.csv"
+    # Once a run has trained, resume=false refuses the folder.
+    _fake_checkpoint(model_dir)
+    with pytest.raises(UserError, match="already holds a run"):
+        _start(model_dir, resume="false", **{"data.train": "a.csv"})
+
+
+def test_data_fixed_in_place_before_training_is_taken(tmp_path):
+    """A start that read its data and failed before the first checkpoint
+    (a one-class file, a batch too large) may be rerun after fixing the
+    file at the same path; once trained, changed data is refused."""
+    model_dir = tmp_path / "run"
+    _, record = _start(model_dir, **{"data.train": "a.csv"})
+    run_folder.check_seen(
+        record, {"labels": ["pos"], "train_examples": 9}, str(model_dir)
+    )
+    _, record = _start(model_dir, **{"data.train": "a.csv"})
+    fixed = {"labels": ["neg", "pos"], "train_examples": 12}
+    run_folder.check_seen(record, fixed, str(model_dir))
+    assert run_folder.read_record(str(model_dir))["labels"] == ["neg", "pos"]
+    _fake_checkpoint(model_dir)
+    _, record = _start(model_dir, **{"data.train": "a.csv"})
+    with pytest.raises(UserError, match="the data changed"):
+        run_folder.check_seen(
+            record, {"labels": ["neg", "pos", "x"]}, str(model_dir)
+        )

@@ -94,7 +94,7 @@ def profile(length):
 
 def _choose(model, on):
     if _COMPARE.value == "einsum":
-        (kernels.install if on else kernels.uninstall)()
+        (kernels.fold if on else kernels.unfold)(model)
     elif _COMPARE.value == "adam":
         optim.FUSED_ADAM = on
     else:

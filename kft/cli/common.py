@@ -1,10 +1,17 @@
-"""What every kft command shares: quiet start-up, config flags, exit codes.
+"""What every kft command shares: quiet start-up, config flags, help,
+exit codes.
 
 `--config.KEY=VALUE` arguments are taken out of the command line (after
 `--flagfile` expansion) before absl parses the rest, then applied to the
 experiment's config with type checks; see `kft.config.override`.
+
+`--help` (or -h, -?) prints the command's own module docstring and its
+flags and exits 0; `--helpfull` adds every other flag (absl's). absl alone
+would print the docstring of `__main__`, which for an installed console
+script is pip's wrapper, and exit 1.
 """
 
+import functools
 import os
 import shlex
 import sys
@@ -44,9 +51,52 @@ class _Parsed:
     overrides = []
 
 
-def parse_flags(argv):
-    """absl `flags_parser`: pulls out config overrides, parses the rest."""
+HELP_ARGS = ("--help", "-help", "--helpshort", "-helpshort", "-h", "-?")
+FULL_HELP_ARGS = ("--helpfull", "-helpfull")
+# Where every command's help points for the values it accepts.
+LISTS_HINT = (
+    "Valid values: kft-train --list=experiments|backbones|plans|keys (keys: "
+    "every --config.KEY with its default and what it does); kft-train "
+    "--experiment=NAME --print_config [--config.KEY=VALUE ...] prints a "
+    "resolved config."
+)
+
+
+def help_text(module_name, full=False):
+    """The command's help: its module's docstring, then its flags (with
+    `full`, every flag defined, absl's own included)."""
+    doc = (sys.modules[module_name].__doc__ or "").strip("\n")
+    own = FLAGS.get_key_flags_for_module(module_name)
+    parts = [doc]
+    if full:
+        parts.append("flags:\n" + FLAGS.get_help())
+    elif own:
+        parts.append("flags:\n" + FLAGS.module_help(module_name))
+    if module_name != "kft.cli.train":
+        parts.append(LISTS_HINT)
+    parts.append("--helpfull lists every flag, absl's own included.")
+    return "\n\n".join(part.rstrip() for part in parts) + "\n"
+
+
+def _help_asked(argv):
+    """None, "short" or "full": the help asked for before any `--`."""
+    args = argv[1 : argv.index("--")] if "--" in argv else argv[1:]
+    if any(arg in FULL_HELP_ARGS for arg in args):
+        return "full"
+    if any(arg in HELP_ARGS for arg in args):
+        return "short"
+    return None
+
+
+def parse_flags(argv, module_name=None):
+    """absl `flags_parser`: answers --help, pulls out config overrides,
+    parses the rest."""
     argv = FLAGS.read_flags_from_files(argv, force_gnu=False)
+    asked = _help_asked(argv)
+    if asked and module_name:
+        sys.stdout.write(help_text(module_name, full=asked == "full"))
+        sys.stdout.flush()
+        sys.exit(0)
     rest, _Parsed.overrides = split_config_args(argv)
     try:
         return FLAGS(rest)
@@ -109,6 +159,11 @@ def run_main(main):
         except (ExportError, Diverged) as error:
             print(f"{name}: {error}", file=sys.stderr, flush=True)
             sys.exit(1)
+        except BrokenPipeError:
+            # `kft-train --list=keys | head`: the reader has gone.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
         except KeyboardInterrupt:
             print(
                 f"{name}: interrupted; the same command resumes from the "
@@ -126,4 +181,5 @@ def run_main(main):
             )
             sys.exit(128 + error.signum)
 
-    app.run(guarded, flags_parser=parse_flags)
+    parser = functools.partial(parse_flags, module_name=main.__module__)
+    app.run(guarded, flags_parser=parser)

@@ -3,9 +3,11 @@
     kft-compare DIR [DIR ...] [--output=compare.html]
 
 Prints one line per run (plan, backbone, learning rates, best validation
-figure, test accuracy and macro-F1, time) and names the winner by test
-macro-F1; writes the same table, with the runs' validation curves overlaid,
-to --output (the plot also beside it as PNG).
+figure, validation macro-F1 of the kept epoch, test accuracy and macro-F1,
+time) and names the winner by validation macro-F1 when every run has
+validation figures (by test macro-F1 otherwise; the verdict says which
+split decided and why); writes the same table, with the runs' validation
+curves overlaid, to --output (the plot also beside it as PNG).
 """
 
 from absl import flags

@@ -2,7 +2,9 @@
 
 An experiment is a plain Python file with `get_config()` returning a config
 built from `kft.config.default_config()`. Names are files in `experiments/`
-(next to the package in a source checkout, or in the working directory).
+of the working directory, then kft's own: the package `kft.experiments` of
+an installed kft (setup.py ships the checkout's experiments/ as it), or the
+experiments/ folder of a source checkout.
 """
 
 import importlib.util
@@ -11,12 +13,19 @@ import pathlib
 from kft import config as config_lib
 from kft.core.errors import UserError, close_matches
 
-# kft/core/experiments.py: the checkout holds kft/ and experiments/.
-_PACKAGE_ROOT = pathlib.Path(__file__).resolve().parents[2]
+# kft/core/experiments.py: a checkout holds kft/, experiments/ and setup.py.
+_CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def search_dirs():
-    return [pathlib.Path.cwd() / "experiments", _PACKAGE_ROOT / "experiments"]
+    """The folders names are looked up in, first match first."""
+    folders = [pathlib.Path.cwd() / "experiments"]
+    spec = importlib.util.find_spec("kft.experiments")
+    if spec is not None and spec.submodule_search_locations:
+        folders += [pathlib.Path(p) for p in spec.submodule_search_locations]
+    if (_CHECKOUT / "setup.py").is_file():
+        folders.append(_CHECKOUT / "experiments")
+    return folders
 
 
 def available():
@@ -40,7 +49,10 @@ def find(name_or_file):
         if candidate.is_file():
             return candidate
     hint = close_matches(name_or_file, available())
-    raise UserError(f"unknown experiment '{name_or_file}'; {hint}")
+    raise UserError(
+        f"unknown experiment '{name_or_file}'; {hint} (kft-train "
+        "--list=experiments lists them)"
+    )
 
 
 def load(name_or_file):

@@ -91,9 +91,10 @@ def open_folder(config, requested, model_dir, overwrite, chief=True):
 
     --overwrite empties a kft run; `resume=false` refuses one; otherwise
     the run must have been asked for with the same config (keys in
-    checkpoint.RESUMABLE_CHANGES aside), unless it stopped before its
-    first checkpoint (a typo, missing data), when it starts over. Only the
-    chief checks and changes the folder; other workers read it.
+    checkpoint.RESUMABLE_CHANGES aside). A run that stopped before its
+    first checkpoint (a typo, missing data) has nothing to lose and sets
+    no trap: the corrected command starts it over, resume=false or not.
+    Only the chief checks and changes the folder; other workers read it.
     """
     if chief:
         check_target(model_dir)
@@ -103,10 +104,14 @@ def open_folder(config, requested, model_dir, overwrite, chief=True):
             _empty(model_dir, "--overwrite")
         record = None
     if record is not None and not config.resume:
-        raise UserError(
-            f"{model_dir} already holds a run; add --overwrite to replace "
-            "it, or leave resume on to resume it"
-        )
+        if not _never_trained(model_dir, record):
+            raise UserError(
+                f"{model_dir} already holds a run; add --overwrite to "
+                "replace it, or leave resume on to resume it"
+            )
+        if chief:
+            _empty(model_dir, "the run there stopped before training")
+        record = None
     if record is not None:
         record = _resume(record, requested, model_dir, chief)
     if record is not None:
@@ -219,14 +224,24 @@ def check_same_data(record, splits, config, model_dir):
 
 def check_seen(record, seen, model_dir):
     """Refuses data that differs from what the run in `model_dir` started
-    with (`seen`: labels, sizes, lengths), then records `seen`."""
+    with (`seen`: labels, sizes, lengths), then records `seen`. A run that
+    has not trained yet takes the data as it is now (a file fixed in place
+    after a failed start)."""
     for key, value in seen.items():
-        if key in record and record[key] != value:
-            raise UserError(
-                f"the data changed since the run in {model_dir} started: "
-                f"{key} {record[key]} there, {value} now; use another "
-                "--model_dir, or add --overwrite to start over"
+        if key not in record or record[key] == value:
+            continue
+        if _never_trained(model_dir, record):
+            log(
+                f"the data changed since the start that failed in "
+                f"{model_dir} ({key} {record[key]} then, {value} now); "
+                "nothing was trained, so the run starts with it as it is"
             )
+            break
+        raise UserError(
+            f"the data changed since the run in {model_dir} started: "
+            f"{key} {record[key]} there, {value} now; use another "
+            "--model_dir, or add --overwrite to start over"
+        )
     record.update(seen)
     checkpoint.write_run(model_dir, record)
 

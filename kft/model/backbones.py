@@ -123,6 +123,12 @@ class Source:
     family: Family | None = None
 
 
+def known_names():
+    """(keras.applications names, keras-hub preset names): every backbone
+    `--config.backbone` takes by name, both sorted."""
+    return sorted(TABLE), sorted(_hub_preset_names())
+
+
 def _hub_preset_names():
     import keras_hub
 
@@ -169,7 +175,8 @@ def resolve(name):
     choices = list(TABLE) + sorted(_hub_preset_names())
     raise UserError(
         f"unknown backbone '{name}'; {close_matches(name, choices)} "
-        "(or a local keras-hub preset / Hugging Face folder)"
+        "(or a local keras-hub preset / Hugging Face folder; kft-train "
+        "--list=backbones lists every name)"
     )
 
 
@@ -182,12 +189,10 @@ def _looks_like_path(name):
 def load_hub_backbone(source):
     """Loads a keras-hub backbone; the family comes from its class.
 
-    Its einsum projections run as 2-D matmuls from here on
-    (kft/model/kernels.py).
+    Its einsum projections run as 2-D matmuls (kft/model/kernels.py):
+    this backbone's, not those of other models in the process.
     """
     import keras_hub
-
-    kernels.install()
 
     try:
         backbone = keras_hub.models.Backbone.from_preset(source.name)
@@ -203,6 +208,7 @@ def load_hub_backbone(source):
             f"keras-hub backbone {type(backbone).__name__} is not supported; "
             f"supported: {', '.join(sorted(HUB_FAMILIES))}"
         )
+    kernels.fold(backbone)
     return backbone, family
 
 

@@ -6,12 +6,19 @@ as a batched matmul of a [batch, length, width] tensor by a kernel
 broadcast over the batch. On CPU that kernel loops over the batch with
 small matrices and ran about 4x slower per FLOP than one 2-D matmul of
 the same work (MiniLM, batch 32, length 64: 495 ms of BatchMatMulV2 in a
-forward pass against 235 ms of MatMul for twice the FLOPs). `install()`
-makes Keras's TensorFlow einsum fold every such contraction (the trailing
-axes of the input against the leading axes of the kernel, in order) into
-reshapes around a single 2-D matmul: the same sum, reshaped, so results
-agree to float rounding; gradients are the matmul's own. Other einsums
-(attention scores, integer or mixed-dtype operands) go to Keras as before.
+forward pass against 235 ms of MatMul for twice the FLOPs). `fold(model)`
+makes the EinsumDense layers of one model, kft's own, fold every such
+contraction (the trailing axes of the input against the leading axes of
+the kernel, in order) into reshapes around a single 2-D matmul: the same
+sum, reshaped, so results agree to float rounding; gradients are the
+matmul's own. Other einsums (attention scores, integer or mixed-dtype
+operands) run as Keras runs them. Nothing process-wide changes: Keras's
+einsum, and every model kft did not load, stay as they are (a notebook's
+other models, the plain Keras peer of kft-benchmark).
+
+`install()` is the older, process-wide way (Keras's TensorFlow einsum
+itself replaced), kept for the causal LM loader until it folds its model
+instead (kft/tasks/causal_lm/generation.py).
 
 Measured with `python tools/profile_text_step.py` (kft's own train step,
 alternating folded and plain in one process).
@@ -68,9 +75,79 @@ def folded_einsum(subscripts, x, kernel):
     return tf.reshape(flat, leading + list(outer))
 
 
+def fold(model):
+    """Makes the plain EinsumDense layers of `model` (and of the layers
+    in it) compute matmul-shaped contractions as one 2-D matmul; returns
+    how many layers it changed. Only these layer instances change: each
+    gets a `call` of its own (EinsumDense's: the einsum, then bias and
+    activation), so a model kft did not fold runs as before. Quantized
+    layers and subclasses with their own `call` are left alone; a second
+    fold changes nothing. Nothing on other backends."""
+    if not compat.backend_is_tensorflow():
+        return 0
+    folded = 0
+    for layer in compat.flatten_layers(model, include_self=True):
+        if _foldable(layer):
+            layer.call = _folded_call(layer)
+            folded += 1
+    return folded
+
+
+def unfold(model):
+    """Gives `model`'s folded layers back EinsumDense's own `call` (for
+    measuring the difference); returns how many it changed."""
+    unfolded = 0
+    for layer in compat.flatten_layers(model, include_self=True):
+        if getattr(vars(layer).get("call"), "kft_folded", False):
+            del layer.call
+            unfolded += 1
+    return unfolded
+
+
+def is_folded(layer):
+    return getattr(vars(layer).get("call"), "kft_folded", False)
+
+
+def _foldable(layer):
+    import keras
+
+    return (
+        isinstance(layer, keras.layers.EinsumDense)
+        and type(layer).call is keras.layers.EinsumDense.call
+        and getattr(layer, "quantization_mode", None) is None
+        and not is_folded(layer)
+    )
+
+
+def _folded_call(layer):
+    """EinsumDense.call of `layer` with its einsum folded where it can be
+    (the kernel read as EinsumDense reads it, LoRA's update included)."""
+    from keras import ops
+
+    plain = layer.call
+
+    def call(inputs, training=None):
+        folded = folded_einsum(
+            layer.equation,
+            compat.convert_to_tensor(inputs),
+            compat.convert_to_tensor(layer.kernel),
+        )
+        if folded is None:
+            return plain(inputs, training=training)
+        if layer.bias is not None:
+            folded = ops.add(folded, layer.bias)
+        if layer.activation is not None:
+            folded = layer.activation(folded)
+        return folded
+
+    call.kft_folded = True
+    return call
+
+
 def install():
-    """Folds matmul-shaped einsums in Keras's TensorFlow backend (once;
-    nothing on other backends)."""
+    """Folds matmul-shaped einsums in Keras's TensorFlow backend, for
+    every model in the process (once; nothing on other backends). kft's
+    own loaders use `fold`, which changes nothing process-wide."""
     global _PLAIN
     if _PLAIN is not None or not compat.backend_is_tensorflow():
         return

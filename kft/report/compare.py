@@ -1,12 +1,15 @@
 """kft-compare: several finished runs side by side, and which one won.
 
-Each run is read from its folder's files (kft.report.run_files.load). The winner
-is
-the run with the highest test macro-F1 (accuracy breaks ties): macro-F1 is
-the figure kft selects epochs by, and unlike accuracy it is not carried by
-the most common class. The table goes to the terminal; compare.html holds
-it too, with the runs' validation curves overlaid (training curves where
-no run had validation data).
+Each run is read from its folder's files (kft.report.run_files.load). The
+winner is chosen on validation, never on the test split, wherever every run
+has validation figures: the highest validation macro-F1 of the epoch each
+run kept (the best by its monitor; validation accuracy breaks ties), and
+the test figures are reported beside it. Where a run has none (no
+validation data), the test macro-F1 decides, and the verdict says so and
+why. Macro-F1 is the figure kft selects epochs by, and unlike accuracy it
+is not carried by the most common class. The table goes to the terminal;
+compare.html holds it too, with the runs' validation curves overlaid
+(training curves where no run had validation data).
 """
 
 import dataclasses
@@ -32,6 +35,9 @@ class Row:
     accuracy: float
     macro_f1: float
     seconds: float
+    # Of the epoch the run kept; nan without validation figures.
+    validation_f1: float = math.nan
+    validation_accuracy: float = math.nan
 
 
 def summarize(run, name):
@@ -44,6 +50,7 @@ def summarize(run, name):
             "classification runs (compare their metrics.json figures)"
         )
     backbone = str(config.get("backbone", "?"))
+    validation_f1, validation_accuracy = kept_validation(run)
     return Row(
         name=name,
         plan=str(config.get("plan", "?")),
@@ -53,7 +60,24 @@ def summarize(run, name):
         accuracy=metrics["accuracy"],
         macro_f1=metrics["macro_f1"],
         seconds=(metrics.get("timing") or {}).get("total_seconds", math.nan),
+        validation_f1=validation_f1,
+        validation_accuracy=validation_accuracy,
     )
+
+
+def kept_validation(run):
+    """(validation macro-F1, validation accuracy) of the epoch the run
+    kept: the best by its monitor where that is a validation figure, else
+    the last; (nan, nan) where it has no validation figures."""
+    rows = [row for row in run.history if "val_macro_f1" in row]
+    if not rows:
+        return math.nan, math.nan
+    monitor = run.config.get("monitor", "val_macro_f1")
+    kept = rows[-1]
+    if monitor.startswith("val_") and all(monitor in row for row in rows):
+        pick = min if monitor.endswith("loss") else max
+        kept = pick(rows, key=lambda row: row[monitor])
+    return kept["val_macro_f1"], kept.get("val_accuracy", math.nan)
 
 
 def learning_rates(run):
@@ -95,8 +119,27 @@ def names(folders):
     return short
 
 
+def on_validation(rows):
+    """Whether every run has validation figures to choose on."""
+    return all(not math.isnan(row.validation_f1) for row in rows)
+
+
 def winner(rows):
+    """The best row: by validation figures where every run has them,
+    else by test figures."""
+    if on_validation(rows):
+        return max(
+            rows,
+            key=lambda row: (
+                row.validation_f1,
+                _or_low(row.validation_accuracy),
+            ),
+        )
     return max(rows, key=lambda row: (row.macro_f1, row.accuracy))
+
+
+def _or_low(value):
+    return -math.inf if math.isnan(value) else value
 
 
 _HEADER = (
@@ -105,6 +148,7 @@ _HEADER = (
     "backbone",
     "learning rates",
     "best validation",
+    "val macro-F1",
     "test accuracy",
     "test macro-F1",
     "time (s)",
@@ -118,6 +162,7 @@ def cells(row):
         row.backbone,
         row.learning_rates,
         row.best_validation,
+        "-" if math.isnan(row.validation_f1) else f"{row.validation_f1:.4f}",
         f"{row.accuracy:.4f}",
         f"{row.macro_f1:.4f}",
         "-" if math.isnan(row.seconds) else f"{row.seconds:.0f}",
@@ -137,21 +182,10 @@ def format_table(rows):
 def verdict(rows, runs):
     """Sentences naming the winner, by how much, and what to keep in mind."""
     best = winner(rows)
-    text = (
-        f"Winner by test macro-F1 (the deciding metric; accuracy breaks "
-        f"ties): {best.name} ({best.plan}), macro-F1 {best.macro_f1:.4f}, "
-        f"accuracy {best.accuracy:.4f}."
-    )
-    others = sorted(
-        (row for row in rows if row is not best),
-        key=lambda row: -row.macro_f1,
-    )
-    if others:
-        second = others[0]
-        text += (
-            f" Next: {second.name} ({second.plan}), macro-F1 "
-            f"{second.macro_f1:.4f} ({second.macro_f1 - best.macro_f1:+.4f})."
-        )
+    if on_validation(rows):
+        text = _validation_verdict(rows, best)
+    else:
+        text = _test_verdict(rows, best)
     tests = {(r.metrics.get("source"), r.metrics["num_examples"]) for r in runs}
     if len(tests) > 1:
         text += (
@@ -165,6 +199,52 @@ def verdict(rows, runs):
             f" On {count} test examples, accuracy's standard error is about "
             f"{spread:.3f}; a smaller gap may be chance (a rerun with another "
             "--config.seed tells)."
+        )
+    return text
+
+
+def _validation_verdict(rows, best):
+    text = (
+        "Winner by validation macro-F1 (of the epoch each run kept; "
+        "validation accuracy breaks ties; the test split decided nothing, "
+        f"its figures are reported): {best.name} ({best.plan}), validation "
+        f"macro-F1 {best.validation_f1:.4f}; test macro-F1 "
+        f"{best.macro_f1:.4f}, test accuracy {best.accuracy:.4f}."
+    )
+    others = sorted(
+        (row for row in rows if row is not best),
+        key=lambda row: -row.validation_f1,
+    )
+    if others:
+        second = others[0]
+        gap = second.validation_f1 - best.validation_f1
+        text += (
+            f" Next: {second.name} ({second.plan}), validation macro-F1 "
+            f"{second.validation_f1:.4f} ({gap:+.4f}); test macro-F1 "
+            f"{second.macro_f1:.4f}."
+        )
+    return text
+
+
+def _test_verdict(rows, best):
+    missing = [row.name for row in rows if math.isnan(row.validation_f1)]
+    shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    verb = "has" if len(missing) == 1 else "have"
+    text = (
+        "Winner by test macro-F1 (the test split decides because "
+        f"{shown} {verb} no validation figures; accuracy breaks ties): "
+        f"{best.name} ({best.plan}), macro-F1 {best.macro_f1:.4f}, "
+        f"accuracy {best.accuracy:.4f}."
+    )
+    others = sorted(
+        (row for row in rows if row is not best),
+        key=lambda row: -row.macro_f1,
+    )
+    if others:
+        second = others[0]
+        text += (
+            f" Next: {second.name} ({second.plan}), macro-F1 "
+            f"{second.macro_f1:.4f} ({second.macro_f1 - best.macro_f1:+.4f})."
         )
     return text
 
