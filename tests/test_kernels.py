@@ -109,7 +109,6 @@ def _bert_inputs():
 def test_fold_folds_bert_projections_and_keeps_outputs(tiny_bert):
     import keras_hub
 
-    kernels.uninstall()  # what another test may have installed
     backbone = keras_hub.models.Backbone.from_preset(tiny_bert)
     layers = backbone.get_config()["num_layers"]
     inputs = _bert_inputs()
@@ -128,12 +127,11 @@ def test_fold_folds_bert_projections_and_keeps_outputs(tiny_bert):
     assert _op_types(backbone, inputs).count("BatchMatMulV2") == 6 * layers
 
 
-def test_fold_keeps_gradients_and_the_same_kernels_as_install(tiny_bert):
-    """Training through a folded backbone: the same ops as the process-wide
-    install gave, and the same gradients as the plain layers."""
+def test_fold_keeps_gradients(tiny_bert):
+    """Training through a folded backbone: the same gradients as the plain
+    layers."""
     import keras_hub
 
-    kernels.uninstall()
     backbone = keras_hub.models.Backbone.from_preset(tiny_bert)
     inputs = _bert_inputs()
 
@@ -144,13 +142,7 @@ def test_fold_keeps_gradients_and_the_same_kernels_as_install(tiny_bert):
         return tape.gradient(loss, backbone.trainable_variables)
 
     plain = gradients()
-    kernels.install()
-    try:
-        installed_ops = _op_types(backbone, inputs)
-    finally:
-        kernels.uninstall()
-    kernels.fold(backbone)
-    assert sorted(_op_types(backbone, inputs)) == sorted(installed_ops)
+    assert kernels.fold(backbone) > 0
     folded = gradients()
     assert [g is None for g in folded] == [g is None for g in plain]
     for got, want in zip(folded, plain):
@@ -161,7 +153,7 @@ def test_fold_keeps_gradients_and_the_same_kernels_as_install(tiny_bert):
         )
 
 
-def test_kft_leaves_keras_einsum_and_other_models_alone(tiny_bert):
+def test_kft_leaves_keras_einsum_and_other_models_alone(tiny_bert, tiny_gpt2):
     """`import kft`, and kft loading a backbone, change neither Keras's
     einsum nor a model of the user's: only kft's own backbone is folded.
     In a fresh process, so that no other test's install is in the way."""
@@ -182,6 +174,10 @@ theirs = keras.Sequential([keras.Input((5, 8)), keras.layers.EinsumDense(
     "abc,cd->abd", output_shape=(None, 4))])
 layer = theirs.layers[0]
 assert not kernels.is_folded(layer) and "call" not in vars(layer)
+from kft.tasks.causal_lm import generation
+lm = generation.load_causal_lm({tiny_gpt2!r})
+assert tf_numpy.einsum is keras_einsum, "a causal LM replaced Keras' einsum"
+assert any(kernels.is_folded(x) for x in compat.flatten_layers(lm))
 print("ok")
 """
     result = subprocess.run(

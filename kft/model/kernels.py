@@ -16,10 +16,6 @@ operands) run as Keras runs them. Nothing process-wide changes: Keras's
 einsum, and every model kft did not load, stay as they are (a notebook's
 other models, the plain Keras peer of kft-benchmark).
 
-`install()` is the older, process-wide way (Keras's TensorFlow einsum
-itself replaced), kept for the causal LM loader until it folds its model
-instead (kft/tasks/causal_lm/generation.py).
-
 Measured with `python tools/profile_text_step.py` (kft's own train step,
 alternating folded and plain in one process).
 """
@@ -27,8 +23,6 @@ alternating folded and plain in one process).
 import math
 
 from kft.core import compat
-
-_PLAIN = None
 
 
 def matmul_split(subscripts):
@@ -142,34 +136,3 @@ def _folded_call(layer):
 
     call.kft_folded = True
     return call
-
-
-def install():
-    """Folds matmul-shaped einsums in Keras's TensorFlow backend, for
-    every model in the process (once; nothing on other backends). kft's
-    own loaders use `fold`, which changes nothing process-wide."""
-    global _PLAIN
-    if _PLAIN is not None or not compat.backend_is_tensorflow():
-        return
-    tf_numpy = compat.tf_backend_numpy()
-    plain = tf_numpy.einsum
-
-    def einsum(subscripts, *operands, **kwargs):
-        if len(operands) == 2 and not kwargs:
-            x, kernel = (tf_numpy.convert_to_tensor(o) for o in operands)
-            folded = folded_einsum(subscripts, x, kernel)
-            if folded is not None:
-                return folded
-        return plain(subscripts, *operands, **kwargs)
-
-    _PLAIN = plain
-    tf_numpy.einsum = einsum
-
-
-def uninstall():
-    """Puts Keras's own einsum back (for measuring the difference)."""
-    global _PLAIN
-    if _PLAIN is None:
-        return
-    compat.tf_backend_numpy().einsum = _PLAIN
-    _PLAIN = None

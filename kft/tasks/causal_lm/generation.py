@@ -241,16 +241,16 @@ def load_causal_lm(name):
     (kft/model/kernels.py)."""
     import keras_hub
 
-    kernels.install()
-
     try:
-        return keras_hub.models.CausalLM.from_preset(name)
+        causal_lm = keras_hub.models.CausalLM.from_preset(name)
     except (OSError, ConnectionError, ValueError) as error:
         raise UserError(
             f"could not load keras-hub causal LM '{name}': "
             f"{str(error).splitlines()[0][:300]} (offline? pass a local "
             "keras-hub preset folder)"
         ) from None
+    kernels.fold(causal_lm)
+    return causal_lm
 
 
 def use_lora(setting, backbone):
