@@ -72,7 +72,7 @@ def help_text(module_name, full=False):
         parts.append("flags:\n" + FLAGS.get_help())
     elif own:
         parts.append("flags:\n" + FLAGS.module_help(module_name))
-    if module_name != "kft.cli.train":
+    if not any(flag.name == "list" for flag in own):  # kft-train lists
         parts.append(LISTS_HINT)
     parts.append("--helpfull lists every flag, absl's own included.")
     return "\n\n".join(part.rstrip() for part in parts) + "\n"
