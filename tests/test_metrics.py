@@ -408,6 +408,21 @@ def test_kft_predict_reproduces_the_thresholded_accuracy(binary_run):
     assert argmax_right == pytest.approx(metrics["at_argmax"]["accuracy"])
 
 
+def test_python_api_decides_as_kft_predict(binary_run):
+    """kft.load(run).predict answers line for line as kft-predict: the
+    tuned threshold is the export's."""
+    import kft
+
+    model_dir, _ = binary_run
+    _, lines = predict_cli(model_dir, model_dir / "test_split.jsonl")
+    model = kft.load(str(model_dir))
+    assert model.path == str(model_dir / "export" / "1")
+    got = model.predict([line["input"] for line in lines], batch_size=7)
+    assert got == [
+        {k: v for k, v in line.items() if k != "true_label"} for line in lines
+    ]
+
+
 @pytest.mark.parametrize(
     "from_export, setting", [(False, ""), (True, ""), (True, "argmax")]
 )

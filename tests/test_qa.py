@@ -627,6 +627,9 @@ def test_kft_export_and_kft_predict_on_a_qa_run(qa_run, tmp_path):
         assert line["answer"] == row["context"][line["start"] : line["end"]]
         assert 0.0 <= line["score"] <= 1.0
     assert lines[2]["answer"] == ""
+    import kft  # Python answers as kft-predict, from named inputs
+
+    assert kft.load(str(model_dir)).predict(rows) == lines
 
 
 def test_deterministic_qa_runs_are_bitwise_equal(tiny_bert, tmp_path):

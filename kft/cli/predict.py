@@ -40,6 +40,7 @@ from absl import flags
 
 from kft.cli import common
 from kft.core.errors import UserError
+from kft.serving import predict as predict_lib
 
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "An export folder, BASE/N."
@@ -165,7 +166,6 @@ def _class_of(file, top):
 
 
 # Inputs that answer with a class (or score) a label column can check.
-CLASS_INPUTS = ({"image_bytes"}, {"text"}, {"text", "text_pair"})
 
 
 def _inputs(source, names):
@@ -178,113 +178,10 @@ def _inputs(source, names):
         return image_inputs(source, _IMAGE_COLUMN.value, _LABEL_COLUMN.value)
     flagged = {"text": _TEXT_COLUMN.value, "text_pair": _PAIR_COLUMN.value}
     columns = [flagged.get(name, name) for name in names]
-    labelled = set(names) in CLASS_INPUTS
+    labelled = set(names) in predict_lib.CLASS_INPUTS
     return table_inputs(
         source, columns, _LABEL_COLUMN.value if labelled else None
     )
-
-
-def _signature(loaded, path):
-    """The signature kft-predict runs: `serving_default`, or a causal
-    LM's `generate`."""
-    for name in ("serving_default", "generate"):
-        if name in loaded.signatures:
-            return loaded.signatures[name]
-    names = ", ".join(sorted(loaded.signatures)) or "none"
-    common.fail(
-        f"{path} has no serving_default or generate signature ({names})"
-    )
-
-
-# === Running the signature ===
-
-
-def _predict(serve, names, values, is_image):
-    """Outputs for a batch; one bad image spoils only its own answer."""
-    import tensorflow as tf
-
-    def load(value):
-        return tf.io.read_file(value) if is_image else tf.constant(value)
-
-    try:
-        if len(names) > 1:  # text pairs: one tensor per input
-            columns = list(zip(*values))
-            inputs = {n: tf.constant(c) for n, c in zip(names, columns)}
-        else:
-            inputs = {names[0]: tf.stack([load(v) for v in values])}
-        out = serve(**inputs)
-        return [
-            {name: out[name][i].numpy() for name in out}
-            for i in range(len(values))
-        ]
-    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
-        if len(values) == 1:
-            return [{"error": error.message.splitlines()[0][:300]}]
-    return [
-        answer
-        for value in values
-        for answer in _predict(serve, names, [value], is_image)
-    ]
-
-
-def _shown(value, inputs):
-    """The input as a line shows it: the value, a text pair as a list,
-    named inputs (a question and its context) as an object."""
-    if not isinstance(value, tuple):
-        return value
-    if set(inputs) in CLASS_INPUTS:
-        return list(value)
-    return dict(zip(inputs, value))
-
-
-def _line(value, true_label, answer, names, inputs=("text",)):
-    """One output line; `names` are the export's labels, in output order,
-    `inputs` the signature's input names."""
-    line = {"input": _shown(value, inputs)}
-    if "error" in answer:
-        return line | answer
-    if "num_entities" in answer:  # a token-classification (NER) export
-        return line | {"entities": _entities(answer)}
-    if "answer" in answer:  # extractive QA: the span and its offsets
-        return line | {
-            "answer": answer["answer"].decode("utf-8"),
-            "start": int(answer["start"]),
-            "end": int(answer["end"]),
-            "score": round(float(answer["score"]), 6),
-        }
-    if "text" in answer:  # a causal LM's generate: the prompt continued
-        return line | {"generated": answer["text"].decode("utf-8", "replace")}
-    if "score" in answer:  # regression
-        line["score"] = round(float(answer["score"]), 6)
-    elif "decisions" in answer:  # multilabel: the labels at their thresholds
-        decisions = answer["decisions"]
-        line["labels"] = [n for n, d in zip(names, decisions) if d]
-    else:
-        line |= {
-            "label": answer["label"].decode("utf-8"),
-            "class_id": int(answer["class_id"]),
-        }
-    if "probabilities" in answer:
-        line["probabilities"] = [
-            round(float(p), 6) for p in answer["probabilities"]
-        ]
-    if true_label is not None:
-        line["true_label"] = true_label
-    return line
-
-
-def _entities(answer):
-    """The spans of one text: type, character offsets, text and score."""
-    return [
-        {
-            "type": answer["entity_type"][i].decode("utf-8"),
-            "start": int(answer["start"][i]),
-            "end": int(answer["end"][i]),
-            "text": answer["entity_text"][i].decode("utf-8"),
-            "score": round(float(answer["score"][i]), 6),
-        }
-        for i in range(int(answer["num_entities"]))
-    ]
 
 
 def main(argv):
@@ -301,24 +198,24 @@ def main(argv):
     if not files.exists(source):
         common.fail(f"input not found: {source}")
 
-    serve = _signature(tf.saved_model.load(path), path)
-    names = sorted(serve.structured_input_signature[1])  # text, text_pair
+    serve = predict_lib.signature(tf.saved_model.load(path), path)
+    names = predict_lib.input_names(serve)
     is_image = names == ["image_bytes"]
     items, bad = _inputs(source, names)
     note = bad.check(len(items), max_fraction=1.0)
     if note:
         print(f"kft-predict: {note}", file=sys.stderr)
-    labels_file = os.path.join(path, "assets", "labels.txt")
-    label_names = []  # a NER export keeps its tags under another name
-    if files.exists(labels_file):
-        label_names = files.read_text(labels_file).splitlines()
+    label_names = predict_lib.label_names(path)
     scores = Agreement()
     size = max(1, _BATCH_SIZE.value)
     for start in range(0, len(items), size):
         batch = items[start : start + size]
-        answers = _predict(serve, names, [v for v, _ in batch], is_image)
+        values = [v for v, _ in batch]
+        answers = predict_lib.answers(serve, names, values, is_image)
         for (value, true_label), answer in zip(batch, answers):
-            line = _line(value, true_label, answer, label_names, names)
+            line = predict_lib.line(value, answer, label_names, names)
+            if true_label is not None and "error" not in line:
+                line["true_label"] = true_label
             print(json.dumps(line, ensure_ascii=False))
             scores.add(line, true_label)
     print(scores.summary(len(items)), file=sys.stderr)

@@ -1,0 +1,138 @@
+"""kft from Python: what kft-train and kft-predict do, as functions.
+
+    import kft
+
+    metrics = kft.train(
+        "text_classifier",
+        "runs/reviews",
+        {"backbone": "~/minilm", "data.train": "reviews.csv"},
+    )
+    model = kft.load("runs/reviews")   # the run's newest checked export
+    model.predict(["a fine film", "dull"])
+    # [{"input": "a fine film", "label": "positive", "class_id": 1,
+    #   "probabilities": [...]}, ...]
+
+`predict` runs the exported SavedModel, as kft-predict and TF Serving do,
+so Python, the command line and a server decide alike: a two-class run's
+tuned threshold, a multilabel run's thresholds, a QA run's no-answer
+threshold are inside the export. Errors a user can cause raise
+`kft.UserError` with the one line kft-train would print.
+"""
+
+import os
+
+from kft import config as config_lib
+from kft import run
+from kft.core import experiments, files
+from kft.core.errors import UserError
+from kft.serving import predict as predict_lib
+from kft.serving import publish
+
+
+def configure(experiment="", overrides=None):
+    """The resolved config of `experiment` (a name from
+    `kft-train --list=experiments`, or a .py file; "" for the defaults)
+    with `overrides`, a dict of dotted keys (`{"data.train": "x.csv",
+    "epochs": 3}`), applied and checked as `--config.KEY=VALUE` flags are."""
+    resolved = (
+        experiments.load(experiment)
+        if experiment
+        else config_lib.default_config()
+    )
+    pairs = [(key, _text(value)) for key, value in (overrides or {}).items()]
+    config_lib.apply_overrides(resolved, pairs)
+    config_lib.check_values(resolved)
+    return resolved
+
+
+def _text(value):
+    """A Python value as the text a --config flag would carry."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def train(experiment="", model_dir="", overrides=None, overwrite=False):
+    """Fine-tunes as `kft-train --experiment=EXPERIMENT
+    --model_dir=MODEL_DIR --config.KEY=VALUE...` does; returns the
+    metrics.json dict (None after an lr_find sweep alone)."""
+    if not model_dir:
+        raise UserError("model_dir is required: the run folder to write")
+    return run.train(configure(experiment, overrides), model_dir, overwrite)
+
+
+def latest_export(model_dir):
+    """The newest complete export of a run (`MODEL_DIR/export/<N>`)."""
+    base = os.path.join(model_dir, "export")
+    versions = []
+    if files.isdir(base):
+        versions = [
+            int(name)
+            for name in files.listdir(base)
+            if name.isdigit()
+            and files.exists(os.path.join(base, name, publish.CHECK_FILE))
+        ]
+    if not versions:
+        raise UserError(
+            f"{model_dir} holds no checked export; run kft-export "
+            f"--model_dir={model_dir}, or pass a SavedModel folder"
+        )
+    return os.path.join(base, str(max(versions)))
+
+
+class Model:
+    """An exported kft model, answering as kft-predict does."""
+
+    def __init__(self, saved_model):
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (registers the text ops)
+
+        self.path = saved_model
+        self._serve = predict_lib.signature(
+            tf.saved_model.load(saved_model), saved_model
+        )
+        self.inputs = predict_lib.input_names(self._serve)
+        self.labels = predict_lib.label_names(saved_model)
+
+    def predict(self, inputs, batch_size=64):
+        """One dict per input, as kft-predict's lines. `inputs`: texts;
+        (text, text_pair) tuples for a pair model; image file paths; for
+        QA {"question", "context"} dicts; for a causal LM prompts."""
+        is_image = self.inputs == ["image_bytes"]
+        values = [self._value(v) for v in inputs]
+        lines = []
+        for start in range(0, len(values), max(1, batch_size)):
+            batch = values[start : start + batch_size]
+            answers = predict_lib.answers(
+                self._serve, self.inputs, batch, is_image
+            )
+            lines += [
+                predict_lib.line(value, answer, self.labels, self.inputs)
+                for value, answer in zip(batch, answers)
+            ]
+        return lines
+
+    def _value(self, value):
+        if isinstance(value, dict):
+            missing = [name for name in self.inputs if name not in value]
+            if missing:
+                raise UserError(
+                    f"an input lacks {', '.join(missing)}; this export "
+                    f"takes {', '.join(self.inputs)}"
+                )
+            return tuple(value[name] for name in self.inputs)
+        if isinstance(value, list):
+            return tuple(value)
+        return value
+
+
+def load(path):
+    """A `Model` of a run folder's newest checked export, or of a
+    SavedModel folder (BASE/N)."""
+    if files.exists(os.path.join(path, "saved_model.pb")):
+        return Model(path)
+    if not files.exists(path):
+        raise UserError(f"not found: {path}")
+    return Model(latest_export(path))

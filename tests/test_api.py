@@ -1,0 +1,56 @@
+"""kft from Python (kft/api.py): what `import kft` gives without training;
+kft.load(...).predict against kft-predict is in test_metrics (the tuned
+threshold) and test_qa (named inputs)."""
+
+import subprocess
+import sys
+
+import pytest
+
+import kft
+
+
+def test_import_kft_loads_no_tensorflow():
+    script = (
+        "import sys, kft; "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+def test_config_applies_python_values_as_flags_do():
+    config = kft.configure(
+        "text_classifier",
+        {"epochs": 3, "export": False, "data.train": "x.csv", "plan": "full"},
+    )
+    assert config.epochs == 3 and config.export is False
+    assert config.data.train == "x.csv" and config.plan == "full"
+    assert kft.configure().task == "classification"
+    assert kft.__all__ == ["Model", "UserError", "configure", "load", "train"]
+
+
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda: kft.configure("", {"epoch": 3}), "unknown config key 'epoch'"),
+        (lambda: kft.configure("", {"epochs": "many"}), "bad value 'many'"),
+        (lambda: kft.configure("text_clasifier"), "text_classifier"),
+        (lambda: kft.train("text_classifier"), "model_dir is required"),
+        (lambda: kft.load("/no/such/run"), "not found: /no/such/run"),
+    ],
+)
+def test_user_errors_raise_one_line(call, words):
+    with pytest.raises(kft.UserError) as caught:
+        call()
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_run_without_export_names_the_command(tmp_path):
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "1").mkdir()  # no check file: incomplete
+    with pytest.raises(kft.UserError, match="run kft-export --model_dir="):
+        kft.load(str(tmp_path))
