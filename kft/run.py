@@ -335,6 +335,7 @@ def _finish(task, report, timing, record, output, started):
     print(task.format_table(report), flush=True)
     _log(f"report: {task.write_report(output)}")
     checkpoint.write_run(output, record | {"finished": True})
+    checkpoint.remove_resume_state(output)
     _log(f"run folder: {output} ({report['timing']['total_seconds']} s)")
     return report
 

@@ -324,7 +324,7 @@ def assert_run_contract(model_dir):
     record = json.loads((folder / "checkpoints" / "run.json").read_text())
     assert record.get("finished") is True, record
     metrics = json.loads((folder / run_folder.METRICS).read_text())
-    assert metrics["task"] == task.name
+    assert metrics.get("task", "classification") == task.name
     assert metrics["timing"]["total_seconds"] >= 0
     for key in ("prepare_seconds", "evaluate_seconds"):
         assert key in metrics["timing"], key
@@ -339,6 +339,15 @@ def assert_run_contract(model_dir):
     ):
         assert (folder / name).is_file(), name
     assert task.read_sample(str(folder)) is not None
+    # The resume state is gone once the run is finished (best.weights.h5
+    # is what every command reads).
+    resume = [
+        name
+        for name in os.listdir(folder / "checkpoints")
+        if name.startswith(("ckpt-", "best-"))
+    ]
+    assert not resume, resume
+    assert metrics["timing"]["optimizer_steps"] > 0
     if config["export"]:
         check = folder / run_folder.EXPORT_DIR / "1" / "kft_export_check.json"
         assert check.is_file(), check

@@ -140,6 +140,15 @@ def config_overrides():
     return list(_Parsed.overrides)
 
 
+def require(*holders):
+    """One line, exit 2, for a required flag left out. Checked in `main`:
+    absl's mark_flags_as_required would hold every command's parse in a
+    process that defines another command's flags too."""
+    for holder in holders:
+        if holder.value is None:
+            fail(f"--{holder.name} is required")
+
+
 def fail(message):
     """Prints one line and exits with status 2 (a user error)."""
     name = os.path.basename(sys.argv[0]) or "kft"

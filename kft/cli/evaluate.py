@@ -25,12 +25,12 @@ _MODEL_DIR = flags.DEFINE_string("model_dir", None, "A kft-train run folder.")
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", "", "Evaluate this export instead of the best weights."
 )
-flags.mark_flags_as_required(["model_dir"])
 
 
 def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    common.require(_MODEL_DIR)
     common.import_tensorflow_quietly()
     from kft import commands
 

@@ -17,12 +17,12 @@ _MODEL_DIR = flags.DEFINE_string("model_dir", None, "A kft-train run folder.")
 _EXPORT_DIR = flags.DEFINE_string(
     "export_dir", None, "The base folder TF Serving polls."
 )
-flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
 def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    common.require(_MODEL_DIR, _EXPORT_DIR)
     common.import_tensorflow_quietly()
     from kft import commands
 

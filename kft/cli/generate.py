@@ -23,12 +23,12 @@ _MAX_LENGTH = flags.DEFINE_integer(
 _SAMPLER = flags.DEFINE_string(
     "sampler", "", "greedy, top_k, top_p or random; '' takes the run's."
 )
-flags.mark_flags_as_required(["model_dir", "prompt"])
 
 
 def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    common.require(_MODEL_DIR, _PROMPT)
     common.import_tensorflow_quietly()
     from kft.tasks.causal_lm import task as lm_run
 

@@ -40,7 +40,6 @@ from absl import flags
 
 from kft.cli import common
 from kft.core.errors import UserError
-from kft.serving import predict as predict_lib
 
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "An export folder, BASE/N."
@@ -58,7 +57,6 @@ _LABEL_COLUMN = flags.DEFINE_string(
 _LABEL_DELIMITER = flags.DEFINE_string(
     "label_delimiter", ",", "Multilabel: what separates true labels."
 )
-flags.mark_flags_as_required(["saved_model", "input"])
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -168,7 +166,7 @@ def _class_of(file, top):
 # Inputs that answer with a class (or score) a label column can check.
 
 
-def _inputs(source, names):
+def _inputs(source, names, labelled):
     """([(input, true label)], BadRecords) for the signature's inputs.
 
     Each input reads the column of its own name (`question`, `context`,
@@ -178,7 +176,6 @@ def _inputs(source, names):
         return image_inputs(source, _IMAGE_COLUMN.value, _LABEL_COLUMN.value)
     flagged = {"text": _TEXT_COLUMN.value, "text_pair": _PAIR_COLUMN.value}
     columns = [flagged.get(name, name) for name in names]
-    labelled = set(names) in predict_lib.CLASS_INPUTS
     return table_inputs(
         source, columns, _LABEL_COLUMN.value if labelled else None
     )
@@ -187,11 +184,13 @@ def _inputs(source, names):
 def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    common.require(_SAVED_MODEL, _INPUT)
     path, source = _SAVED_MODEL.value, _INPUT.value
     common.import_tensorflow_quietly(("tensorflow_text",))
     import tensorflow as tf
 
     from kft.core import files
+    from kft.serving import predict as predict_lib
 
     if not files.exists(os.path.join(path, "saved_model.pb")):
         common.fail(f"no SavedModel at {path} (expected BASE/N)")
@@ -201,7 +200,8 @@ def main(argv):
     serve = predict_lib.signature(tf.saved_model.load(path), path)
     names = predict_lib.input_names(serve)
     is_image = names == ["image_bytes"]
-    items, bad = _inputs(source, names)
+    labelled = set(names) in predict_lib.CLASS_INPUTS
+    items, bad = _inputs(source, names, labelled)
     note = bad.check(len(items), max_fraction=1.0)
     if note:
         print(f"kft-predict: {note}", file=sys.stderr)

@@ -11,6 +11,10 @@ In MODEL_DIR/checkpoints/:
     ckpt-<step>.json    the trainer's position and state; written last
     best-<step>.*       the weights of the best epoch so far
 
+A finished run keeps none of the ckpt-* and best-* files
+(`remove_resume_state`): the run folder's best.weights.h5 is what every
+command reads, and a finished run is never resumed.
+
 Every file is written under a temporary name and renamed, and a checkpoint
 counts only once its .json is there, so a kill at any moment leaves the
 previous checkpoint whole. Loading checks each candidate, newest first, and
@@ -246,6 +250,16 @@ def _newest_best(folder):
         }
     )
     return stems[-1] if stems else ""
+
+
+def remove_resume_state(model_dir):
+    """Deletes the checkpoints a finished run no longer resumes from
+    (ckpt-*, best-*: the model and optimizer several times over); the
+    run's best.weights.h5 stays. Called once the run is marked finished."""
+    folder = folder_of(model_dir)
+    for name in files.listdir(folder):
+        if name.startswith(("ckpt-", "best-")):
+            files.remove(os.path.join(folder, name))
 
 
 def remove_temporaries(model_dir):

@@ -429,6 +429,7 @@ class Trainer:
             ],
             "best_epoch": state.best_epoch,
             "best_value": state.best_value,
+            "optimizer_steps": state.global_step,
             "checkpoint_seconds": round(state.checkpoint_seconds, 2),
             "nan_retries": state.nan_retries,
         }
