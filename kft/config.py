@@ -265,6 +265,9 @@ def default_config():
     # epoch end; the last `keep` are kept, and the best weights apart.
     config.checkpoint.every_steps = 200
     config.checkpoint.keep = 2
+    # A finished run deletes them (best.weights.h5 stays, which every
+    # command reads); true keeps them, as a run still in progress has them.
+    config.checkpoint.keep_after_finish = False
     # A NaN or Inf loss restores the last good checkpoint and retries at
     # the phase's learning rate times `nan_lr_factor`, at most
     # `nan_retries` times, then stops naming the step and the rate.

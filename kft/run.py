@@ -38,7 +38,6 @@ from kft.core import (
 )
 from kft.core.errors import UserError
 from kft.core.run_folder import (
-    BACKBONE_FILE,
     EXPORT_DIR,
     METRICS,
     WEIGHTS_FILE,
@@ -47,7 +46,7 @@ from kft.core.run_folder import (
     write_labels,
 )
 from kft.core.run_folder import log as _log
-from kft.model import backbones
+from kft.model import backbones, builder
 from kft.serving import publish
 from kft.tasks import registry
 
@@ -196,7 +195,7 @@ def _train(task, config, requested, model_dir, output, overwrite, strategy):
     timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
     timing["prepare_seconds"] = prepare_seconds
     _export(task, config, built, splits, output, decision, report)
-    return _finish(task, report, timing, record, output, started)
+    return _finish(task, config, report, timing, record, output, started)
 
 
 def _check_cheaply(config):
@@ -301,7 +300,7 @@ def _fit(
             task=task,
         ).run(config.resume)
     save_weights(built.model, os.path.join(output, WEIGHTS_FILE))
-    built.backbone.save_weights(os.path.join(output, BACKBONE_FILE))
+    builder.save_backbone(built, output)
     for entry, phase in zip(timing["phases"], phases):
         entry["learning_rate"] = phase.learning_rate
     return timing
@@ -326,7 +325,7 @@ def _export(task, config, built, splits, output, decision, report):
     report["export"] = {"path": path, **publish.summary(figures)}
 
 
-def _finish(task, report, timing, record, output, started):
+def _finish(task, config, report, timing, record, output, started):
     """metrics.json, the table printed, report.html; the run finished."""
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     files.write_text(
@@ -335,7 +334,8 @@ def _finish(task, report, timing, record, output, started):
     print(task.format_table(report), flush=True)
     _log(f"report: {task.write_report(output)}")
     checkpoint.write_run(output, record | {"finished": True})
-    checkpoint.remove_resume_state(output)
+    if not config.checkpoint.keep_after_finish:
+        checkpoint.remove_resume_state(output)
     _log(f"run folder: {output} ({report['timing']['total_seconds']} s)")
     return report
 

@@ -333,11 +333,16 @@ def assert_run_contract(model_dir):
     assert epochs >= 1 and rows[0].startswith("phase,epoch,learning_rate")
     for name in (
         run_folder.WEIGHTS_FILE,
-        run_folder.BACKBONE_FILE,
         run_folder.PREDICTIONS_FILE,
         "report.html",
     ):
         assert (folder / name).is_file(), name
+    # The fine-tuned backbone a next run starts from: a keras-hub preset
+    # folder, or a keras.applications weights file.
+    preset = folder / run_folder.BACKBONE_DIR
+    assert (preset / "config.json").is_file() or (
+        folder / run_folder.BACKBONE_FILE
+    ).is_file()
     assert task.read_sample(str(folder)) is not None
     # The resume state is gone once the run is finished (best.weights.h5
     # is what every command reads).

@@ -20,6 +20,9 @@ from kft.core.errors import UserError
 WEIGHTS_FILE = "checkpoints/best.weights.h5"
 # The backbone alone, loadable with --config.weights by a later run.
 BACKBONE_FILE = "checkpoints/backbone.weights.h5"
+# A keras-hub model's fine-tuned backbone (and tokenizer) as a preset
+# folder, for `--config.backbone` (kft/model/builder.py: save_backbone).
+BACKBONE_DIR = "backbone"
 EXPORT_DIR = "export"
 # Raw test inputs the export's parity check runs (kft-export reuses them).
 SAMPLE_FILE = "checkpoints/export_sample.tensor"

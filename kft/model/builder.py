@@ -8,10 +8,12 @@ their own dropout regularizes the fine-tune, as keras-hub's classifiers do.
 """
 
 import dataclasses
+import os
+import tempfile
 
 import keras
 
-from kft.core import compat
+from kft.core import compat, files, run_folder
 from kft.core.errors import UserError
 from kft.model import backbones, heads, preprocessing
 
@@ -119,6 +121,42 @@ def build(config, num_outputs, head=heads.SOFTMAX):
         if head.sequence
         else tuple(layer.name for layer in heads.head_layers(model)),
     )
+
+
+def save_backbone(built, model_dir):
+    """Saves the fine-tuned backbone where a next fine-tune can start from
+    it; returns the path. A keras-hub model: a keras-hub preset folder,
+    MODEL_DIR/backbone/ (the backbone and its tokenizer; a causal LM's
+    whole task), which `--config.backbone` and keras-hub's `from_preset`
+    take. A keras.applications model: its weights file,
+    MODEL_DIR/checkpoints/backbone.weights.h5, which `--config.weights`
+    takes with the same `--config.backbone`."""
+    if not hasattr(built.backbone, "save_to_preset"):
+        path = os.path.join(model_dir, run_folder.BACKBONE_FILE)
+        built.backbone.save_weights(path)
+        return path
+    path = os.path.join(model_dir, run_folder.BACKBONE_DIR)
+    if files.is_local(path):
+        _save_preset(built, path)
+        return path
+    with tempfile.TemporaryDirectory() as scratch:  # gs://: written, copied
+        _save_preset(built, scratch)
+        files.copy_tree(scratch, path)
+    return path
+
+
+def _save_preset(built, folder):
+    if built.generator is not None:
+        built.generator.save_to_preset(folder)
+        return
+    built.backbone.save_to_preset(folder)
+    inner = getattr(built.preprocessor, "inner", None)
+    tokenizer = getattr(inner, "tokenizer", None)
+    if tokenizer is not None:
+        tokenizer.save_to_preset(folder)
+    for layer in built.model.layers:  # a keras-hub image converter
+        if layer is not built.backbone and hasattr(layer, "save_to_preset"):
+            layer.save_to_preset(folder)
 
 
 def rebuild(config, num_outputs, weights, head=heads.SOFTMAX):
