@@ -190,6 +190,7 @@ def _train(task, config, requested, model_dir, output, overwrite, strategy):
         model_dir,
     )
     evaluate_started = time.time()
+    _log("evaluating: the decision on validation, then the test split")
     decision = task.decide(built, splits, config, output)
     report = task.summarize(built, splits, config, decision, output)
     timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
@@ -313,6 +314,7 @@ def _export(task, config, built, splits, output, decision, report):
     task.write_sample(sample, output)
     if not config.export:
         return
+    _log("exporting the SavedModel and checking it in a fresh process")
     path, figures = task.export(
         built,
         splits.labels,

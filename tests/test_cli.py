@@ -50,6 +50,9 @@ def test_text_classifier_end_to_end(tiny_bert, text_csv, tmp_path):
     assert config["data"]["sequence_length"] > 0
     assert "holding out" in result.stdout
     assert "macro-F1" in result.stdout
+    # Progress: each epoch's time and the training time left.
+    assert "epoch 1/3: " in result.stdout
+    assert "of training left" in result.stdout
     assert_run_contract(run)
 
 

@@ -218,6 +218,11 @@ def main(argv):
                 line["true_label"] = true_label
             print(json.dumps(line, ensure_ascii=False))
             scores.add(line, true_label)
+        if sys.stderr.isatty():  # a terminal sees how far it has come
+            done = min(start + size, len(items))
+            print(f"\r{done}/{len(items)} inputs", end="", file=sys.stderr)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
     print(scores.summary(len(items)), file=sys.stderr)
 
 

@@ -393,13 +393,27 @@ class Trainer:
                         f"improved for {patience} epoch(s)"
                     )
                     state.phase_done = True
-        state.phase_seconds[state.phase] += time.time() - self.epoch_started
+        seconds = time.time() - self.epoch_started
+        state.phase_seconds[state.phase] += seconds
         state.epoch += 1
+        self._progress(seconds)
         state.step = 0
         state.train_logs = None
         if state.epoch >= last_epoch:
             state.phase_done = True
         self.save()
+
+    def _progress(self, seconds):
+        """One line per epoch: where the run is and, from this epoch's
+        time, about how long training has left (a terminal also gets
+        Keras's bar within the epoch)."""
+        left = self.total_epochs - self.state.epoch
+        line = (
+            f"epoch {self.state.epoch}/{self.total_epochs}: {duration(seconds)}"
+        )
+        if left > 0:
+            line += f"; about {duration(left * seconds)} of training left"
+        self.log(line)
 
     def _finish(self):
         state = self.state
@@ -433,6 +447,15 @@ class Trainer:
             "checkpoint_seconds": round(state.checkpoint_seconds, 2),
             "nan_retries": state.nan_retries,
         }
+
+
+def duration(seconds):
+    """Seconds as people read them: 42 s, 3.5 min, 1.2 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def lower_is_better(monitor):
