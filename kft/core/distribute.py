@@ -127,12 +127,12 @@ def _check_tf_config():
     except (ValueError, KeyError, TypeError):
         raise UserError(
             "TF_CONFIG is not JSON with a 'cluster' and a 'task' "
-            "(see README: several machines)"
+            "(see docs/scale-out.md)"
         ) from None
     if cluster is None:
         raise UserError(
             "--config.strategy=multi_worker needs TF_CONFIG set on every "
-            "machine (see README: several machines)"
+            "machine (see docs/scale-out.md)"
         )
 
 
