@@ -190,7 +190,7 @@ def _train(task, config, requested, model_dir, output, overwrite, strategy):
         model_dir,
     )
     evaluate_started = time.time()
-    _log("evaluating: the decision on validation, then the test split")
+    _log("evaluating the test split (a decision to tune: on validation first)")
     decision = task.decide(built, splits, config, output)
     report = task.summarize(built, splits, config, decision, output)
     timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
