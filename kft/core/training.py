@@ -35,6 +35,7 @@ from kft.core import (
     freeze,
     history,
     optim,
+    progress,
     signals,
     step_hooks,
     summaries,
@@ -396,24 +397,12 @@ class Trainer:
         seconds = time.time() - self.epoch_started
         state.phase_seconds[state.phase] += seconds
         state.epoch += 1
-        self._progress(seconds)
+        self.log(progress.epoch_line(state.epoch, self.total_epochs, seconds))
         state.step = 0
         state.train_logs = None
         if state.epoch >= last_epoch:
             state.phase_done = True
         self.save()
-
-    def _progress(self, seconds):
-        """One line per epoch: where the run is and, from this epoch's
-        time, about how long training has left (a terminal also gets
-        Keras's bar within the epoch)."""
-        left = self.total_epochs - self.state.epoch
-        line = (
-            f"epoch {self.state.epoch}/{self.total_epochs}: {duration(seconds)}"
-        )
-        if left > 0:
-            line += f"; about {duration(left * seconds)} of training left"
-        self.log(line)
 
     def _finish(self):
         state = self.state
@@ -447,15 +436,6 @@ class Trainer:
             "checkpoint_seconds": round(state.checkpoint_seconds, 2),
             "nan_retries": state.nan_retries,
         }
-
-
-def duration(seconds):
-    """Seconds as people read them: 42 s, 3.5 min, 1.2 h."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def lower_is_better(monitor):
