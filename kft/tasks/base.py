@@ -37,6 +37,10 @@ FEATURES = {
     "mixup": lambda config: bool(config.data.mixup or config.data.cutmix),
     "augment": lambda config: bool(config.data.augment),
 }
+# What tasks on token sequences (tokens, qa, causal_lm) do not support.
+SEQUENCE_TASKS_LACK = frozenset(
+    {"lr_find", "class_weight", "label_smoothing", "mixup", "augment"}
+)
 # The config key a user sets for each feature (for the refusal line).
 _KEYS = {
     "lr_find": "lr_find",

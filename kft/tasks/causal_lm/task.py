@@ -268,9 +268,7 @@ def _examples(items, name, source=""):
 class CausalLMTask(base.Task):
     name = "causal_lm"
     metrics = generation.METRICS
-    unsupported = frozenset(
-        {"lr_find", "class_weight", "label_smoothing", "mixup", "augment"}
-    )
+    unsupported = base.SEQUENCE_TASKS_LACK
 
     def check(self, config):
         check(config)

@@ -224,9 +224,7 @@ def _report(threshold, examples, answers):
 class QATask(base.Task):
     name = "qa"
     metrics = qa.METRICS
-    unsupported = frozenset(
-        {"lr_find", "class_weight", "label_smoothing", "mixup", "augment"}
-    )
+    unsupported = base.SEQUENCE_TASKS_LACK
 
     def check(self, config):
         check(config)

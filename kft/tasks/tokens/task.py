@@ -135,9 +135,7 @@ def evaluation_split(config):
 class TokensTask(base.Task):
     name = "tokens"
     metrics = ("loss", "accuracy", "macro_f1")
-    unsupported = frozenset(
-        {"lr_find", "class_weight", "label_smoothing", "mixup", "augment"}
-    )
+    unsupported = base.SEQUENCE_TASKS_LACK
 
     def prepare(self, config):
         return prepare(config)
