@@ -31,12 +31,9 @@ by kft/bench/peers/table.py.
 """
 
 import dataclasses
-import datetime
-import importlib.metadata
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 import tempfile
@@ -45,7 +42,7 @@ import time
 import numpy as np
 
 from kft import run
-from kft.bench import peers
+from kft.bench import machine, peers
 from kft.bench.peers import cases as cases_lib
 from kft.bench.peers import table
 from kft.bench.peers.kft_peer import compile_last_phase
@@ -249,29 +246,6 @@ def _run_case(spec, settings, work, index):
     return json.loads(out_path.read_text())
 
 
-def _machine():
-    versions = {}
-    for package in (
-        "tensorflow",
-        "keras",
-        "keras-hub",
-        "torch",
-        "transformers",
-    ):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return {
-        "cpus": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "versions": versions,
-        "started": datetime.datetime.now().isoformat(timespec="seconds"),
-        "load_average_start": os.getloadavg()[0],
-    }
-
-
 def compare(config, settings, log=print):
     """Runs the suites of `settings`; returns the report (JSON-able).
 
@@ -300,7 +274,7 @@ def compare(config, settings, log=print):
     _check_bench_extra(settings)
     report = {
         "settings": dataclasses.asdict(settings),
-        "machine": _machine(),
+        "machine": machine.describe(),
         "rows": [],
     }
     with tempfile.TemporaryDirectory(prefix="kft-benchmark-") as work:

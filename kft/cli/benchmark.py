@@ -34,6 +34,23 @@ measures). Text uses the experiment's backbone and training data
 The PyTorch peer needs the bench extra (`pip install -e .[bench]`).
 --tiny is a smoke test: tiny sizes and few steps (pass a tiny
 --config.backbone and --config.data.train too).
+
+    kft-benchmark accuracy --experiment=NAME_OR_FILE [--seeds=5]
+        [--first_seed=0] [--on=test|validation] [--holdout=0.2]
+        [--peers=kft,trainer,tfidf] [--work_dir=DIR] [--tiny]
+        [--output=FILE] [--config.KEY=VALUE ...]
+
+`accuracy` runs the experiment once per seed as kft-train does (its own
+process; --config overrides apply to kft's runs), and beside it the
+Hugging Face Trainer at its defaults (the bench extra) and TF-IDF +
+logistic regression, on the same examples; it prints the mean, standard
+deviation, min and max of accuracy and macro-F1 and the seconds per run.
+--on=validation never reads the test split: each seed holds out
+--holdout of the training data and everyone is scored there; compare
+recipes that way, and read the test split once at the end
+(kft/bench/accuracy.py). --work_dir keeps every run folder; by default
+they go to a temporary folder, removed at the end. --tiny: the Trainer
+trains 1 epoch on rows cut to 32 tokens (pass a tiny experiment too).
 """
 
 import dataclasses
@@ -61,7 +78,25 @@ _SUITE = flags.DEFINE_list(
     "text_fixed,text_epoch,images,utilization",
     "compare: suites to run.",
 )
-_PEERS = flags.DEFINE_list("peers", "kft,keras,torch", "compare: peers.")
+_PEERS = flags.DEFINE_list(
+    "peers",
+    None,
+    "Peers: compare [kft,keras,torch]; accuracy [kft,trainer,tfidf].",
+)
+_SEEDS = flags.DEFINE_integer("seeds", 5, "accuracy: seeds (runs per peer).")
+_FIRST_SEED = flags.DEFINE_integer("first_seed", 0, "accuracy: first seed.")
+_ON = flags.DEFINE_enum(
+    "on",
+    "test",
+    ["test", "validation"],
+    "accuracy: score the test split, or a held-out share of training.",
+)
+_HOLDOUT = flags.DEFINE_float(
+    "holdout", 0.2, "accuracy --on=validation: the share held out."
+)
+_WORK_DIR = flags.DEFINE_string(
+    "work_dir", "", "accuracy: keep the run folders here (default: removed)."
+)
 _REPEATS = flags.DEFINE_integer(
     "repeats", None, "compare: timed repeats (epochs in text_epoch) [3]."
 )
@@ -88,7 +123,9 @@ _TORCH_MODEL = flags.DEFINE_string(
     "backbone folder).",
 )
 _TINY = flags.DEFINE_bool(
-    "tiny", False, "compare: smoke-test sizes (batch 4, lengths 16,32, ...)."
+    "tiny",
+    False,
+    "compare/accuracy: smoke-test sizes (batch 4, lengths 16,32, ...).",
 )
 _ISOLATE = flags.DEFINE_bool(
     "isolate",
@@ -101,9 +138,11 @@ _THREADS = flags.DEFINE_integer(
     "compare: threads of every framework in every case; 0 keeps their "
     "defaults (all cores). 1 is steadier on a busy machine.",
 )
-_OUTPUT = flags.DEFINE_string("output", "", "compare: write the JSON here.")
+_OUTPUT = flags.DEFINE_string(
+    "output", "", "compare/accuracy: write the JSON here."
+)
 
-MODES = ("data", "compare")
+MODES = ("data", "compare", "accuracy")
 
 
 def _settings():
@@ -112,7 +151,7 @@ def _settings():
     settings = benchmark.Settings(**(benchmark.TINY if _TINY.value else {}))
     chosen = {
         "suites": tuple(_SUITE.value),
-        "peers": tuple(_PEERS.value),
+        "peers": tuple(_PEERS.value or ("kft", "keras", "torch")),
         "repeats": _REPEATS.value,
         "steps": _STEPS.value,
         "warmup": _WARMUP.value,
@@ -150,6 +189,9 @@ def main(argv):
     from kft.bench import benchmark
     from kft.bench.peers import table
 
+    if mode == "accuracy":
+        _accuracy(experiment, config)
+        return
     if mode == "data":
         result = benchmark.data(
             config, _PIPELINE_BATCHES.value, _TRAIN_BATCHES.value
@@ -161,10 +203,7 @@ def main(argv):
     )
     report["experiment"] = experiment
     print(table.format_compare(report), flush=True)
-    if _OUTPUT.value:
-        with open(_OUTPUT.value, "w") as file:
-            json.dump(report, file, indent=2)
-        print(f"kft: wrote {_OUTPUT.value}", flush=True)
+    _write(report)
     failed = [row for row in report["rows"] if _failed(row)]
     if failed:
         print(
@@ -172,6 +211,40 @@ def main(argv):
             file=sys.stderr,
         )
         sys.exit(1)
+
+
+def _accuracy(experiment, config):
+    from kft.bench import accuracy
+
+    settings = accuracy.Settings(
+        **(accuracy.TINY if _TINY.value else {}),
+        seeds=_SEEDS.value,
+        first_seed=_FIRST_SEED.value,
+        on=_ON.value,
+        holdout=_HOLDOUT.value,
+        work_dir=_WORK_DIR.value,
+        overrides=tuple(
+            f"--config.{key}={value}"
+            for key, value in common.config_overrides()
+        ),
+    )
+    if _PEERS.value:
+        settings = dataclasses.replace(settings, peers=tuple(_PEERS.value))
+    report = accuracy.run(
+        experiment,
+        config,
+        settings,
+        log=lambda line: print(f"kft: {line}", flush=True),
+    )
+    print(accuracy.format_report(report), flush=True)
+    _write(report)
+
+
+def _write(report):
+    if _OUTPUT.value:
+        with open(_OUTPUT.value, "w") as file:
+            json.dump(report, file, indent=2)
+        print(f"kft: wrote {_OUTPUT.value}", flush=True)
 
 
 def _failed(row):

@@ -12,6 +12,8 @@ warm-up, steps and repeats, and the paths of its data and model. Peers:
            plain training loop (kft/bench/peers/torch_peer.py)
     kft_cached  kft's cached-features path for a frozen backbone: whole
            epochs of the head on features computed once (kft_peer.py)
+    trainer  (kft-benchmark accuracy) Hugging Face `Trainer` at its
+           defaults, fine-tuning and predicting (trainer_peer.py)
 
 kft/bench/peers/cases.py builds the specs and kft/bench/peers/table.py reports
 them.
@@ -38,6 +40,8 @@ RUNNERS = {
     ("images", "keras"): ("kft.bench.peers.keras_peer", "images"),
     ("images", "kft_cached"): ("kft.bench.peers.kft_peer", "images_cached"),
     ("utilization", "matmul"): ("kft.bench.peers.measure", "matmul_peak"),
+    # kft-benchmark accuracy (kft/bench/accuracy.py): {"predicted": [...]}.
+    ("accuracy", "trainer"): ("kft.bench.peers.trainer_peer", "classify"),
 }
 
 

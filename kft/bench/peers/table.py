@@ -6,6 +6,7 @@ same case and the share of the measured matmul peak; `targets` checks the
 speed issue's targets; `format_compare` prints the table.
 """
 
+from kft.bench import machine as machine_lib
 from kft.bench.peers import measure
 
 LABELS = {
@@ -201,6 +202,7 @@ def format_compare(report):
                 "head after 1 warm-up epoch; the features were computed "
                 f"once in {row['features_seconds']:.1f} s (not in the rate)"
             )
+    lines.append(machine_lib.one_line(machine))
     lines.append(
         f"batch {settings['batch_size']}; threads "
         f"{settings['threads'] or 'default'}; {machine['cpus']} CPUs, "

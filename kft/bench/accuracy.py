@@ -1,0 +1,375 @@
+"""`kft-benchmark accuracy`: what a user's run scores, over seeds, beside
+the peers a user would pick instead, on the same splits.
+
+For each seed, kft runs the experiment as a user does (`kft-train`, in its
+own process, into a run folder under the work folder) and the peers train
+on the same labelled examples and predict the same evaluation split:
+
+    kft      the experiment's own recipe, `--config.seed=SEED`
+    trainer  PyTorch + Hugging Face transformers `Trainer` at its defaults
+             (AdamW 5e-5, linear decay, 3 epochs, batch 8, dynamic
+             padding), on the experiment's backbone folder (the bench extra)
+    tfidf    TF-IDF of word 1-2 grams + logistic regression (scikit-learn)
+
+The peers train on every labelled example kft may use (kft's training and
+validation splits), so kft's own model selection costs it data, never the
+peers. Every figure is scored here by scikit-learn, peers and kft alike.
+
+`on="test"` reads the experiment's test split, once per recipe: the
+figure to report. `on="validation"` never touches it: each seed holds out
+a stratified `holdout` share of the training data (seeded by the seed),
+kft trains on the rest (with the experiment's own validation carving, if
+any) and everyone is scored on the held-out share. Recipes are compared
+this way (README, "Choosing a recipe").
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from kft.bench import machine
+from kft.core.errors import UserError
+
+PEERS = ("kft", "trainer", "tfidf")
+ON = ("test", "validation")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    seeds: int = 5
+    first_seed: int = 0
+    peers: tuple = PEERS
+    on: str = "test"
+    holdout: float = 0.2
+    # Run folders are kept here; by default a temporary folder, removed.
+    work_dir: str = ""
+    # --config.KEY=VALUE for kft's runs.
+    overrides: tuple = ()
+    # The Trainer's defaults; --tiny makes them small.
+    trainer_epochs: float = 3.0
+    trainer_batch_size: int = 8
+    trainer_max_length: int = 512
+
+
+TINY = {"trainer_epochs": 1.0, "trainer_max_length": 32}
+
+
+def check(config, settings):
+    if config.task != "classification":
+        raise UserError(
+            "kft-benchmark accuracy measures classification experiments; "
+            f"this one is task={config.task}"
+        )
+    unknown = set(settings.peers) - set(PEERS)
+    if unknown or "kft" not in settings.peers:
+        raise UserError(
+            f"--peers takes kft and any of {', '.join(PEERS[1:])}; "
+            f"got {','.join(settings.peers)}"
+        )
+    if settings.on not in ON:
+        raise UserError(f"--on takes {' or '.join(ON)}, not {settings.on}")
+    if settings.seeds < 1:
+        raise UserError("--seeds must be at least 1")
+    if not 0 < settings.holdout < 1:
+        raise UserError("--holdout must be in (0, 1)")
+    from kft.model import backbones
+
+    images = backbones.resolve(config.backbone).kind == "applications"
+    if images and set(settings.peers) - {"kft"}:
+        raise UserError("image experiments have no peers here; --peers=kft")
+    if "trainer" in settings.peers:
+        import importlib.util
+
+        for module in ("torch", "transformers", "accelerate"):
+            if importlib.util.find_spec(module) is None:
+                raise UserError(
+                    "the Trainer peer needs `pip install -e .[bench]` "
+                    f"({module} is missing), or leave it out with "
+                    "--peers=kft,tfidf"
+                )
+
+
+def _rows(split, labels, pairs=True):
+    rows = []
+    for i, value in enumerate(split.values):
+        row = {"text": value, "label": labels[int(split.label_ids[i])]}
+        if pairs and split.pairs is not None:
+            row["text_pair"] = split.pairs[i]
+        rows.append(row)
+    return rows
+
+
+def _write_jsonl(path, rows):
+    with open(path, "w", encoding="utf-8") as file:
+        for row in rows:
+            file.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _split_seed(config, seed):
+    return seed if config.data.split_seed < 0 else config.data.split_seed
+
+
+def seed_data(config, seed, on, holdout, folder):
+    """(examples to learn from, examples to score, label names, the
+    --config overrides that point kft's run at the same examples)."""
+    from kft import data
+
+    splits = data.load_splits(config.data, _split_seed(config, seed))
+    labels = list(splits.labels)
+    pool = _rows(splits.train, labels)
+    if splits.validation is not None:
+        pool += _rows(splits.validation, labels)
+    if on == "test":
+        return pool, _rows(splits.test, labels), labels, ()
+    ids = {str(name): i for i, name in enumerate(labels)}
+    kept, held = data.stratified_split(
+        [ids[str(row["label"])] for row in pool], holdout, seed
+    )
+    train = [pool[i] for i in kept]
+    scored = [pool[i] for i in held]
+    _write_jsonl(folder / "train.jsonl", train)
+    _write_jsonl(folder / "validation.jsonl", scored)
+    overrides = (
+        f"--config.data.train={folder / 'train.jsonl'}",
+        f"--config.data.test={folder / 'validation.jsonl'}",
+        "--config.data.validation=",
+        "--config.data.text_column=text",
+        "--config.data.label_column=label",
+        "--config.data.text_pair_column="
+        + ("text_pair" if "text_pair" in pool[0] else ""),
+    )
+    return train, scored, labels, overrides
+
+
+def score(label_ids, predicted, num_classes):
+    from sklearn import metrics
+
+    classes = list(range(num_classes))
+    return {
+        "accuracy": float(metrics.accuracy_score(label_ids, predicted)),
+        "macro_f1": float(
+            metrics.f1_score(
+                label_ids,
+                predicted,
+                labels=classes,
+                average="macro",
+                zero_division=0,
+            )
+        ),
+    }
+
+
+def _kft(experiment, seed, folder, overrides, settings):
+    run_dir = folder / "kft"
+    command = [
+        sys.executable,
+        "-m",
+        "kft.cli.train",
+        f"--experiment={experiment}",
+        f"--model_dir={run_dir}",
+        f"--config.seed={seed}",
+        *settings.overrides,
+        *overrides,
+    ]
+    with open(folder / "kft.log", "w") as log:
+        child = subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, env=_child_env()
+        )
+    if child.returncode != 0:
+        last = (folder / "kft.log").read_text().strip().splitlines()
+        raise UserError(
+            f"kft-train failed for seed {seed}: {(last or ['?'])[-1]} "
+            f"(log: {folder / 'kft.log'})"
+        )
+    with open(run_dir / "predictions.jsonl") as file:
+        rows = [json.loads(line) for line in file]
+    return [row["label"] for row in rows], [row["predicted"] for row in rows]
+
+
+def _tfidf(train, scored, seed):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    def text(row):
+        return row["text"] + (
+            " | " + row["text_pair"] if "text_pair" in row else ""
+        )
+
+    model = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        LogisticRegression(max_iter=2000, random_state=seed),
+    )
+    model.fit([text(r) for r in train], [r["label"] for r in train])
+    return list(model.predict([text(r) for r in scored]))
+
+
+def _trainer(config, train, scored, labels, seed, folder, settings):
+    spec = {
+        "suite": "accuracy",
+        "peer": "trainer",
+        "model": config.backbone,
+        "labels": labels,
+        "train": train,
+        "scored": scored,
+        "seed": seed,
+        "epochs": settings.trainer_epochs,
+        "batch_size": settings.trainer_batch_size,
+        "max_length": settings.trainer_max_length,
+        "output_dir": str(folder / "trainer"),
+    }
+    spec_path, out_path = folder / "trainer.json", folder / "trainer_out.json"
+    spec_path.write_text(json.dumps(spec))
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kft.bench.peers",
+            str(spec_path),
+            str(out_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=_child_env(),
+    )
+    if child.returncode != 0 or not out_path.exists():
+        lines = child.stderr.strip().splitlines() or ["no output"]
+        raise UserError(f"the Trainer peer failed for seed {seed}: {lines[-1]}")
+    result = json.loads(out_path.read_text())
+    if "error" in result:
+        raise UserError(f"the Trainer peer: {result['error']}")
+    return [labels[i] for i in result["predicted"]]
+
+
+def _child_env():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    root = str(pathlib.Path(__file__).resolve().parents[2])  # holds kft/
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (root, env.get("PYTHONPATH", "")) if p
+    )
+    return env
+
+
+def _one_seed(experiment, config, seed, folder, settings, log):
+    folder.mkdir(parents=True, exist_ok=True)
+    train, scored, labels, overrides = seed_data(
+        config, seed, settings.on, settings.holdout, folder
+    )
+    index = {str(name): i for i, name in enumerate(labels)}
+    truth = [index[str(row["label"])] for row in scored]
+    results = {}
+    for peer in settings.peers:
+        started = time.perf_counter()
+        if peer == "kft":
+            seen, predicted = _kft(
+                experiment, seed, folder, overrides, settings
+            )
+            if [str(v) for v in seen] != [str(r["label"]) for r in scored]:
+                raise UserError(
+                    f"seed {seed}: kft's run scored other examples than the "
+                    f"peers ({len(seen)} against {len(scored)}); see its log"
+                )
+        elif peer == "tfidf":
+            predicted = _tfidf(train, scored, seed)
+        else:
+            predicted = _trainer(
+                config, train, scored, labels, seed, folder, settings
+            )
+        seconds = time.perf_counter() - started
+        ids = [index[str(name)] for name in predicted]
+        results[peer] = score(truth, ids, len(labels)) | {
+            "seconds": round(seconds, 1)
+        }
+        figures = results[peer]
+        log(
+            f"seed {seed} {peer}: accuracy {figures['accuracy']:.4f}, "
+            f"macro-F1 {figures['macro_f1']:.4f} ({seconds:.0f} s)"
+        )
+    return {"seed": seed, "examples": len(scored), "peers": results}
+
+
+def summary(values):
+    values = np.asarray(values, float)
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return {
+        "mean": float(values.mean()),
+        "std": std,
+        "min": float(values.min()),
+        "max": float(values.max()),
+    }
+
+
+def run(experiment, config, settings, log=print):
+    """Runs every seed of every peer; returns the report (JSON-able)."""
+    check(config, settings)
+    report = {
+        "experiment": experiment,
+        "settings": dataclasses.asdict(settings),
+        "machine": machine.describe(),
+        "seeds": [],
+    }
+    work = settings.work_dir or tempfile.mkdtemp(prefix="kft-accuracy-")
+    try:
+        for seed in range(
+            settings.first_seed, settings.first_seed + settings.seeds
+        ):
+            folder = pathlib.Path(work) / f"seed_{seed}"
+            report["seeds"].append(
+                _one_seed(experiment, config, seed, folder, settings, log)
+            )
+    finally:
+        if not settings.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    report["summary"] = {
+        peer: {
+            key: summary([s["peers"][peer][key] for s in report["seeds"]])
+            for key in ("accuracy", "macro_f1", "seconds")
+        }
+        for peer in settings.peers
+    }
+    return report
+
+
+def format_report(report):
+    settings = report["settings"]
+    seeds = [s["seed"] for s in report["seeds"]]
+    lines = [
+        f"accuracy: {report['experiment']}, {settings['on']} split "
+        f"({report['seeds'][0]['examples']} examples), {len(seeds)} seed(s) "
+        f"{seeds[0]}-{seeds[-1]}; {machine.one_line(report['machine'])}",
+        f"{'peer':8} {'accuracy mean ± std [min, max]':34} "
+        f"{'macro-F1 mean ± std [min, max]':34} s/run",
+    ]
+    for peer, figures in report["summary"].items():
+        cells = []
+        for key in ("accuracy", "macro_f1"):
+            f = figures[key]
+            cells.append(
+                f"{f['mean']:.4f} ± {f['std']:.4f} "
+                f"[{f['min']:.4f}, {f['max']:.4f}]"
+            )
+        lines.append(
+            f"{peer:8} {cells[0]:34} {cells[1]:34} "
+            f"{figures['seconds']['mean']:.0f}"
+        )
+    kft = report["summary"]["kft"]
+    for peer, figures in report["summary"].items():
+        if peer == "kft":
+            continue
+        seconds = max(figures["seconds"]["mean"], 1e-9)
+        lines.append(
+            f"kft - {peer}: accuracy "
+            f"{kft['accuracy']['mean'] - figures['accuracy']['mean']:+.4f}, "
+            f"macro-F1 "
+            f"{kft['macro_f1']['mean'] - figures['macro_f1']['mean']:+.4f}, "
+            f"time {kft['seconds']['mean'] / seconds:.2f}x"
+        )
+    return "\n".join(lines)

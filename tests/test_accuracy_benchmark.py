@@ -1,0 +1,144 @@
+"""`kft-benchmark accuracy` on tiny data: kft's runs through kft-train,
+scored as their own metrics.json scores them; the peers on the same
+examples; --on=validation never scoring the test split; one-line errors.
+The Trainer peer runs where the bench extra is installed."""
+
+import json
+
+import pytest
+from conftest import make_texts, run_cli, write_csv
+
+from kft import config as config_lib
+from kft.bench import accuracy
+from kft.core.errors import UserError
+
+
+def _data(tmp_path):
+    train = write_csv(tmp_path / "train.csv", make_texts(45, seed=1))
+    test = write_csv(tmp_path / "test.csv", make_texts(18, seed=2))
+    return train, test
+
+
+def _run(tmp_path, backbone, *extra):
+    train, test = _data(tmp_path)
+    output = tmp_path / "accuracy.json"
+    result = run_cli(
+        "kft-benchmark",
+        "accuracy",
+        "--tiny",
+        "--experiment=text_classifier",
+        f"--work_dir={tmp_path / 'work'}",
+        f"--output={output}",
+        f"--config.backbone={backbone}",
+        f"--config.data.train={train}",
+        f"--config.data.test={test}",
+        "--config.epochs=1",
+        "--config.export=false",
+        *extra,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, json.loads(output.read_text())
+
+
+def test_accuracy_cli_kft_and_tfidf(tiny_bert, tmp_path):
+    result, report = _run(
+        tmp_path, tiny_bert, "--seeds=2", "--first_seed=3", "--peers=kft,tfidf"
+    )
+    assert [s["seed"] for s in report["seeds"]] == [3, 4]
+    for seed in report["seeds"]:
+        assert seed["examples"] == 18
+        # kft's figure is its run's own metrics.json figure, rescored here.
+        run = tmp_path / "work" / f"seed_{seed['seed']}" / "kft"
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert seed["peers"]["kft"]["accuracy"] == pytest.approx(
+            metrics["accuracy"]
+        )
+        assert seed["peers"]["kft"]["macro_f1"] == pytest.approx(
+            metrics["macro_f1"]
+        )
+        assert json.loads((run / "config.json").read_text())["seed"] == (
+            seed["seed"]
+        )
+        # The cue words separate the classes: the linear peer finds them.
+        assert seed["peers"]["tfidf"]["accuracy"] > 0.9
+    summary = report["summary"]["tfidf"]["accuracy"]
+    values = [s["peers"]["tfidf"]["accuracy"] for s in report["seeds"]]
+    assert summary["mean"] == pytest.approx(sum(values) / 2)
+    assert summary["min"] == min(values) and summary["max"] == max(values)
+    assert "kft - tfidf: accuracy" in result.stdout
+    assert "CPU: " in result.stdout
+    assert "test split (18 examples)" in result.stdout
+    assert report["machine"]["processor"]
+
+
+def test_validation_holds_out_training_data_only(tmp_path):
+    """--on=validation: the scored rows are a stratified share of the
+    training data, disjoint from what kft trains on; the test file's rows
+    appear nowhere, and kft's run is pointed at the two new files."""
+    config = config_lib.default_config()
+    train, _ = _data(tmp_path)
+    rows = [r | {"text": "held " + r["text"]} for r in make_texts(18, seed=2)]
+    config.data.train = train
+    config.data.test = write_csv(tmp_path / "test_only.csv", rows)
+    learn, scored, labels, overrides = accuracy.seed_data(
+        config, 7, "validation", 0.2, tmp_path
+    )
+    assert len(scored) == 9 and len(learn) == 36  # 20% of each class of 45
+    assert sorted(labels) == ["negative", "neutral", "positive"]
+    for name in labels:
+        assert sum(row["label"] == name for row in scored) == 3
+    key = lambda rows: [(r["text"], r["label"]) for r in rows]  # noqa: E731
+    assert sorted(key(learn + scored)) == sorted(key(make_texts(45, seed=1)))
+    assert not any(r["text"].startswith("held") for r in learn + scored)
+    written = [
+        json.loads(line)
+        for line in (tmp_path / "validation.jsonl").read_text().splitlines()
+    ]
+    assert key(written) == key(scored)
+    assert f"--config.data.test={tmp_path / 'validation.jsonl'}" in overrides
+    assert f"--config.data.train={tmp_path / 'train.jsonl'}" in overrides
+    # Another seed holds out other rows.
+    _, other, _, _ = accuracy.seed_data(config, 8, "validation", 0.2, tmp_path)
+    assert key(other) != key(scored)
+
+
+def test_accuracy_rejects_bad_settings(tiny_bert):
+    config = config_lib.default_config()
+    config.backbone = tiny_bert
+    for changes, message in (
+        ({"peers": ("tfidf",)}, "--peers takes kft"),
+        ({"peers": ("kft", "torch")}, "--peers takes kft"),
+        ({"on": "train"}, "--on takes test or validation"),
+        ({"seeds": 0}, "--seeds must be at least 1"),
+        ({"holdout": 1.0}, "--holdout must be in"),
+    ):
+        settings = accuracy.Settings(peers=("kft", "tfidf"))
+        settings = accuracy.dataclasses.replace(settings, **changes)
+        with pytest.raises(UserError, match=message):
+            accuracy.check(config, settings)
+    config.task = "regression"
+    with pytest.raises(UserError, match="classification experiments"):
+        accuracy.check(config, accuracy.Settings(peers=("kft",)))
+    config.task = "classification"
+    config.backbone = "ResNet50"
+    with pytest.raises(UserError, match="image experiments have no peers"):
+        accuracy.check(config, accuracy.Settings(peers=("kft", "tfidf")))
+
+
+def test_accuracy_cli_with_the_trainer(tmp_path):
+    """The Trainer peer as a user gets it (its own process), on a tiny
+    BERT from a transformers config that kft loads too."""
+    pytest.importorskip("torch", reason="the bench extra is not installed")
+    pytest.importorskip("accelerate", reason="the bench extra is missing")
+    from test_benchmark import _tiny_hf_bert
+
+    model = _tiny_hf_bert(tmp_path / "tiny_hf")
+    result, report = _run(
+        tmp_path, model, "--seeds=1", "--peers=kft,trainer", "--on=validation"
+    )
+    seed = report["seeds"][0]
+    assert seed["examples"] == 9
+    figures = seed["peers"]["trainer"]
+    assert 0 <= figures["accuracy"] <= 1 and figures["seconds"] > 0
+    assert "kft - trainer" in result.stdout
+    assert "validation split (9 examples)" in result.stdout
