@@ -56,8 +56,9 @@ def test_accuracy_cli_kft_and_tfidf(tiny_bert, tmp_path):
         assert seed["peers"]["kft"]["macro_f1"] == pytest.approx(
             metrics["macro_f1"]
         )
-        assert json.loads((run / "config.json").read_text())["seed"] == (
-            seed["seed"]
+        assert (
+            json.loads((run / "config.json").read_text())["seed"]
+            == (seed["seed"])
         )
         # The cue words separate the classes: the linear peer finds them.
         assert seed["peers"]["tfidf"]["accuracy"] > 0.9
