@@ -474,3 +474,38 @@ def test_a_fixed_threshold_on_three_classes_is_a_user_error(
     )
     assert result.returncode == 2
     assert "eval.threshold" in result.stderr.strip().splitlines()[-1]
+
+
+def test_interval_is_the_bootstrap_spread_of_the_test_figures():
+    """The 95% interval over the evaluated examples: it holds the figure,
+    its width is what the binomial standard error says for accuracy
+    (1.96 * 2 * sqrt(p (1-p) / N)), and it narrows as N grows."""
+    rng = np.random.default_rng(0)
+    widths = {}
+    for count in (400, 6400):
+        y_true = rng.integers(0, 3, count)
+        right = rng.random(count) < 0.75
+        y_pred = np.where(right, y_true, (y_true + 1) % 3)
+        probabilities = np.eye(3)[y_pred] * 0.8 + 0.2 / 3
+        report = evaluation.classification_report(
+            y_true, probabilities, ["a", "b", "c"], "test"
+        )
+        interval = report["interval"]
+        for key in ("accuracy", "macro_f1"):
+            low, high = interval[key]
+            assert low <= report[key] <= high, key
+        p = report["accuracy"]
+        expected = 2 * 1.96 * np.sqrt(p * (1 - p) / count)
+        low, high = interval["accuracy"]
+        assert high - low == pytest.approx(expected, rel=0.2)
+        widths[count] = high - low
+        assert interval["level"] == 0.95
+        text = evaluation.format_table(report)
+        assert "95% interval over these examples" in text
+        assert f"accuracy {low:.4f}-{high:.4f}" in text
+    assert widths[6400] < widths[400] / 3
+    # The same figures give the same interval: it is seeded.
+    again = evaluation.classification_report(
+        y_true, probabilities, ["a", "b", "c"], "test"
+    )
+    assert again["interval"] == report["interval"]

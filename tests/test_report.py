@@ -294,3 +294,22 @@ def test_kft_compare_refuses_a_folder_that_is_no_run(text_runs, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert str(tmp_path) in lines[0] and "not a finished kft run" in lines[0]
+
+
+def test_report_shows_the_interval_in_the_summary(tmp_path):
+    rows = [
+        {"text": "a", "label": "cat", "predicted": "cat", "probability": 0.9},
+        {"text": "b", "label": "dog", "predicted": "cat", "probability": 0.6},
+    ]
+    interval = {
+        "accuracy": [0.25, 0.75],
+        "macro_f1": [0.2, 0.7],
+        "level": 0.95,
+        "resamples": 1000,
+    }
+    write_run_files(tmp_path / "run", rows, interval=interval)
+    text = open(report.write(str(tmp_path / "run"))).read()
+    summary = text.split("<h2>Summary</h2>")[1].split("<h2>")[0]
+    assert "95% interval over these examples (bootstrap)" in summary
+    assert "accuracy 0.2500-0.7500, macro-F1 0.2000-0.7000" in summary
+    assert "interval.level" not in text

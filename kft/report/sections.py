@@ -25,6 +25,7 @@ SHOWN = {
     "labels",
     "timing",
     "task",
+    "interval",
     "micro_f1",
     "subset_accuracy",
     "hamming_loss",
@@ -54,6 +55,8 @@ def summary(run):
         f"macro-F1 <b>{metrics['macro_f1']:.4f}</b>."
     )
     parts = [f"<p>{text}</p>", note(baseline(metrics))]
+    if metrics.get("interval"):
+        parts.append(note(escape(interval_line(metrics["interval"])) + "."))
     if "model" in metrics:  # a kft-evaluate folder
         parts.append(note(f"Model evaluated: {escape(metrics['model'])}."))
     parts.append(
@@ -66,6 +69,17 @@ def summary(run):
         )
     )
     return section("Summary", *parts)
+
+
+def interval_line(interval):
+    """The interval as one line of the printed table."""
+    accuracy, f1 = interval["accuracy"], interval["macro_f1"]
+    return (
+        f"{interval['level']:.0%} interval over these examples (bootstrap): "
+        f"accuracy {accuracy[0]:.4f}-{accuracy[1]:.4f}, macro-F1 "
+        f"{f1[0]:.4f}-{f1[1]:.4f}; another seed moves the figures too "
+        "(kft-benchmark accuracy measures it)"
+    )
 
 
 def baseline(metrics):

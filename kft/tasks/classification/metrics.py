@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 
 from kft.core import files
+from kft.report import sections
 from kft.tasks.classification import threshold as threshold_lib
 
 
@@ -250,10 +251,47 @@ def classification_report(y_true, probabilities, labels, split, threshold=None):
         **probability_figures(y_true, probabilities, labels),
         "threshold": None if threshold is None else float(threshold),
     }
+    report["interval"] = interval(y_true, y_pred, len(labels))
     if threshold is not None:
         argmax = threshold_lib.decide(probabilities)
         report["at_argmax"] = _decision_figures(y_true, argmax, labels)
     return report
+
+
+def _accuracy_and_macro_f1(y_true, y_pred, num_classes):
+    matrix = np.bincount(
+        y_true * num_classes + y_pred, minlength=num_classes * num_classes
+    ).reshape(num_classes, num_classes)
+    true_positive = np.diag(matrix)
+    f1 = safe_divide(2 * true_positive, matrix.sum(0) + matrix.sum(1))
+    return np.mean(y_true == y_pred), np.mean(f1)
+
+
+def interval(y_true, y_pred, num_classes, level=0.95, resamples=1000):
+    """The `level` percentile bootstrap interval of accuracy and macro-F1
+    over the evaluated examples (scipy.stats.bootstrap, seeded): how far
+    the figures could move on another sample of the same size. Training
+    again with another seed moves them too; `kft-benchmark accuracy`
+    measures that. None for fewer than 2 examples."""
+    if len(y_true) < 2:
+        return None
+    from scipy import stats
+
+    figures = {}
+    for index, key in enumerate(("accuracy", "macro_f1")):
+        result = stats.bootstrap(
+            (y_true, y_pred),
+            lambda t, p, i=index: _accuracy_and_macro_f1(t, p, num_classes)[i],
+            paired=True,
+            vectorized=False,
+            n_resamples=resamples,
+            confidence_level=level,
+            method="percentile",
+            random_state=0,
+        )
+        low, high = result.confidence_interval
+        figures[key] = [round(float(low), 4), round(float(high), 4)]
+    return figures | {"level": level, "resamples": resamples}
 
 
 def format_table(report):
@@ -283,6 +321,8 @@ def _more_lines(report):
             f"P({report['labels'][1]}); by argmax: accuracy "
             f"{argmax['accuracy']:.4f}, macro-F1 {argmax['macro_f1']:.4f}"
         )
+    if report.get("interval"):
+        lines.append(sections.interval_line(report["interval"]))
     names = {"ece": "ECE", "roc_auc": "ROC-AUC", "average_precision": "AP"}
     names |= {f"top_{k}_accuracy": f"top-{k} accuracy" for k in TOP_K}
     figures = [
