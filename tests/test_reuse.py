@@ -1,16 +1,19 @@
 """Every run leaves a backbone a next fine-tune starts from: a keras-hub
 preset folder (MODEL_DIR/backbone/) for `--config.backbone` and keras-hub's
-`from_preset`, or a keras.applications weights file for `--config.weights`.
+`from_preset`, or a keras.applications weights file for `--config.weights`
+(the file, or the run folder that holds it).
 """
 
 import json
 
 import numpy as np
+import pytest
 from conftest import make_texts, tiny_image_config, write_csv
 
 import kft
 from kft import commands, run
 from kft.core import run_folder
+from kft.core.errors import UserError
 from kft.model import builder
 
 QUIET = {"verbose": 0, "export": False, "epochs": 1, "plan": "full"}
@@ -76,3 +79,18 @@ def test_a_fine_tuned_application_is_loaded_by_weights(image_folder, tmp_path):
     _, _, trained = commands.load_run(str(model_dir), run_config)
     for got, want in zip(_arrays(built.backbone), _arrays(trained.backbone)):
         np.testing.assert_array_equal(got, want)
+    # The run folder itself names the same file.
+    again.weights = str(model_dir)
+    by_folder = builder.build(again, 2)
+    for got, want in zip(_arrays(by_folder.backbone), _arrays(built.backbone)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_weights_folder_without_a_backbone_is_one_line(image_folder, tmp_path):
+    config = tiny_image_config(image_folder)
+    config.weights = str(tmp_path)
+    with pytest.raises(UserError, match="holds no kft run's backbone"):
+        builder.build(config, 2)
+    config.weights = str(tmp_path / "nowhere")
+    with pytest.raises(UserError, match="kft run folder"):
+        builder.build(config, 2)

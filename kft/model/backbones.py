@@ -14,7 +14,7 @@ import pathlib
 
 import keras
 
-from kft.core import assets, files
+from kft.core import assets, files, run_folder
 from kft.core.errors import UserError, close_matches
 from kft.model import kernels
 
@@ -218,9 +218,17 @@ def application_weights(weights):
         return None
     if weights == "imagenet":
         return "imagenet"
+    if files.isdir(weights):  # a finished kft run: the backbone it keeps
+        kept = os.path.join(weights, run_folder.BACKBONE_FILE)
+        if not files.exists(kept):
+            raise UserError(
+                f"--config.weights folder {weights} holds no kft run's "
+                f"backbone ({run_folder.BACKBONE_FILE})"
+            )
+        return kept
     if not files.exists(weights):
         raise UserError(
-            f"weights file not found: {weights} "
-            "(use imagenet, none or a path to a .weights.h5 file)"
+            f"weights file not found: {weights} (use imagenet, none, a "
+            ".weights.h5 file or a kft run folder)"
         )
     return weights
