@@ -4,9 +4,10 @@ examples; --on=validation never scoring the test split; one-line errors.
 The Trainer peer runs where the bench extra is installed."""
 
 import json
+import pathlib
 
 import pytest
-from conftest import make_texts, run_cli, write_csv
+from conftest import make_texts, run_cli, tiny_image_config, write_csv
 
 from kft import config as config_lib
 from kft.bench import accuracy
@@ -101,6 +102,28 @@ def test_validation_holds_out_training_data_only(tmp_path):
     # Another seed holds out other rows.
     _, other, _, _ = accuracy.seed_data(config, 8, "validation", 0.2, tmp_path)
     assert key(other) != key(scored)
+
+
+def test_validation_of_images_copies_class_folders(image_folder, tmp_path):
+    """Images have no table to write: the held-out share and the rest are
+    copied into class folders under the seed's folder, which kft's run
+    reads as it reads a user's folder; the originals stay as they were."""
+    config = tiny_image_config(image_folder)
+    config.data.test_fraction = 0.25  # 4 of 16 kept out of the pool
+    before = sorted(p.name for p in pathlib.Path(image_folder).rglob("*"))
+    learn, scored, labels, overrides = accuracy.seed_data(
+        config, 0, "validation", 0.25, tmp_path
+    )
+    assert len(learn) + len(scored) == 12 and len(scored) == 4
+    for name, rows in (("train", learn), ("validation", scored)):
+        for row in rows:
+            path = pathlib.Path(row["text"])
+            assert path.parent == tmp_path / name / row["label"]
+            assert path.is_file()
+    assert f"--config.data.test={tmp_path / 'validation'}" in overrides
+    assert sorted(p.name for p in pathlib.Path(image_folder).rglob("*")) == (
+        before
+    )
 
 
 def test_accuracy_rejects_bad_settings(tiny_bert):

@@ -135,6 +135,8 @@ def seed_data(config, seed, on, holdout, folder):
     )
     train = [pool[i] for i in kept]
     scored = [pool[i] for i in held]
+    if splits.modality == "image":
+        return train, scored, labels, _image_folders(folder, train, scored)
     _write_jsonl(folder / "train.jsonl", train)
     _write_jsonl(folder / "validation.jsonl", scored)
     overrides = (
@@ -147,6 +149,23 @@ def seed_data(config, seed, on, holdout, folder):
         + ("text_pair" if "text_pair" in pool[0] else ""),
     )
     return train, scored, labels, overrides
+
+
+def _image_folders(folder, train, scored):
+    """Copies the images into class folders (train/, validation/) under
+    `folder`; each row's "text" becomes its copy's path."""
+    for name, rows in (("train", train), ("validation", scored)):
+        for index, row in enumerate(rows):
+            target = folder / name / str(row["label"])
+            target.mkdir(parents=True, exist_ok=True)
+            copy = target / f"{index:06d}_{pathlib.Path(row['text']).name}"
+            shutil.copyfile(row["text"], copy)
+            row["text"] = str(copy)
+    return (
+        f"--config.data.train={folder / 'train'}",
+        f"--config.data.test={folder / 'validation'}",
+        "--config.data.validation=",
+    )
 
 
 def score(label_ids, predicted, num_classes):
@@ -190,8 +209,7 @@ def _kft(experiment, seed, folder, overrides, settings):
             f"(log: {folder / 'kft.log'})"
         )
     with open(run_dir / "predictions.jsonl") as file:
-        rows = [json.loads(line) for line in file]
-    return [row["label"] for row in rows], [row["predicted"] for row in rows]
+        return [json.loads(line) for line in file]
 
 
 def _tfidf(train, scored, seed):
@@ -258,6 +276,21 @@ def _child_env():
     return env
 
 
+def _check_same(rows, scored, seed):
+    """kft's run scored the examples the peers score (its predictions.jsonl
+    names each by its text or image file)."""
+
+    def key(row):
+        return str(row.get("text", row.get("image", ""))), str(row["label"])
+
+    seen = sorted(key(row) for row in rows)
+    if seen != sorted((row["text"], str(row["label"])) for row in scored):
+        raise UserError(
+            f"seed {seed}: kft's run scored other examples than the peers "
+            f"({len(rows)} against {len(scored)}); see its kft.log"
+        )
+
+
 def _one_seed(experiment, config, seed, folder, settings, log):
     folder.mkdir(parents=True, exist_ok=True)
     train, scored, labels, overrides = seed_data(
@@ -269,23 +302,20 @@ def _one_seed(experiment, config, seed, folder, settings, log):
     for peer in settings.peers:
         started = time.perf_counter()
         if peer == "kft":
-            seen, predicted = _kft(
-                experiment, seed, folder, overrides, settings
-            )
-            if [str(v) for v in seen] != [str(r["label"]) for r in scored]:
-                raise UserError(
-                    f"seed {seed}: kft's run scored other examples than the "
-                    f"peers ({len(seen)} against {len(scored)}); see its log"
-                )
+            rows = _kft(experiment, seed, folder, overrides, settings)
+            _check_same(rows, scored, seed)
+            truth_here = [index[str(row["label"])] for row in rows]
+            predicted = [row["predicted"] for row in rows]
         elif peer == "tfidf":
-            predicted = _tfidf(train, scored, seed)
+            truth_here, predicted = truth, _tfidf(train, scored, seed)
         else:
+            truth_here = truth
             predicted = _trainer(
                 config, train, scored, labels, seed, folder, settings
             )
         seconds = time.perf_counter() - started
         ids = [index[str(name)] for name in predicted]
-        results[peer] = score(truth, ids, len(labels)) | {
+        results[peer] = score(truth_here, ids, len(labels)) | {
             "seconds": round(seconds, 1)
         }
         figures = results[peer]
@@ -321,7 +351,7 @@ def run(experiment, config, settings, log=print):
         for seed in range(
             settings.first_seed, settings.first_seed + settings.seeds
         ):
-            folder = pathlib.Path(work) / f"seed_{seed}"
+            folder = pathlib.Path(work).resolve() / f"seed_{seed}"
             report["seeds"].append(
                 _one_seed(experiment, config, seed, folder, settings, log)
             )
