@@ -73,7 +73,7 @@ def _assert_checked(check, quantization):
     assert check["interpreter"] in ("tf.lite", "ai_edge_litert")
     if quantization != "int8":
         assert abs(check["accuracy"] - check["keras_accuracy"]) <= 0.01
-        assert check["agreement"] >= 0.95
+        assert check["agreement"] >= 0.99
 
 
 def test_train_writes_a_checked_tflite(image_run):

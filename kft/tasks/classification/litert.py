@@ -7,10 +7,12 @@ interpreter, and writes model_<mode>.json: its accuracy and macro-F1 from
 its own `class_id`s, the Keras model's on the same examples, their
 agreement, the file's size and the median latency of one example.
 
-float32, float16 and dynamic-range files must score within
-ACCURACY_TOLERANCE of the Keras model's accuracy; one that does not is
-removed, its figures kept with `"passed": false`, and the export refused
-in one line. int8 files are reported only (`"passed"` is true).
+float32, float16 and dynamic-range files must score within TOLERANCE (1
+point) of the Keras model's accuracy and decide as it does on all but
+TOLERANCE of the examples (equal accuracy alone could hide flipped
+decisions); one that does not is removed, its figures kept with
+`"passed": false`, and the export refused in one line. int8 files are
+reported only (`"passed"` is true).
 """
 
 import os
@@ -26,7 +28,7 @@ from kft.tasks import labelled
 from kft.tasks.classification import metrics as evaluation
 from kft.tasks.classification import threshold
 
-ACCURACY_TOLERANCE = 0.01
+TOLERANCE = 0.01
 
 
 def _training_split(config):
@@ -88,16 +90,18 @@ def export(built, labels, model_dir, split, decision, config, train=None):
     if files.exists(weights):
         figures["size_ratio"] = round(size / files.size(weights), 4)
     gap = abs(figures["accuracy"] - figures["keras_accuracy"])
-    figures["passed"] = quantization == "int8" or gap <= ACCURACY_TOLERANCE
+    within = gap <= TOLERANCE and figures["agreement"] >= 1 - TOLERANCE
+    figures["tolerance"] = TOLERANCE
+    figures["passed"] = quantization == "int8" or within
     litert.write_check(litert.check_path(folder, quantization), figures)
     if not figures["passed"]:
         files.remove(path)
         raise UserError(
             f"LiteRT {os.path.basename(path)} ({quantization}) does not "
             f"agree with the Keras model: accuracy {figures['accuracy']:.4f}"
-            f" vs {figures['keras_accuracy']:.4f} on {split.source} (more "
-            f"than {ACCURACY_TOLERANCE:.0%} apart, agreement "
-            f"{figures['agreement']:.1%}); the file was removed, figures in "
+            f" vs {figures['keras_accuracy']:.4f}, same decision on "
+            f"{figures['agreement']:.1%} of {split.source} (each must be "
+            f"within {TOLERANCE:.0%}); the file was removed, figures in "
             f"{litert.check_path(folder, quantization)}"
         )
     return path, figures
