@@ -1,6 +1,7 @@
 """kft-evaluate and kft-export on a finished run, of any task: its config,
 its model with the best weights, the decision it tuned, the split to
-evaluate. What varies by task is the task's (kft/tasks/base.py)."""
+evaluate. What varies by task is the task's (kft/tasks/base.py); a
+LiteRT export (`export_litert_run`) is a classifier's only."""
 
 import json
 import os
@@ -41,6 +42,30 @@ def export_run(model_dir, base):
         task.load_decision(config, model_dir, labels),
         config,
         run_folder.weights_path(model_dir),
+    )
+    return path
+
+
+def export_litert_run(model_dir, quantization="none", integer_io=False):
+    """Writes a finished run's MODEL_DIR/litert/model_<mode>.tflite
+    (kft-export --format=litert), checked on the run's evaluation split
+    (its test split, or --config.data.test); returns the path."""
+    config = read_run_config(model_dir)
+    config.litert.quantization = quantization
+    config.litert.integer_io = integer_io
+    config_lib.check_values(config)
+    task = registry.get(config.task)
+    task.refuse_unsupported(config)
+    labels, built = task.load(model_dir, config)
+    decision = task.load_decision(config, model_dir, labels)
+    split = task.evaluation_split(config, labels, model_dir)
+    path, figures = task.export_litert(
+        built, labels, model_dir, split, decision, config
+    )
+    _log(
+        f"wrote {path}: accuracy {figures['accuracy']:.4f} (Keras "
+        f"{figures['keras_accuracy']:.4f}) on {figures['examples']} "
+        f"examples, agreement {figures['agreement']:.1%}"
     )
     return path
 

@@ -206,6 +206,15 @@ def default_config():
     # label's threshold on its validation F1 (0.5 without validation data),
     # a number fixes all, "argmax" is 0.5 for all; stored in thresholds.json.
 
+    # LiteRT (.tflite) export of a classifier at the end of the run, into
+    # MODEL_DIR/litert/ (kft/serving/litert.py, docs/litert.md): "" (none),
+    # "none" (float32), "float16", "dynamic" (int8 weights) or "int8" (full
+    # integer, calibrated on training examples); kft-export --format=litert
+    # writes one later. `integer_io` (int8): int8 probabilities out.
+    config.litert = ml_collections.ConfigDict()
+    config.litert.quantization = ""
+    config.litert.integer_io = False
+
     # task=regression (kft/tasks/regression.py): the loss, "mse" or "huber"
     # (with `huber_delta`, in standardized units when scaling), and the
     # target scaling, "standardize" (the loss sees (y - mean) / std of the
@@ -375,6 +384,13 @@ def check_values(config):
             raise UserError(
                 f"bad value {value!r} for --config.{key}; it must be {wanted}"
             )
+    litert = ("", "none", "float16", "dynamic", "int8")
+    if config.litert.quantization not in litert:
+        raise UserError(
+            f"bad value {config.litert.quantization!r} for "
+            "--config.litert.quantization; valid: "
+            + ", ".join(repr(x) for x in litert)
+        )
     data = config.data
     held_out = data.validation_fraction * (not data.validation)
     held_out += data.test_fraction * (not data.test)

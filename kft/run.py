@@ -47,7 +47,7 @@ from kft.core.run_folder import (
 )
 from kft.core.run_folder import log as _log
 from kft.model import backbones, builder
-from kft.serving import publish
+from kft.serving import litert, publish
 from kft.tasks import registry
 
 
@@ -196,6 +196,7 @@ def _train(task, config, requested, model_dir, output, overwrite, strategy):
     timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
     timing["prepare_seconds"] = prepare_seconds
     _export(task, config, built, splits, output, decision, report)
+    _export_litert(task, config, built, splits, output, decision, report)
     return _finish(task, config, report, timing, record, output, started)
 
 
@@ -325,6 +326,33 @@ def _export(task, config, built, splits, output, decision, report):
         os.path.join(output, WEIGHTS_FILE),
     )
     report["export"] = {"path": path, **publish.summary(figures)}
+
+
+def _export_litert(task, config, built, splits, output, decision, report):
+    """With `litert.quantization`, writes the checked .tflite into
+    litert/ (classifiers; other tasks refused it before training)."""
+    if not config.litert.quantization:
+        return
+    _log(
+        f"converting to LiteRT ({config.litert.quantization}) and checking "
+        "it in a fresh process"
+    )
+    path, figures = task.export_litert(
+        built,
+        splits.labels,
+        output,
+        splits.test,
+        decision,
+        config,
+        splits.train,
+    )
+    report["litert"] = litert.summary(path, figures)
+    _log(
+        f"wrote {path}: accuracy {figures['accuracy']:.4f} (Keras "
+        f"{figures['keras_accuracy']:.4f}), agreement "
+        f"{figures['agreement']:.1%}, {figures['tflite_bytes'] / 2**20:.1f} "
+        "MiB"
+    )
 
 
 def _finish(task, config, report, timing, record, output, started):

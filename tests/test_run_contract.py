@@ -41,6 +41,7 @@ TURN_ON = {
     "label_smoothing": ("label_smoothing", 0.1),
     "mixup": ("data.mixup", 0.2),
     "augment": ("data.augment", "flip"),
+    "litert": ("litert.quantization", "none"),
 }
 
 

@@ -1,6 +1,7 @@
 """kft-predict: run an exported SavedModel on a file, one JSON line per input.
 
     kft-predict --saved_model=BASE/N --input=FILE [--batch_size=64]
+    kft-predict --saved_model=MODEL_DIR/litert/model_<mode>.tflite --input=FILE
 
 The export's signature says what to read: `serving_default`, or a causal
 LM's `generate`; each of its inputs is read from the column of its name.
@@ -27,7 +28,11 @@ Each line holds what the export answers: `label`, `class_id` and
 `probabilities` (classification); `labels` (a list) and `probabilities`
 (multilabel); `score` (regression).
 
-Only TensorFlow and tensorflow_text are used: the SavedModel alone answers,
+A .tflite (kft-export --format=litert) is run by the LiteRT interpreter,
+its inputs prepared by its run (MODEL_DIR, two folders up): images
+decoded and resized, texts tokenized by the run's tokenizer.
+
+For a SavedModel only TensorFlow and tensorflow_text are used: it answers,
 as TF Serving would, without kft's model code. The SavedModel and the input
 may be remote (`gs://...`): they are read through `tf.io.gfile`.
 """
@@ -42,7 +47,7 @@ from kft.cli import common
 from kft.core.errors import UserError
 
 _SAVED_MODEL = flags.DEFINE_string(
-    "saved_model", None, "An export folder, BASE/N."
+    "saved_model", None, "An export folder, BASE/N, or a run's .tflite."
 )
 _INPUT = flags.DEFINE_string("input", None, "The file (or folder) to run.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Inputs per call.")
@@ -192,26 +197,40 @@ def main(argv):
     from kft.core import files
     from kft.serving import predict as predict_lib
 
-    if not files.exists(os.path.join(path, "saved_model.pb")):
-        common.fail(f"no SavedModel at {path} (expected BASE/N)")
+    tflite = path.endswith(".tflite")
+    if not files.exists(
+        path if tflite else os.path.join(path, "saved_model.pb")
+    ):
+        common.fail(f"no SavedModel at {path} (expected BASE/N or a .tflite)")
     if not files.exists(source):
         common.fail(f"input not found: {source}")
 
-    serve = predict_lib.signature(tf.saved_model.load(path), path)
-    names = predict_lib.input_names(serve)
-    is_image = names == ["image_bytes"]
+    if tflite:
+        from kft.serving import litert_predict
+
+        model = litert_predict.Predictor(path)
+        names, is_image, label_names = model.names, model.is_image, model.labels
+        answer = model.answers
+    else:
+        serve = predict_lib.signature(tf.saved_model.load(path), path)
+        names = predict_lib.input_names(serve)
+        is_image = names == ["image_bytes"]
+        label_names = predict_lib.label_names(path)
+
+        def answer(values):
+            return predict_lib.answers(serve, names, values, is_image)
+
     labelled = set(names) in predict_lib.CLASS_INPUTS
     items, bad = _inputs(source, names, labelled)
     note = bad.check(len(items), max_fraction=1.0)
     if note:
         print(f"kft-predict: {note}", file=sys.stderr)
-    label_names = predict_lib.label_names(path)
     scores = Agreement()
     size = max(1, _BATCH_SIZE.value)
     for start in range(0, len(items), size):
         batch = items[start : start + size]
         values = [v for v, _ in batch]
-        answers = predict_lib.answers(serve, names, values, is_image)
+        answers = answer(values)
         for (value, true_label), answer in zip(batch, answers):
             line = predict_lib.line(value, answer, label_names, names)
             if true_label is not None and "error" not in line:

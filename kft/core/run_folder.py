@@ -24,6 +24,9 @@ BACKBONE_FILE = "checkpoints/backbone.weights.h5"
 # folder, for `--config.backbone` (kft/model/builder.py: save_backbone).
 BACKBONE_DIR = "backbone"
 EXPORT_DIR = "export"
+# LiteRT models of a classifier (kft-export --format=litert), their
+# labels.txt, tokenizer files and check figures.
+LITERT_DIR = "litert"
 # Raw test inputs the export's parity check runs (kft-export reuses them).
 SAMPLE_FILE = "checkpoints/export_sample.tensor"
 # The raw test inputs a tokens, qa or causal_lm export's check serves, as

@@ -16,6 +16,7 @@ this order; the defaults are what most tasks share.
     summarize      metrics.json of the run (and predictions.jsonl)
     export_sample  the raw inputs the export check serves
     export         write, check in a fresh process and publish a SavedModel
+    export_litert  the same for a .tflite (classification only)
     format_table   the table printed after training and kft-evaluate
     write_report   report.html
 
@@ -36,10 +37,11 @@ FEATURES = {
     "label_smoothing": lambda config: bool(config.label_smoothing),
     "mixup": lambda config: bool(config.data.mixup or config.data.cutmix),
     "augment": lambda config: bool(config.data.augment),
+    "litert": lambda config: bool(config.litert.quantization),
 }
 # What tasks on token sequences (tokens, qa, causal_lm) do not support.
 SEQUENCE_TASKS_LACK = frozenset(
-    {"lr_find", "class_weight", "label_smoothing", "mixup", "augment"}
+    {"lr_find", "class_weight", "label_smoothing", "mixup", "augment", "litert"}
 )
 # The config key a user sets for each feature (for the refusal line).
 _KEYS = {
@@ -48,6 +50,12 @@ _KEYS = {
     "label_smoothing": "label_smoothing",
     "mixup": "data.mixup / data.cutmix",
     "augment": "data.augment",
+    "litert": "litert.quantization",
+}
+# Refusals that name more than a config key.
+_WHAT = {
+    "litert": "LiteRT export (kft-export --format=litert, "
+    "--config.litert.quantization)",
 }
 
 
@@ -85,12 +93,7 @@ class Task:
     def check_common(self, config):
         """One line for a feature this task lacks or a monitor it does not
         report; then the task's own `check`."""
-        for feature in sorted(self.unsupported):
-            if FEATURES[feature](config):
-                raise UserError(
-                    f"--config.{_KEYS[feature]} is not supported for task "
-                    f"{self.name}; leave it at its default"
-                )
+        self.refuse_unsupported(config)
         if config.monitor.removeprefix("val_") not in self.metrics:
             raise UserError(
                 f"--config.monitor={config.monitor} is not a {self.name} "
@@ -99,6 +102,17 @@ class Task:
                 + " (or without val_)"
             )
         self.check(config)
+
+    def refuse_unsupported(self, config):
+        """One line for the first feature `config` asks that the task
+        lacks."""
+        for feature in sorted(self.unsupported):
+            if FEATURES[feature](config):
+                what = _WHAT.get(feature, f"--config.{_KEYS[feature]}")
+                raise UserError(
+                    f"{what} is not supported for task {self.name}; leave "
+                    "it at its default"
+                )
 
     def check(self, config):
         """Raises UserError for a setting of the task's own options."""
@@ -178,6 +192,16 @@ class Task:
     ):
         """Writes, checks in a fresh process and publishes BASE_DIR/<N>/;
         returns (path, figures). `weights`: the run's weights file."""
+        raise NotImplementedError
+
+    def export_litert(
+        self, built, labels, model_dir, split, decision, config, train=None
+    ):
+        """Writes MODEL_DIR/litert/model_<mode>.tflite as `config.litert`
+        says, checked on `split` in a fresh process; returns (path,
+        figures). `train`: the training split (int8 calibration), read
+        again where None. Tasks without it list "litert" in
+        `unsupported`."""
         raise NotImplementedError
 
     def load(self, model_dir, config):

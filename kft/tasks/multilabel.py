@@ -219,7 +219,7 @@ def format_table(report):
 class MultilabelTask(labelled.LabelledTask):
     name = "multilabel"
     metrics = METRICS
-    unsupported = frozenset({"class_weight", "mixup"})
+    unsupported = frozenset({"class_weight", "mixup", "litert"})
     head = heads.Head(activation="sigmoid")
     output_name = "labels"
 

@@ -177,7 +177,7 @@ def format_table(report):
 class RegressionTask(labelled.LabelledTask):
     name = "regression"
     metrics = METRICS
-    unsupported = frozenset({"class_weight", "mixup"})
+    unsupported = frozenset({"class_weight", "mixup", "litert"})
     head = heads.Head(
         activation="linear", finish=lambda: TargetScale(name=LAYER)
     )

@@ -93,7 +93,7 @@ def safe_divide(numerator, denominator):
     return result
 
 
-def _decision_figures(y_true, y_pred, labels):
+def decision_figures(y_true, y_pred, labels):
     """Accuracy, F1s, per-class figures and the confusion matrix."""
     matrix = confusion_matrix(y_true, y_pred, len(labels))
     true_positive = np.diag(matrix)
@@ -246,7 +246,7 @@ def classification_report(y_true, probabilities, labels, split, threshold=None):
     report = {
         "split": split,
         "num_examples": int(len(y_true)),
-        **_decision_figures(y_true, y_pred, labels),
+        **decision_figures(y_true, y_pred, labels),
         "labels": list(labels),
         **probability_figures(y_true, probabilities, labels),
         "threshold": None if threshold is None else float(threshold),
@@ -254,7 +254,7 @@ def classification_report(y_true, probabilities, labels, split, threshold=None):
     report["interval"] = interval(y_true, y_pred, len(labels))
     if threshold is not None:
         argmax = threshold_lib.decide(probabilities)
-        report["at_argmax"] = _decision_figures(y_true, argmax, labels)
+        report["at_argmax"] = decision_figures(y_true, argmax, labels)
     return report
 
 

@@ -19,8 +19,8 @@ from kft.core.run_folder import log as _log
 from kft.serving import export as export_lib
 from kft.serving import parity
 from kft.tasks import labelled
+from kft.tasks.classification import litert, threshold
 from kft.tasks.classification import metrics as evaluation
-from kft.tasks.classification import threshold
 
 
 def _loss(config, num_classes):
@@ -109,6 +109,13 @@ class ClassificationTask(labelled.LabelledTask):
             return parity.compare_classes(expected, served, labels, cut)
 
         return outputs, compare
+
+    def export_litert(
+        self, built, labels, model_dir, split, decision, config, train=None
+    ):
+        return litert.export(
+            built, labels, model_dir, split, decision, config, train
+        )
 
 
 TASK = ClassificationTask()
