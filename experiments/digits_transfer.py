@@ -3,14 +3,15 @@
     kft-fetch digits
     kft-train --experiment=digits_pretrain --model_dir=runs/digits_pretrain
     kft-train --experiment=digits_transfer --model_dir=runs/digits_probe \
-        --config.plan=linear_probe
-    kft-train --experiment=digits_transfer --model_dir=runs/digits_two_phase
+        --config.weights=runs/digits_pretrain --config.plan=linear_probe
+    kft-train --experiment=digits_transfer --model_dir=runs/digits_two_phase \
+        --config.weights=runs/digits_pretrain
     kft-train --experiment=digits_transfer --model_dir=runs/digits_scratch \
         --config.weights=none --config.plan=full
 
-Fine-tunes the ResNet50 that digits_pretrain.py trained on digits 0-4 (its
-weights file loaded through --config.weights, as a user's ImageNet file
-would be) on digits 5-9 with only 10 labelled images per class, and tests
+Fine-tunes the ResNet50 that digits_pretrain.py trained on digits 0-4 (the
+backbone weights that run keeps, named by its folder in --config.weights,
+as a user's ImageNet weights file would be) on digits 5-9 with only 10 labelled images per class, and tests
 on the other 846 images of 5-9. The third run, from random weights, is the
 baseline that shows what the transfer is worth.
 
@@ -39,7 +40,11 @@ from kft.core import assets
 def get_config():
     config = default_config()
     config.backbone = "ResNet50"
-    config.weights = "runs/digits_pretrain/checkpoints/backbone.weights.h5"
+    # No default: the pretraining run is wherever the user put it.
+    config.weights = (
+        "<no digits_pretrain run named: give --config.weights=FOLDER, "
+        "e.g. --config.weights=runs/digits_pretrain>"
+    )
     config.data.train = assets.file("digits", "finetune")
     config.data.test = assets.file("digits", "test")
     config.data.image_size = 32
