@@ -108,8 +108,7 @@ def default_config():
     config.head.hidden_activation = "gelu"
 
     # The freeze plan (kft/core/freeze.py): linear_probe, full, two_phase,
-    # gradual
-    # or custom (then `phases` holds the JSON list of phases).
+    # gradual or custom (then `phases` holds the JSON list of phases).
     config.plan = "two_phase"
     config.epochs = 3
     config.head_epochs = 1
@@ -153,13 +152,17 @@ def default_config():
     # "true" makes a head-only phase that cannot be cached an error;
     # "false" recomputes the backbone every step.
     config.cache_features = "auto"
-    # "auto" is mixed_bfloat16 on TPU, float32 elsewhere; also
-    # "mixed_float16" (GPUs) and "mixed_bfloat16".
+    # precision and jit_compile (XLA: auto, true or false) at "auto" follow
+    # the device (kft/core/accelerator.py): float32, no XLA on CPU; on GPUs
+    # XLA and mixed_bfloat16 from compute capability 8.0, mixed_float16
+    # (loss-scaled) on 7.x; mixed_bfloat16 on TPU.
     config.precision = "auto"
-    config.jit_compile = False
+    config.jit_compile = ml_collections.FieldReference("auto", object)
     # Steps per tf.function call; 0 is 32 on TPU (each call is a round trip
-    # to the host) and 1 elsewhere.
+    # to the host), 8 on GPU and 1 on CPU.
     config.steps_per_execution = 0
+    # Written by the run: the device it resolved the settings above for.
+    config.trained_on = ""
     # The tf.distribute strategy models are built, compiled and fit under
     # (kft/core/distribute.py): "default" (one device), "mirrored" (every GPU
     # here), "multi_worker" (the machines in TF_CONFIG), "tpu".
@@ -195,12 +198,11 @@ def default_config():
 
     # Added last, so older experiment files and config.json keep working.
     config.eval = ml_collections.ConfigDict()
-    # How two-class runs decide (kft/tasks/classification/threshold.py): "auto"
-    # tunes the
-    # threshold on P(class 1) that maximizes class 1's F1 on the validation
-    # split (argmax without one), "argmax" turns it off, and a number as
-    # text ("0.3") fixes it. Applied to the test metrics, kft-evaluate and
-    # the export's class_id and label.
+    # How two-class runs decide (kft/tasks/classification/threshold.py):
+    # "auto" tunes the threshold on P(class 1) that maximizes class 1's F1
+    # on the validation split (argmax without one), "argmax" turns it off,
+    # and a number as text ("0.3") fixes it. Applied to the test metrics,
+    # kft-evaluate and the export's class_id and label.
     config.eval.threshold = "auto"
     # task=multilabel uses the same setting per label: "auto" tunes each
     # label's threshold on its validation F1 (0.5 without validation data),
@@ -236,12 +238,11 @@ def default_config():
     config.qa.max_answer_length = 30
     config.qa.null_threshold = "auto"
 
-    # task=causal_lm (kft/tasks/causal_lm/task.py): a keras-hub CausalLM preset
-    # (or
-    # local preset folder) fine-tuned on .txt (documents split by blank
-    # lines) or .jsonl with prompt_column and response_column (the loss
-    # counts response tokens only); short examples are packed into rows
-    # of data.sequence_length tokens (0 picks 256). lora: "auto" trains
+    # task=causal_lm (kft/tasks/causal_lm/task.py): a keras-hub CausalLM
+    # preset (or local preset folder) fine-tuned on .txt (documents split
+    # by blank lines) or .jsonl with prompt_column and response_column (the
+    # loss counts response tokens only); short examples are packed into
+    # rows of data.sequence_length tokens (0 picks 256). lora: "auto" trains
     # rank-`lora_rank` adapters on backbones of 1B parameters or more,
     # "on" always, "off" never. Sampling for the report's `samples`
     # generations, kft-generate and the export: sampler greedy, top_k,
@@ -333,10 +334,14 @@ def override(config, key, text):
     for part in parents:
         node = node[part]
     current = node[leaf]
+    if key == "jit_compile":  # "auto" or a bool (of any type in Python)
+        current = "auto" if text == "auto" else False
     try:
         node[leaf] = _parse_value(text, current)
     except (ValueError, TypeError, json.JSONDecodeError) as error:
-        kind = type(current).__name__
+        kind = (
+            "bool or auto" if key == "jit_compile" else type(current).__name__
+        )
         raise UserError(
             f"bad value '{text}' for config key '{key}' "
             f"(expects {kind}): {error}"

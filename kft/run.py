@@ -131,7 +131,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
     requested = json.loads(config_lib.to_json(config))
     task = registry.get(config.task)
     strategy = strategy or make_strategy(config, model_dir)
-    distribute.resolve(config)
+    resolved = distribute.resolve(config)
     check_choices(config)
     task.check_common(config)
     if distribute.is_multi_worker(strategy) and not task.multi_worker:
@@ -140,6 +140,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
             "--config.strategy=mirrored for the GPUs of one machine"
         )
     reproducible(config)
+    _log(resolved)
     output = distribute.output_dir(model_dir, strategy)
     try:
         return _train(

@@ -9,8 +9,8 @@ and the speed-up. `--compare`:
 
     einsum  Keras's einsum vs kft's folded 2-D matmuls (kft/model/kernels.py)
     adam    Keras's Adam ops vs TensorFlow's fused kernel (kft/core/optim.py)
-    xla     the step without and with XLA (`--config.jit_compile`; off by
-            default in kft)
+    xla     the step without and with XLA (`--config.jit_compile`; auto
+            in kft: off on CPU, on on GPUs)
 
     python tools/profile_text_step.py --compare=einsum --lengths=64,128
 

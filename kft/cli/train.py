@@ -14,7 +14,8 @@ keras-hub presets; a local preset or Hugging Face folder works too),
 freeze plans, or config keys (`keys`: each --config.KEY with its default
 and what it does). --print_config prints the config an experiment and the
 overrides resolve to, as JSON (what config.json would hold before the data
-is read), and exits without training.
+is read and the auto settings are resolved for the device), and exits
+without training.
 
 Rerunning the same command on the same --model_dir resumes an unfinished
 run from its last checkpoint; SIGTERM or Ctrl-C writes one and exits with

@@ -33,12 +33,10 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from kft.core import accelerator
 from kft.core.errors import UserError
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-# steps_per_execution when the config leaves it at 0: a TPU step is
-# quick next to the host round trip that starts it.
-TPU_STEPS_PER_EXECUTION = 32
 
 
 class _KerasReduce:
@@ -154,15 +152,14 @@ def _tpu_strategy(tpu):
     return _TPU(resolver)
 
 
-def resolve(config):
-    """Fills the settings left to the strategy: precision "auto" is
-    mixed_bfloat16 on TPU and float32 elsewhere; steps_per_execution 0 is
-    TPU_STEPS_PER_EXECUTION on TPU and 1 elsewhere."""
-    tpu = config.strategy == "tpu"
-    if config.precision == "auto":
-        config.precision = "mixed_bfloat16" if tpu else "float32"
-    if config.steps_per_execution == 0:
-        config.steps_per_execution = TPU_STEPS_PER_EXECUTION if tpu else 1
+def resolve(config, device=None):
+    """Fills the settings left to the device (precision, jit_compile,
+    steps_per_execution, data.text_shapes) for `device` (an
+    accelerator.Device; by default what `accelerator.probe` finds for
+    `config.strategy`); returns the line saying what they became."""
+    return accelerator.resolve(
+        config, device or accelerator.probe(config.strategy)
+    )
 
 
 def replicas(strategy):

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from kft import data
-from kft.core import distribute, files, run_folder
+from kft.core import accelerator, distribute, files, run_folder
 from kft.core.errors import UserError
 from kft.core.run_folder import (
     SAMPLE_FILE,
@@ -83,9 +83,10 @@ def _set_sequence_length(built, train_split, config):
 
 
 def fixed_text_shapes(config):
-    """Whether text batches pad to a few fixed lengths (XLA, TPU)."""
+    """Whether text batches pad to a few fixed lengths (XLA, TPU);
+    `accelerator.resolve` turns "auto" into one of them for a run."""
     if config.data.text_shapes == "auto":
-        return bool(config.jit_compile) or config.strategy == "tpu"
+        return accelerator.jit(config) or config.strategy == "tpu"
     return config.data.text_shapes == "fixed"
 
 
@@ -275,7 +276,7 @@ class LabelledTask(base.Task):
             optimizer=optimizer,
             loss=distribute.global_mean(loss),
             metrics=metrics,
-            jit_compile=config.jit_compile,
+            jit_compile=accelerator.jit(config),
             # 0 ("auto") is resolved by run.train; callers that skip it get 1.
             steps_per_execution=config.steps_per_execution or 1,
         )

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from kft.core import compat, run_folder
+from kft.core import accelerator, compat, run_folder
 from kft.core.errors import UserError
 from kft.data import pipeline
 from kft.model import backbones, builder
@@ -306,7 +306,7 @@ class CausalLMTask(base.Task):
         generation.compile_lm(
             model,
             optimizer,
-            jit_compile=config.jit_compile,
+            jit_compile=accelerator.jit(config),
             steps_per_execution=config.steps_per_execution or 1,
         )
 

@@ -18,7 +18,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from kft.core import run_folder
+from kft.core import accelerator, run_folder
 from kft.core.errors import UserError
 from kft.data import pipeline
 from kft.model import builder
@@ -275,7 +275,7 @@ class QATask(base.Task):
         qa.compile_span_model(
             model,
             optimizer,
-            jit_compile=config.jit_compile,
+            jit_compile=accelerator.jit(config),
             steps_per_execution=config.steps_per_execution or 1,
         )
 

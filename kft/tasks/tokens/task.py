@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from kft import data
-from kft.core import run_folder
+from kft.core import accelerator, run_folder
 from kft.model import builder, heads
 from kft.serving import parity
 from kft.tasks import base
@@ -165,7 +165,7 @@ class TokensTask(base.Task):
             optimizer=optimizer,
             loss=loss,
             metrics=metrics,
-            jit_compile=config.jit_compile,
+            jit_compile=accelerator.jit(config),
             steps_per_execution=config.steps_per_execution or 1,
         )
 
