@@ -166,3 +166,30 @@ def test_accuracy_cli_with_the_trainer(tmp_path):
     assert 0 <= figures["accuracy"] <= 1 and figures["seconds"] > 0
     assert "kft - trainer" in result.stdout
     assert "validation split (9 examples)" in result.stdout
+
+
+def test_finished_seeds_are_reported_when_a_later_one_fails(monkeypatch):
+    """A benchmark stopped at seed 2 still hands over seed 1's figures
+    (the CLI writes them to --output after every seed)."""
+    calls = []
+
+    def one_seed(experiment, config, seed, folder, settings, log):
+        if seed == 1:
+            raise UserError("stopped")
+        figures = {"accuracy": 0.5, "macro_f1": 0.4, "seconds": 1.0}
+        return {"seed": seed, "examples": 2, "peers": {"kft": figures}}
+
+    monkeypatch.setattr(accuracy, "_one_seed", one_seed)
+    monkeypatch.setattr(accuracy, "check", lambda config, settings: None)
+    settings = accuracy.Settings(seeds=3, peers=("kft",))
+    with pytest.raises(UserError, match="stopped"):
+        accuracy.run(
+            "x",
+            config_lib.default_config(),
+            settings,
+            after_seed=lambda report: calls.append(json.dumps(report)),
+        )
+    assert len(calls) == 1
+    partial = json.loads(calls[0])
+    assert [s["seed"] for s in partial["seeds"]] == [0]
+    assert partial["summary"]["kft"]["accuracy"]["mean"] == 0.5

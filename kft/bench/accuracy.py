@@ -337,8 +337,10 @@ def summary(values):
     }
 
 
-def run(experiment, config, settings, log=print):
-    """Runs every seed of every peer; returns the report (JSON-able)."""
+def run(experiment, config, settings, log=print, after_seed=None):
+    """Runs every seed of every peer; returns the report (JSON-able).
+    `after_seed(report)` gets the report of the seeds finished so far after
+    each one (the CLI writes it, so a stopped benchmark keeps them)."""
     check(config, settings)
     report = {
         "experiment": experiment,
@@ -355,17 +357,23 @@ def run(experiment, config, settings, log=print):
             report["seeds"].append(
                 _one_seed(experiment, config, seed, folder, settings, log)
             )
+            report["summary"] = _summarize(report["seeds"], settings.peers)
+            if after_seed:
+                after_seed(report)
     finally:
         if not settings.work_dir:
             shutil.rmtree(work, ignore_errors=True)
-    report["summary"] = {
+    return report
+
+
+def _summarize(seeds, peers):
+    return {
         peer: {
-            key: summary([s["peers"][peer][key] for s in report["seeds"]])
+            key: summary([s["peers"][peer][key] for s in seeds])
             for key in ("accuracy", "macro_f1", "seconds")
         }
-        for peer in settings.peers
+        for peer in peers
     }
-    return report
 
 
 def format_report(report):

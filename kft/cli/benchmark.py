@@ -235,16 +235,18 @@ def _accuracy(experiment, config):
         config,
         settings,
         log=lambda line: print(f"kft: {line}", flush=True),
+        after_seed=lambda partial: _write(partial, quiet=True),
     )
     print(accuracy.format_report(report), flush=True)
     _write(report)
 
 
-def _write(report):
+def _write(report, quiet=False):
     if _OUTPUT.value:
         with open(_OUTPUT.value, "w") as file:
             json.dump(report, file, indent=2)
-        print(f"kft: wrote {_OUTPUT.value}", flush=True)
+        if not quiet:
+            print(f"kft: wrote {_OUTPUT.value}", flush=True)
 
 
 def _failed(row):
