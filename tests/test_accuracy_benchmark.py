@@ -130,8 +130,8 @@ def test_accuracy_rejects_bad_settings(tiny_bert):
     config = config_lib.default_config()
     config.backbone = tiny_bert
     for changes, message in (
-        ({"peers": ("tfidf",)}, "--peers takes kft"),
-        ({"peers": ("kft", "torch")}, "--peers takes kft"),
+        ({"peers": ()}, "--peers takes any of"),
+        ({"peers": ("kft", "torch")}, "--peers takes any of"),
         ({"on": "train"}, "--on takes test or validation"),
         ({"seeds": 0}, "--seeds must be at least 1"),
         ({"holdout": 1.0}, "--holdout must be in"),
@@ -193,3 +193,15 @@ def test_finished_seeds_are_reported_when_a_later_one_fails(monkeypatch):
     partial = json.loads(calls[0])
     assert [s["seed"] for s in partial["seeds"]] == [0]
     assert partial["summary"]["kft"]["accuracy"]["mean"] == 0.5
+
+
+def test_peers_alone_run_without_kft(tiny_bert, tmp_path):
+    """--peers=tfidf measures the peer alone (no kft run, no kft rows)."""
+    config = config_lib.default_config()
+    config.backbone = tiny_bert
+    config.data.train, config.data.test = _data(tmp_path)
+    settings = accuracy.Settings(seeds=1, peers=("tfidf",))
+    report = accuracy.run("tiny", config, settings, log=lambda line: None)
+    assert list(report["summary"]) == ["tfidf"]
+    assert report["seeds"][0]["peers"]["tfidf"]["accuracy"] > 0.9
+    assert "kft -" not in accuracy.format_report(report)
