@@ -313,3 +313,33 @@ def test_report_shows_the_interval_in_the_summary(tmp_path):
     assert "95% interval over these examples (bootstrap)" in summary
     assert "accuracy 0.2500-0.7500, macro-F1 0.2000-0.7000" in summary
     assert "interval.level" not in text
+
+
+def test_configuration_says_where_and_how_the_run_computed(tmp_path):
+    """The device the run trained on and the precision, XLA and steps per
+    call it resolved (config.json) are rows of the configuration table."""
+    rows = [
+        {"text": "a", "label": "cat", "predicted": "cat", "probability": 0.9}
+    ]
+    write_run_files(tmp_path / "run", rows)
+    (tmp_path / "run" / "config.json").write_text(
+        json.dumps(
+            {
+                "plan": "full",
+                "trained_on": "GPU NVIDIA A100 (compute 8.0)",
+                "precision": "mixed_bfloat16",
+                "jit_compile": True,
+                "steps_per_execution": 8,
+            }
+        )
+    )
+    text = open(report.write(str(tmp_path / "run"))).read()
+    table = text.split("<h2>Configuration</h2>")[1].split("<details>")[0]
+    for shown in (
+        "trained on",
+        "GPU NVIDIA A100 (compute 8.0)",
+        "mixed_bfloat16",
+        "steps per call",
+        "XLA (jit_compile)",
+    ):
+        assert shown in table, shown
