@@ -61,6 +61,10 @@ def test_accuracy_cli_kft_and_tfidf(tiny_bert, tmp_path):
             json.loads((run / "config.json").read_text())["seed"]
             == (seed["seed"])
         )
+        phases = metrics["timing"]["phases"]
+        assert seed["peers"]["kft"]["fit_seconds"] == pytest.approx(
+            sum(phase["seconds"] for phase in phases), abs=0.1
+        )
         # The cue words separate the classes: the linear peer finds them.
         assert seed["peers"]["tfidf"]["accuracy"] > 0.9
     summary = report["summary"]["tfidf"]["accuracy"]
@@ -68,6 +72,7 @@ def test_accuracy_cli_kft_and_tfidf(tiny_bert, tmp_path):
     assert summary["mean"] == pytest.approx(sum(values) / 2)
     assert summary["min"] == min(values) and summary["max"] == max(values)
     assert "kft - tfidf: accuracy" in result.stdout
+    assert "training alone" in result.stdout
     assert "CPU: " in result.stdout
     assert "test split (18 examples)" in result.stdout
     assert report["machine"]["processor"]
@@ -205,3 +210,66 @@ def test_peers_alone_run_without_kft(tiny_bert, tmp_path):
     assert list(report["summary"]) == ["tfidf"]
     assert report["seeds"][0]["peers"]["tfidf"]["accuracy"] > 0.9
     assert "kft -" not in accuracy.format_report(report)
+
+
+def test_peers_never_learn_the_scored_examples(tmp_path):
+    """With no test data and test_fraction 0, kft scores the validation
+    split: the peers must not learn from it."""
+    config = config_lib.default_config()
+    config.data.train, _ = _data(tmp_path)
+    config.data.test_fraction = 0.0
+    learn, scored, _, _ = accuracy.seed_data(config, 0, "test", 0.2, tmp_path)
+    assert len(learn) + len(scored) == 45 and len(scored) == 6
+    assert not any(row is other for row in scored for other in learn)
+
+
+def test_validation_never_reads_the_test_file(tmp_path):
+    """--on=validation scores a share of training data: a missing test
+    file is not read, and a carved test split is the same for every
+    seed (so no seed's pool holds another seed's test examples)."""
+    config = config_lib.default_config()
+    config.data.train, _ = _data(tmp_path)
+    config.data.test = str(tmp_path / "no_such_test.csv")
+    learn, scored, _, _ = accuracy.seed_data(
+        config, 1, "validation", 0.2, tmp_path
+    )
+    assert len(learn) + len(scored) == 45
+    config.data.test = ""  # 15% carved out as test, then never seen
+    pools = []
+    for seed in (0, 1, 2):
+        (tmp_path / str(seed)).mkdir()
+        learn, scored, _, _ = accuracy.seed_data(
+            config, seed, "validation", 0.2, tmp_path / str(seed)
+        )
+        pools.append(sorted(r["text"] + r["label"] for r in learn + scored))
+    assert pools[0] == pools[1] == pools[2]
+    assert len(pools[0]) < 45
+
+
+def test_kft_command_keeps_the_benchmark_seed_and_starts_over(tmp_path):
+    settings = accuracy.Settings(overrides=("--config.seed=7",))
+    command = accuracy.kft_command("x", 3, tmp_path, ("--a=1",), settings)
+    assert command[-1] == "--config.seed=3"
+    assert "--overwrite" in command
+    assert f"--model_dir={tmp_path / 'kft'}" in command
+
+
+def test_peers_refuse_what_they_cannot_run(tiny_bert, tmp_path):
+    """The Trainer needs a Hugging Face folder (checked before any run);
+    peers refuse image data, however the backbone is named."""
+    config = config_lib.default_config()
+    config.backbone = tiny_bert  # a keras-hub preset folder, not HF
+    with pytest.raises(UserError, match="Hugging Face"):
+        accuracy.check(config, accuracy.Settings(peers=("kft", "trainer")))
+    config.backbone = "bert_base_en_uncased"
+    with pytest.raises(UserError, match="Hugging Face"):
+        accuracy.check(config, accuracy.Settings(peers=("kft", "trainer")))
+
+
+def test_image_rows_need_files(image_folder, tmp_path):
+    config = tiny_image_config(image_folder)
+    config.backbone = "MobileNetV3Small"
+    with pytest.raises(UserError, match="no peers"):
+        accuracy.seed_data(
+            config, 0, "test", 0.2, tmp_path, peers=("kft", "tfidf")
+        )

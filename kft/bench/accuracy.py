@@ -25,6 +25,7 @@ any) and everyone is scored on the held-out share. Recipes are compared
 this way (README, "Choosing a recipe").
 """
 
+import copy
 import dataclasses
 import json
 import os
@@ -87,6 +88,11 @@ def check(config, settings):
     images = backbones.resolve(config.backbone).kind == "applications"
     if images and set(settings.peers) - {"kft"}:
         raise UserError("image experiments have no peers here; --peers=kft")
+    if "trainer" in settings.peers and not _hugging_face(config.backbone):
+        raise UserError(
+            "the Trainer peer loads a local Hugging Face folder (with "
+            f"config.json); {config.backbone} is not one"
+        )
     if "trainer" in settings.peers:
         import importlib.util
 
@@ -97,6 +103,16 @@ def check(config, settings):
                     f"({module} is missing), or leave it out with "
                     "--peers=kft,tfidf"
                 )
+
+
+def _hugging_face(folder):
+    """Whether `folder` holds a Hugging Face checkpoint (a config.json with
+    a model_type; keras-hub presets have a config.json too)."""
+    try:
+        with open(os.path.join(folder, "config.json")) as file:
+            return "model_type" in json.load(file)
+    except (OSError, ValueError):
+        return False
 
 
 def _rows(split, labels, pairs=True):
@@ -119,15 +135,33 @@ def _split_seed(config, seed):
     return seed if config.data.split_seed < 0 else config.data.split_seed
 
 
-def seed_data(config, seed, on, holdout, folder):
+def _pool_config(config, seed, on):
+    """The data config and split seed that give the examples to learn
+    from. --on=validation never reads the test file, and carves a test
+    split (when there is no test file) with the experiment's own seed, the
+    same for every benchmark seed: no seed's pool holds test examples."""
+    if on == "test":
+        return config.data, _split_seed(config, seed)
+    data_config = copy.deepcopy(config.data)
+    if data_config.test:
+        data_config.test, data_config.test_fraction = "", 0.0
+    return data_config, _split_seed(config, config.seed)
+
+
+def seed_data(config, seed, on, holdout, folder, peers=("kft",)):
     """(examples to learn from, examples to score, label names, the
     --config overrides that point kft's run at the same examples)."""
     from kft import data
 
-    splits = data.load_splits(config.data, _split_seed(config, seed))
+    splits = data.load_splits(*_pool_config(config, seed, on))
+    if splits.modality == "image":
+        _check_images(splits, peers)
     labels = list(splits.labels)
     pool = _rows(splits.train, labels)
-    if splits.validation is not None:
+    # Without a test split kft scores validation: the peers must not learn
+    # it. (--on=validation scores neither: both are in the pool.)
+    scores_validation = on == "test" and splits.test is splits.validation
+    if splits.validation is not None and not scores_validation:
         pool += _rows(splits.validation, labels)
     if on == "test":
         return pool, _rows(splits.test, labels), labels, ()
@@ -151,6 +185,16 @@ def seed_data(config, seed, on, holdout, folder):
         + ("text_pair" if "text_pair" in pool[0] else ""),
     )
     return train, scored, labels, overrides
+
+
+def _check_images(splits, peers):
+    if set(peers) - {"kft"}:
+        raise UserError("image experiments have no peers here; --peers=kft")
+    if not all(isinstance(value, str) for value in splits.train.values):
+        raise UserError(
+            "kft-benchmark accuracy reads images from folders; this "
+            "experiment's are TFDS records"
+        )
 
 
 def _image_folders(folder, train, scored):
@@ -188,18 +232,25 @@ def score(label_ids, predicted, num_classes):
     }
 
 
-def _kft(experiment, seed, folder, overrides, settings):
-    run_dir = folder / "kft"
-    command = [
+def kft_command(experiment, seed, folder, overrides, settings):
+    """kft-train for one seed: the benchmark's seed last (it wins over a
+    --config.seed among the overrides), a run folder started over."""
+    return [
         sys.executable,
         "-m",
         "kft.cli.train",
         f"--experiment={experiment}",
-        f"--model_dir={run_dir}",
-        f"--config.seed={seed}",
+        f"--model_dir={folder / 'kft'}",
+        "--overwrite",
         *settings.overrides,
         *overrides,
+        f"--config.seed={seed}",
     ]
+
+
+def _kft(experiment, seed, folder, overrides, settings):
+    run_dir = folder / "kft"
+    command = kft_command(experiment, seed, folder, overrides, settings)
     with open(folder / "kft.log", "w") as log:
         child = subprocess.run(
             command, stdout=log, stderr=subprocess.STDOUT, env=_child_env()
@@ -290,6 +341,12 @@ def _child_env():
     return env
 
 
+def _fit_seconds(run_dir):
+    with open(run_dir / "metrics.json") as file:
+        phases = json.load(file)["timing"]["phases"]
+    return round(sum(phase["seconds"] for phase in phases), 1)
+
+
 def _check_same(rows, scored, seed):
     """kft's run scored the examples the peers score (its predictions.jsonl
     names each by its text or image file)."""
@@ -308,7 +365,7 @@ def _check_same(rows, scored, seed):
 def _one_seed(experiment, config, seed, folder, settings, log):
     folder.mkdir(parents=True, exist_ok=True)
     train, scored, labels, overrides = seed_data(
-        config, seed, settings.on, settings.holdout, folder
+        config, seed, settings.on, settings.holdout, folder, settings.peers
     )
     index = {str(name): i for i, name in enumerate(labels)}
     truth = [index[str(row["label"])] for row in scored]
@@ -332,6 +389,8 @@ def _one_seed(experiment, config, seed, folder, settings, log):
         results[peer] = score(truth_here, ids, len(labels)) | {
             "seconds": round(seconds, 1)
         }
+        if peer == "kft":  # the wall time includes the export and its check
+            results[peer]["fit_seconds"] = _fit_seconds(folder / "kft")
         figures = results[peer]
         log(
             f"seed {seed} {peer}: accuracy {figures['accuracy']:.4f}, "
@@ -413,6 +472,12 @@ def format_report(report):
             f"{figures['seconds']['mean']:.0f}"
         )
     kft = report["summary"].get("kft")
+    if kft is not None:
+        fit = [s["peers"]["kft"]["fit_seconds"] for s in report["seeds"]]
+        lines.append(
+            f"kft's s/run includes its SavedModel export and check; "
+            f"training alone {np.mean(fit):.0f} s/run"
+        )
     for peer, figures in report["summary"].items():
         if peer == "kft" or kft is None:
             continue
