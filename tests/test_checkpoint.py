@@ -205,3 +205,17 @@ def test_ram_model_dir_interrupted_and_resumed(image_folder, monkeypatch):
 def _final_step(model_dir):
     metrics = json.loads(files.read_text(f"{model_dir}/metrics.json"))
     return metrics["timing"]["optimizer_steps"]
+
+
+def test_a_run_resumes_with_another_litert_export_or_device():
+    """A LiteRT check that fails at the end of a run can be redone with
+    another quantization without training again; the device a run trained
+    on is a result, not a request. A run started before the litert keys
+    existed resumes too."""
+    saved = {"seed": 0, "trained_on": "CPU", "litert": {"quantization": ""}}
+    asked = {"seed": 0, "trained_on": "", "litert": {"quantization": "float16"}}
+    assert checkpoint.config_differences(saved, asked) == []
+    assert checkpoint.config_differences({"seed": 0}, asked) == []
+    assert checkpoint.config_differences({"seed": 1}, asked) == [
+        "seed: 1 there, 0 here"
+    ]

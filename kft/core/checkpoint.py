@@ -42,7 +42,18 @@ RUN_FILE = "run.json"
 _CKPT = re.compile(r"^ckpt-(\d+)\.json$")
 _DATA_SUFFIXES = (".index", ".data-00000-of-00001")
 # Config keys a resumed run may change: they do not touch training.
-RESUMABLE_CHANGES = ("verbose", "export", "resume", "checkpoint.", "eval.")
+# What a resumed run may change: output and reporting, the LiteRT file
+# written after training (a failed check is redone with another
+# quantization, no retraining), and `trained_on`, a result, not a request.
+RESUMABLE_CHANGES = (
+    "verbose",
+    "export",
+    "resume",
+    "checkpoint.",
+    "eval.",
+    "litert.",
+    "trained_on",
+)
 
 
 @dataclasses.dataclass
