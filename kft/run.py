@@ -339,7 +339,7 @@ def _export_litert(task, config, built, splits, output, decision, report):
         "it in a fresh process"
     )
     path, figures = task.export_litert(
-        built,
+        _float32(task, config, built, output),
         splits.labels,
         output,
         splits.test,
@@ -354,6 +354,20 @@ def _export_litert(task, config, built, splits, output, decision, report):
         f"{figures['agreement']:.1%}, {figures['tflite_bytes'] / 2**20:.1f} "
         "MiB"
     )
+
+
+def _float32(task, config, built, output):
+    """The model LiteRT converts: `built`, or a mixed-precision run's best
+    weights rebuilt in float32 (LiteRT has no bfloat16 kernels; kft-export
+    rebuilds in float32 too)."""
+    if keras.mixed_precision.global_policy().name == "float32":
+        return built
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        return task.load(output, config)[1]
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
 
 
 def _finish(task, config, report, timing, record, output, started):

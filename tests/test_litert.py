@@ -212,3 +212,25 @@ def test_the_pass_rule_per_mode():
     assert judge("float16", 0.0, 0.995)
     assert not judge("none", 0.0, 0.985)
     assert judge("int8", 0.3, 0.5)
+
+
+def test_a_mixed_precision_run_converts_its_float32_twin(
+    image_folder, tmp_path
+):
+    """LiteRT has no bfloat16 kernels: a run trained in mixed_bfloat16 (a
+    GPU's auto precision) converts its best weights in float32 and checks
+    that file against the float32 model."""
+    model_dir = _train(
+        tmp_path / "run",
+        *TINY_IMAGE_FLAGS,
+        f"--config.data.train={image_folder}",
+        "--config.data.validation_fraction=0.25",
+        "--config.data.test_fraction=0.25",
+        "--config.export=false",
+        "--config.precision=mixed_bfloat16",
+        "--config.litert.quantization=none",
+        experiment="image_classifier",
+    )
+    check = _check(model_dir, "float32")
+    assert check["passed"] and check["agreement"] == 1.0
+    assert (model_dir / "litert" / "model_float32.tflite").is_file()
