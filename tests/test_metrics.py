@@ -509,3 +509,21 @@ def test_interval_is_the_bootstrap_spread_of_the_test_figures():
         y_true, probabilities, ["a", "b", "c"], "test"
     )
     assert again["interval"] == report["interval"]
+
+
+def test_interval_memory_stays_small_on_a_large_split():
+    """The bootstrap resamples in batches: 100,000 examples stay well under
+    the 800 MB one [1000, N] index array would take."""
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    y_true = rng.integers(0, 3, 100_000)
+    y_pred = np.where(rng.random(100_000) < 0.8, y_true, (y_true + 1) % 3)
+    tracemalloc.start()
+    try:
+        interval = evaluation.interval(y_true, y_pred, 3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert interval["accuracy"][0] < 0.8 < interval["accuracy"][1]
+    assert peak < 200 * 2**20, peak
