@@ -42,11 +42,17 @@ def test_auto_settings_follow_the_device(
     assert "(auto for this device)" in line
 
 
-def test_a_cpu_run_resolves_as_before():
+@pytest.fixture
+def cpu_only(monkeypatch):
+    """This machine as a CPU, wherever the suite runs (a GPU host too)."""
+    monkeypatch.setattr(accelerator, "probe", lambda strategy: Device())
+
+
+def test_a_cpu_run_resolves_as_before(cpu_only):
     """No GPU and no TPU: float32, no XLA, one step per call, trimmed text
     batches, as kft did before it looked at the device."""
     config = config_lib.default_config()
-    line = distribute.resolve(config)  # this machine: no GPU
+    line = distribute.resolve(config)
     assert config.trained_on == "CPU"
     assert (config.precision, config.jit_compile) == ("float32", False)
     assert config.steps_per_execution == 1
@@ -178,7 +184,7 @@ def test_mixed_float16_compiles_with_loss_scaling():
 
 
 def test_a_cpu_run_logs_and_records_what_it_resolved(
-    image_folder, tmp_path, capsys
+    image_folder, tmp_path, capsys, cpu_only
 ):
     from conftest import tiny_image_config
 

@@ -234,3 +234,19 @@ def test_a_mixed_precision_run_converts_its_float32_twin(
     check = _check(model_dir, "float32")
     assert check["passed"] and check["agreement"] == 1.0
     assert (model_dir / "litert" / "model_float32.tflite").is_file()
+
+
+def test_a_tflite_in_a_remote_run_folder_loads(image_run, image_folder):
+    """kft-predict reads a .tflite where the run is (gs://; TensorFlow's
+    ram:// file system stands in for it)."""
+    import uuid
+
+    from kft.core import files
+    from kft.serving import litert_predict
+
+    remote = f"ram://kft-test-{uuid.uuid4().hex}/run"
+    files.copy_tree(str(image_run), remote)
+    model = f"{remote}/litert/model_float32.tflite"
+    predictor = litert_predict.Predictor(model)
+    assert predictor.labels == ["bright", "dark"]
+    assert predictor.names == ["image_bytes"]

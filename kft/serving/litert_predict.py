@@ -38,7 +38,8 @@ class Predictor:
     def __init__(self, path):
         import tensorflow as tf
 
-        folder = os.path.dirname(os.path.abspath(path))
+        local = files.is_local(path)
+        folder = os.path.dirname(os.path.abspath(path) if local else path)
         run_dir = os.path.dirname(folder)
         if not files.exists(os.path.join(run_dir, "config.json")):
             raise UserError(

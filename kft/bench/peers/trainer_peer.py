@@ -5,8 +5,9 @@ local backbone folder, `TrainingArguments` left at their defaults (AdamW
 at 5e-5, linear decay, no warmup, no weight decay) apart from the epochs
 and batch size the spec names (3 and 8, the defaults, unless --tiny), and
 the default collator, which pads each batch to its longest row. No
-checkpoints, no logging integrations. Runs in its own process and never
-imports TensorFlow.
+checkpoints, no logging integrations; the device is the Trainer's choice
+(a GPU where there is one, as kft's runs). Runs in its own process and
+never imports TensorFlow.
 """
 
 
@@ -56,7 +57,6 @@ def classify(spec):
         save_strategy="no",
         report_to="none",
         disable_tqdm=True,
-        use_cpu=True,
     )
     train_ids = [labels.index(row["label"]) for row in spec["train"]]
     trainer = transformers.Trainer(
