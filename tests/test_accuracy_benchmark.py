@@ -273,3 +273,14 @@ def test_image_rows_need_files(image_folder, tmp_path):
         accuracy.seed_data(
             config, 0, "test", 0.2, tmp_path, peers=("kft", "tfidf")
         )
+
+
+def test_tfidf_on_two_classes():
+    """scikit-learn's "f1_macro" scoring string fails in
+    LogisticRegressionCV on two string classes (pos_label given twice):
+    the peer scores its folds with its own scorer."""
+    rows = [r for r in make_texts(60) if r["label"] != "neutral"]
+    predicted = accuracy._tfidf(rows[:30], rows[30:], 0)
+    assert len(predicted) == len(rows[30:])
+    right = [p == r["label"] for p, r in zip(predicted, rows[30:])]
+    assert sum(right) / len(right) >= 0.8
