@@ -11,9 +11,10 @@
 
 Fine-tunes the ResNet50 that digits_pretrain.py trained on digits 0-4 (the
 backbone weights that run keeps, named by its folder in --config.weights,
-as a user's ImageNet weights file would be) on digits 5-9 with only 10 labelled images per class, and tests
-on the other 846 images of 5-9. The third run, from random weights, is the
-baseline that shows what the transfer is worth.
+as a user's ImageNet weights file would be) on digits 5-9 with only 10
+labelled images per class, and tests on the other 846 images of 5-9. The
+third run, from random weights, is the baseline that shows what the
+transfer is worth.
 
 Measured over seeds (2026-12-04, 2-core AMD EPYC with AVX-512; other
 runs shared the CPU, so times are upper bounds), with
