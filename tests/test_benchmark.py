@@ -246,5 +246,5 @@ def test_case_processes_import_this_kft():
     import os
     import pathlib
 
-    root = benchmark._child_env()["PYTHONPATH"].split(os.pathsep)[0]
+    root = measure.child_env()["PYTHONPATH"].split(os.pathsep)[0]
     assert (pathlib.Path(root) / "kft" / "__init__.py").is_file()

@@ -39,6 +39,7 @@ import time
 import numpy as np
 
 from kft.bench import machine
+from kft.bench.peers import measure
 from kft.core.errors import UserError
 
 PEERS = ("kft", "trainer", "tfidf")
@@ -253,7 +254,10 @@ def _kft(experiment, seed, folder, overrides, settings):
     command = kft_command(experiment, seed, folder, overrides, settings)
     with open(folder / "kft.log", "w") as log:
         child = subprocess.run(
-            command, stdout=log, stderr=subprocess.STDOUT, env=_child_env()
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=measure.child_env(),
         )
     if child.returncode != 0:
         last = (folder / "kft.log").read_text().strip().splitlines()
@@ -323,7 +327,7 @@ def _trainer(config, train, scored, labels, seed, folder, settings):
         ],
         capture_output=True,
         text=True,
-        env=_child_env(),
+        env=measure.child_env(),
     )
     if child.returncode != 0 or not out_path.exists():
         lines = child.stderr.strip().splitlines() or ["no output"]
@@ -332,15 +336,6 @@ def _trainer(config, train, scored, labels, seed, folder, settings):
     if "error" in result:
         raise UserError(f"the Trainer peer: {result['error']}")
     return [labels[i] for i in result["predicted"]]
-
-
-def _child_env():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    root = str(pathlib.Path(__file__).resolve().parents[2])  # holds kft/
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (root, env.get("PYTHONPATH", "")) if p
-    )
-    return env
 
 
 def _fit_seconds(run_dir):

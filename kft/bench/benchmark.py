@@ -44,7 +44,7 @@ import numpy as np
 from kft import run
 from kft.bench import machine, peers
 from kft.bench.peers import cases as cases_lib
-from kft.bench.peers import table
+from kft.bench.peers import measure, table
 from kft.bench.peers.kft_peer import compile_last_phase
 from kft.core.errors import UserError
 from kft.tasks import labelled
@@ -211,15 +211,6 @@ def _check_bench_extra(settings):
             )
 
 
-def _child_env():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    root = str(pathlib.Path(__file__).resolve().parents[2])  # holds kft/
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (root, env.get("PYTHONPATH", "")) if p
-    )
-    return env
-
-
 def _run_case(spec, settings, work, index):
     """Runs one case (in a child process unless settings.isolate is off)."""
     if not settings.isolate:
@@ -237,7 +228,7 @@ def _run_case(spec, settings, work, index):
         ],
         capture_output=True,
         text=True,
-        env=_child_env(),
+        env=measure.child_env(),
     )
     if child.returncode != 0 or not out_path.exists():
         lines = child.stderr.strip().splitlines() or ["no output"]

@@ -5,6 +5,8 @@ and a training step costs its forward pass plus twice the forward FLOPs of
 the layers that train (the backward pass), so 3x forward when all train.
 """
 
+import os
+import pathlib
 import resource
 import statistics
 import time
@@ -98,3 +100,14 @@ def matmul_peak(spec):
         p = torch.from_numpy(a)
         found["torch"] = flops / _best_seconds(lambda: p @ p, repeats) / 1e9
     return {"gflops": found, "size": size}
+
+
+def child_env():
+    """The environment of a benchmark's child process: TensorFlow quiet,
+    and this checkout's kft first on the path (the one that runs here)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    root = str(pathlib.Path(__file__).resolve().parents[3])  # holds kft/
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (root, env.get("PYTHONPATH", "")) if p
+    )
+    return env
