@@ -201,3 +201,15 @@ def test_a_cpu_run_logs_and_records_what_it_resolved(
     assert saved["trained_on"] == "CPU"
     assert (saved["precision"], saved["jit_compile"]) == ("float32", False)
     assert saved["steps_per_execution"] == 1
+
+
+def test_a_resolved_copy_of_the_config_resolves_too():
+    """`copy_and_resolve_references()` (the Python API's and the tests'
+    copy) types jit_compile as a string: resolving it to a bool must not
+    fail."""
+    config = config_lib.default_config().copy_and_resolve_references()
+    distribute.resolve(config, Device())
+    assert config.jit_compile is False
+    config = config_lib.default_config().copy_and_resolve_references()
+    distribute.resolve(config, Device(kind="GPU", name="A100", compute=(8, 0)))
+    assert config.jit_compile is True

@@ -124,7 +124,9 @@ def resolve(config, device):
     else:
         given.append("precision")
     if config.jit_compile == "auto":
-        config.jit_compile = device.kind == "GPU"
+        # A copy_and_resolve_references() copy types the field as a string.
+        with config.ignore_type():
+            config.jit_compile = device.kind == "GPU"
     elif isinstance(config.jit_compile, bool):
         given.append("jit_compile")
     else:
