@@ -10,7 +10,8 @@ import pytest
 from conftest import make_texts, run_cli, tiny_image_config, write_csv
 
 from kft import config as config_lib
-from kft.bench import accuracy
+from kft.bench import accuracy, seed_data
+from kft.bench.peers import tfidf_peer
 from kft.core.errors import UserError
 
 
@@ -87,7 +88,7 @@ def test_validation_holds_out_training_data_only(tmp_path):
     rows = [r | {"text": "held " + r["text"]} for r in make_texts(18, seed=2)]
     config.data.train = train
     config.data.test = write_csv(tmp_path / "test_only.csv", rows)
-    learn, scored, labels, overrides = accuracy.seed_data(
+    learn, scored, labels, overrides = seed_data.examples(
         config, 7, "validation", 0.2, tmp_path
     )
     assert len(scored) == 9 and len(learn) == 36  # 20% of each class of 45
@@ -105,7 +106,7 @@ def test_validation_holds_out_training_data_only(tmp_path):
     assert f"--config.data.test={tmp_path / 'validation.jsonl'}" in overrides
     assert f"--config.data.train={tmp_path / 'train.jsonl'}" in overrides
     # Another seed holds out other rows.
-    _, other, _, _ = accuracy.seed_data(config, 8, "validation", 0.2, tmp_path)
+    _, other, _, _ = seed_data.examples(config, 8, "validation", 0.2, tmp_path)
     assert key(other) != key(scored)
 
 
@@ -116,7 +117,7 @@ def test_validation_of_images_copies_class_folders(image_folder, tmp_path):
     config = tiny_image_config(image_folder)
     config.data.test_fraction = 0.25  # 4 of 16 kept out of the pool
     before = sorted(p.name for p in pathlib.Path(image_folder).rglob("*"))
-    learn, scored, labels, overrides = accuracy.seed_data(
+    learn, scored, labels, overrides = seed_data.examples(
         config, 0, "validation", 0.25, tmp_path
     )
     assert len(learn) + len(scored) == 12 and len(scored) == 4
@@ -218,7 +219,7 @@ def test_peers_never_learn_the_scored_examples(tmp_path):
     config = config_lib.default_config()
     config.data.train, _ = _data(tmp_path)
     config.data.test_fraction = 0.0
-    learn, scored, _, _ = accuracy.seed_data(config, 0, "test", 0.2, tmp_path)
+    learn, scored, _, _ = seed_data.examples(config, 0, "test", 0.2, tmp_path)
     assert len(learn) + len(scored) == 45 and len(scored) == 6
     assert not any(row is other for row in scored for other in learn)
 
@@ -230,7 +231,7 @@ def test_validation_never_reads_the_test_file(tmp_path):
     config = config_lib.default_config()
     config.data.train, _ = _data(tmp_path)
     config.data.test = str(tmp_path / "no_such_test.csv")
-    learn, scored, _, _ = accuracy.seed_data(
+    learn, scored, _, _ = seed_data.examples(
         config, 1, "validation", 0.2, tmp_path
     )
     assert len(learn) + len(scored) == 45
@@ -238,7 +239,7 @@ def test_validation_never_reads_the_test_file(tmp_path):
     pools = []
     for seed in (0, 1, 2):
         (tmp_path / str(seed)).mkdir()
-        learn, scored, _, _ = accuracy.seed_data(
+        learn, scored, _, _ = seed_data.examples(
             config, seed, "validation", 0.2, tmp_path / str(seed)
         )
         pools.append(sorted(r["text"] + r["label"] for r in learn + scored))
@@ -270,7 +271,7 @@ def test_image_rows_need_files(image_folder, tmp_path):
     config = tiny_image_config(image_folder)
     config.backbone = "MobileNetV3Small"
     with pytest.raises(UserError, match="no peers"):
-        accuracy.seed_data(
+        seed_data.examples(
             config, 0, "test", 0.2, tmp_path, peers=("kft", "tfidf")
         )
 
@@ -280,7 +281,7 @@ def test_tfidf_on_two_classes():
     LogisticRegressionCV on two string classes (pos_label given twice):
     the peer scores its folds with its own scorer."""
     rows = [r for r in make_texts(60) if r["label"] != "neutral"]
-    predicted = accuracy._tfidf(rows[:30], rows[30:], 0)
+    predicted = tfidf_peer.classify(rows[:30], rows[30:], 0)
     assert len(predicted) == len(rows[30:])
     right = [p == r["label"] for p, r in zip(predicted, rows[30:])]
     assert sum(right) / len(right) >= 0.8

@@ -25,7 +25,6 @@ any) and everyone is scored on the held-out share. Recipes are compared
 this way (README, "Choosing a recipe").
 """
 
-import copy
 import dataclasses
 import json
 import os
@@ -38,8 +37,8 @@ import time
 
 import numpy as np
 
-from kft.bench import machine
-from kft.bench.peers import measure
+from kft.bench import machine, seed_data
+from kft.bench.peers import measure, tfidf_peer
 from kft.core.errors import UserError
 
 PEERS = ("kft", "trainer", "tfidf")
@@ -116,105 +115,6 @@ def _hugging_face(folder):
         return False
 
 
-def _rows(split, labels, pairs=True):
-    rows = []
-    for i, value in enumerate(split.values):
-        row = {"text": value, "label": labels[int(split.label_ids[i])]}
-        if pairs and split.pairs is not None:
-            row["text_pair"] = split.pairs[i]
-        rows.append(row)
-    return rows
-
-
-def _write_jsonl(path, rows):
-    with open(path, "w", encoding="utf-8") as file:
-        for row in rows:
-            file.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _split_seed(config, seed):
-    return seed if config.data.split_seed < 0 else config.data.split_seed
-
-
-def _pool_config(config, seed, on):
-    """The data config and split seed that give the examples to learn
-    from. --on=validation never reads the test file, and carves a test
-    split (when there is no test file) with the experiment's own seed, the
-    same for every benchmark seed: no seed's pool holds test examples."""
-    if on == "test":
-        return config.data, _split_seed(config, seed)
-    data_config = copy.deepcopy(config.data)
-    if data_config.test:
-        data_config.test, data_config.test_fraction = "", 0.0
-    return data_config, _split_seed(config, config.seed)
-
-
-def seed_data(config, seed, on, holdout, folder, peers=("kft",)):
-    """(examples to learn from, examples to score, label names, the
-    --config overrides that point kft's run at the same examples)."""
-    from kft import data
-
-    splits = data.load_splits(*_pool_config(config, seed, on))
-    if splits.modality == "image":
-        _check_images(splits, peers)
-    labels = list(splits.labels)
-    pool = _rows(splits.train, labels)
-    # Without a test split kft scores validation: the peers must not learn
-    # it. (--on=validation scores neither: both are in the pool.)
-    scores_validation = on == "test" and splits.test is splits.validation
-    if splits.validation is not None and not scores_validation:
-        pool += _rows(splits.validation, labels)
-    if on == "test":
-        return pool, _rows(splits.test, labels), labels, ()
-    ids = {str(name): i for i, name in enumerate(labels)}
-    kept, held = data.stratified_split(
-        [ids[str(row["label"])] for row in pool], holdout, seed
-    )
-    train = [pool[i] for i in kept]
-    scored = [pool[i] for i in held]
-    if splits.modality == "image":
-        return train, scored, labels, _image_folders(folder, train, scored)
-    _write_jsonl(folder / "train.jsonl", train)
-    _write_jsonl(folder / "validation.jsonl", scored)
-    overrides = (
-        f"--config.data.train={folder / 'train.jsonl'}",
-        f"--config.data.test={folder / 'validation.jsonl'}",
-        "--config.data.validation=",
-        "--config.data.text_column=text",
-        "--config.data.label_column=label",
-        "--config.data.text_pair_column="
-        + ("text_pair" if "text_pair" in pool[0] else ""),
-    )
-    return train, scored, labels, overrides
-
-
-def _check_images(splits, peers):
-    if set(peers) - {"kft"}:
-        raise UserError("image experiments have no peers here; --peers=kft")
-    if not all(isinstance(value, str) for value in splits.train.values):
-        raise UserError(
-            "kft-benchmark accuracy reads images from folders; this "
-            "experiment's are TFDS records"
-        )
-
-
-def _image_folders(folder, train, scored):
-    """Copies the images into class folders (train/, validation/) under
-    `folder`; each row's "text" becomes its copy's path."""
-    for name, rows in (("train", train), ("validation", scored)):
-        for index, row in enumerate(rows):
-            target = folder / name / str(row["label"])
-            target.mkdir(parents=True, exist_ok=True)
-            copy = target / f"{index:06d}_{pathlib.Path(row['text']).name}"
-            shutil.copyfile(row["text"], copy)
-            row["text"] = str(copy)
-    return (
-        f"--config.data.train={folder / 'train'}",
-        f"--config.data.test={folder / 'validation'}",
-        "--config.data.validation=",
-    )
-
-
 def score(label_ids, predicted, num_classes):
     from sklearn import metrics
 
@@ -267,38 +167,6 @@ def _kft(experiment, seed, folder, overrides, settings):
         )
     with open(run_dir / "predictions.jsonl") as file:
         return [json.loads(line) for line in file]
-
-
-def _tfidf(train, scored, seed):
-    """TF-IDF of word 1-2 grams and a logistic regression whose C is
-    chosen by 5-fold cross-validation on the training examples (macro-F1,
-    kft's default monitor), as a careful user of scikit-learn would."""
-    import warnings
-
-    from sklearn import metrics
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.pipeline import make_pipeline
-
-    def text(row):
-        pair = row.get("text_pair")
-        return row["text"] + (" | " + pair if pair else "")
-
-    model = make_pipeline(
-        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-        LogisticRegressionCV(
-            Cs=8,
-            cv=5,
-            # Not "f1_macro": that string fails on two string classes.
-            scoring=metrics.make_scorer(metrics.f1_score, average="macro"),
-            max_iter=2000,
-            random_state=seed,
-        ),
-    )
-    with warnings.catch_warnings():  # scikit-learn's notices of new defaults
-        warnings.simplefilter("ignore", FutureWarning)
-        model.fit([text(r) for r in train], [str(r["label"]) for r in train])
-        return list(model.predict([text(r) for r in scored]))
 
 
 def _trainer(config, train, scored, labels, seed, folder, settings):
@@ -361,7 +229,7 @@ def _check_same(rows, scored, seed):
 
 def _one_seed(experiment, config, seed, folder, settings, log):
     folder.mkdir(parents=True, exist_ok=True)
-    train, scored, labels, overrides = seed_data(
+    train, scored, labels, overrides = seed_data.examples(
         config, seed, settings.on, settings.holdout, folder, settings.peers
     )
     index = {str(name): i for i, name in enumerate(labels)}
@@ -375,7 +243,10 @@ def _one_seed(experiment, config, seed, folder, settings, log):
             truth_here = [index[str(row["label"])] for row in rows]
             predicted = [row["predicted"] for row in rows]
         elif peer == "tfidf":
-            truth_here, predicted = truth, _tfidf(train, scored, seed)
+            truth_here, predicted = (
+                truth,
+                tfidf_peer.classify(train, scored, seed),
+            )
         else:
             truth_here = truth
             predicted = _trainer(
