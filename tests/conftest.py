@@ -213,6 +213,19 @@ def train_cli(model_dir, *overrides, experiment="text_classifier"):
     )
 
 
+def train_tiny(model_dir, *overrides, experiment):
+    """A one-epoch `full` kft-train that must succeed; returns model_dir."""
+    result = train_cli(
+        model_dir,
+        "--config.plan=full",
+        "--config.epochs=1",
+        *overrides,
+        experiment=experiment,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return model_dir
+
+
 # A small CNN with random weights at 32 px: an image run in seconds.
 TINY_IMAGE_FLAGS = (
     "--config.backbone=MobileNetV3Small",

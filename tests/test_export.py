@@ -11,7 +11,7 @@ from conftest import (
     TINY_SAMPLE,
     predict_cli,
     run_cli,
-    train_cli,
+    train_tiny,
 )
 
 from kft.core.errors import ExportError
@@ -20,22 +20,10 @@ from kft.serving import export, parity, publish
 CHECK = publish.CHECK_FILE
 
 
-def _train(model_dir, *overrides, experiment):
-    result = train_cli(
-        model_dir,
-        "--config.plan=full",
-        "--config.epochs=1",
-        *overrides,
-        experiment=experiment,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return model_dir
-
-
 @pytest.fixture(scope="module")
 def text_run(tiny_bert, text_csv, tmp_path_factory):
     train, test = text_csv
-    return _train(
+    return train_tiny(
         tmp_path_factory.mktemp("text") / "run",
         f"--config.backbone={tiny_bert}",
         f"--config.data.train={train}",
@@ -47,7 +35,7 @@ def text_run(tiny_bert, text_csv, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def image_run(image_folder, tmp_path_factory):
-    return _train(
+    return train_tiny(
         tmp_path_factory.mktemp("image") / "run",
         *TINY_IMAGE_FLAGS,
         f"--config.data.train={image_folder}",

@@ -5,7 +5,12 @@ every quantization mode, the fresh-process check, kft-predict on a
 import json
 
 import pytest
-from conftest import TINY_IMAGE_FLAGS, assert_user_error, run_cli, train_cli
+from conftest import (
+    TINY_IMAGE_FLAGS,
+    assert_user_error,
+    run_cli,
+    train_tiny,
+)
 
 from kft import commands
 from kft import config as config_lib
@@ -13,22 +18,10 @@ from kft.core.errors import UserError
 from kft.serving import litert
 
 
-def _train(model_dir, *overrides, experiment):
-    result = train_cli(
-        model_dir,
-        "--config.plan=full",
-        "--config.epochs=1",
-        *overrides,
-        experiment=experiment,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return model_dir
-
-
 @pytest.fixture(scope="module")
 def text_run(tiny_bert, text_csv, tmp_path_factory):
     train, test = text_csv
-    return _train(
+    return train_tiny(
         tmp_path_factory.mktemp("text") / "run",
         f"--config.backbone={tiny_bert}",
         f"--config.data.train={train}",
@@ -42,7 +35,7 @@ def text_run(tiny_bert, text_csv, tmp_path_factory):
 @pytest.fixture(scope="module")
 def image_run(image_folder, tmp_path_factory):
     """kft-train writes the float32 .tflite at the end of the run."""
-    return _train(
+    return train_tiny(
         tmp_path_factory.mktemp("image") / "run",
         *TINY_IMAGE_FLAGS,
         f"--config.data.train={image_folder}",
@@ -220,7 +213,7 @@ def test_a_mixed_precision_run_converts_its_float32_twin(
     """LiteRT has no bfloat16 kernels: a run trained in mixed_bfloat16 (a
     GPU's auto precision) converts its best weights in float32 and checks
     that file against the float32 model."""
-    model_dir = _train(
+    model_dir = train_tiny(
         tmp_path / "run",
         *TINY_IMAGE_FLAGS,
         f"--config.data.train={image_folder}",

@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-from kft.bench import machine, seed_data
+from kft.bench import machine, peers, seed_data
 from kft.bench.peers import measure, tfidf_peer
 from kft.core.errors import UserError
 
@@ -183,24 +183,11 @@ def _trainer(config, train, scored, labels, seed, folder, settings):
         "max_length": settings.trainer_max_length,
         "output_dir": str(folder / "trainer"),
     }
-    spec_path, out_path = folder / "trainer.json", folder / "trainer_out.json"
-    spec_path.write_text(json.dumps(spec))
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kft.bench.peers",
-            str(spec_path),
-            str(out_path),
-        ],
-        capture_output=True,
-        text=True,
-        env=measure.child_env(),
+    result, lines = peers.run_isolated(
+        spec, folder / "trainer.json", folder / "trainer_out.json"
     )
-    if child.returncode != 0 or not out_path.exists():
-        lines = child.stderr.strip().splitlines() or ["no output"]
+    if result is None:
         raise UserError(f"the Trainer peer failed for seed {seed}: {lines[-1]}")
-    result = json.loads(out_path.read_text())
     if "error" in result:
         raise UserError(f"the Trainer peer: {result['error']}")
     return [labels[i] for i in result["predicted"]]

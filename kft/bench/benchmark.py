@@ -31,10 +31,8 @@ by kft/bench/peers/table.py.
 """
 
 import dataclasses
-import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +42,7 @@ import numpy as np
 from kft import run
 from kft.bench import machine, peers
 from kft.bench.peers import cases as cases_lib
-from kft.bench.peers import measure, table
+from kft.bench.peers import table
 from kft.bench.peers.kft_peer import compile_last_phase
 from kft.core.errors import UserError
 from kft.tasks import labelled
@@ -215,26 +213,15 @@ def _run_case(spec, settings, work, index):
     """Runs one case (in a child process unless settings.isolate is off)."""
     if not settings.isolate:
         return peers.run_case(spec) | {"peak_rss_mb": None}
-    spec_path = pathlib.Path(work) / f"case_{index}.json"
-    out_path = pathlib.Path(work) / f"result_{index}.json"
-    spec_path.write_text(json.dumps(spec))
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kft.bench.peers",
-            str(spec_path),
-            str(out_path),
-        ],
-        capture_output=True,
-        text=True,
-        env=measure.child_env(),
+    result, lines = peers.run_isolated(
+        spec,
+        pathlib.Path(work) / f"case_{index}.json",
+        pathlib.Path(work) / f"result_{index}.json",
     )
-    if child.returncode != 0 or not out_path.exists():
-        lines = child.stderr.strip().splitlines() or ["no output"]
-        sys.stderr.write("\n".join(lines[-25:]) + "\n")
+    if result is None:
+        sys.stderr.write("\n".join(lines) + "\n")
         return {"error": lines[-1], "peak_rss_mb": None}
-    return json.loads(out_path.read_text())
+    return result
 
 
 def compare(config, settings, log=print):

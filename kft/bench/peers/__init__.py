@@ -26,6 +26,11 @@ loads TensorFlow.
 """
 
 import importlib
+import json
+import subprocess
+import sys
+
+from kft.bench.peers import measure
 
 # (suite, peer) -> (module, function); each returns {"rates": [samples/s
 # per repeat], ...}.
@@ -49,3 +54,26 @@ def run_case(spec):
     """Runs one case in this process; returns its result dict."""
     module, name = RUNNERS[(spec["suite"], spec["peer"])]
     return getattr(importlib.import_module(module), name)(spec)
+
+
+def run_isolated(spec, spec_path, out_path):
+    """Runs one case with `python -m kft.bench.peers` in a fresh process;
+    returns (its result dict, or None when the process failed, and the
+    last lines of its stderr)."""
+    spec_path.write_text(json.dumps(spec))
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kft.bench.peers",
+            str(spec_path),
+            str(out_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=measure.child_env(),
+    )
+    lines = child.stderr.strip().splitlines() or ["no output"]
+    if child.returncode != 0 or not out_path.exists():
+        return None, lines[-25:]
+    return json.loads(out_path.read_text()), lines[-25:]
