@@ -28,7 +28,10 @@ def classify(train, scored, seed):
             random_state=seed,
         ),
     )
-    with warnings.catch_warnings():  # scikit-learn's notices of new defaults
+    # scikit-learn's notices of new defaults, and of pos_label ignored by a
+    # macro average, once per fold.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", "Note that pos_label", UserWarning)
         model.fit([text(r) for r in train], [str(r["label"]) for r in train])
         return list(model.predict([text(r) for r in scored]))
