@@ -71,21 +71,24 @@ def _label_table(labels_path):
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
-def class_outputs(probabilities, table, threshold=None):
-    """Probabilities, the decided class id and its label, as TF ops:
-    argmax, or with a two-class `threshold` 1 where P(class 1) >= it."""
+def decide(probabilities, threshold=None, id_dtype=tf.int64):
+    """Probabilities as float32 and the decided class id, as TF ops:
+    argmax, or with a two-class `threshold` 1 where P(class 1) >= it.
+    LiteRT models take int32 ids (kft/serving/litert.py)."""
     probabilities = tf.cast(probabilities, tf.float32)
     if threshold is None:
-        class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        class_id = tf.argmax(probabilities, axis=-1, output_type=id_dtype)
     else:
         # float32 on both sides, as kft.threshold.decide compares.
         cut = tf.constant(threshold, tf.float32)
-        class_id = tf.cast(probabilities[:, 1] >= cut, tf.int64)
-    return {
-        "probabilities": probabilities,
-        "class_id": class_id,
-        "label": table.lookup(class_id),
-    }
+        class_id = tf.cast(probabilities[:, 1] >= cut, id_dtype)
+    return {"probabilities": probabilities, "class_id": class_id}
+
+
+def class_outputs(probabilities, table, threshold=None):
+    """Probabilities, the decided class id and its label, as TF ops."""
+    outputs = decide(probabilities, threshold)
+    return outputs | {"label": table.lookup(outputs["class_id"])}
 
 
 def _text_inputs(model):

@@ -34,6 +34,7 @@ import tensorflow as tf
 from kft import data
 from kft.core import files
 from kft.serving import check as check_lib
+from kft.serving import export
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 # The file name's part for each mode: model_<name>.tflite, model_<name>.json.
@@ -66,13 +67,7 @@ def _serving(built, threshold):
     model = built.model
 
     def decide(probabilities):
-        probabilities = tf.cast(probabilities, tf.float32)
-        if threshold is None:
-            class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        else:
-            cut = tf.constant(threshold, tf.float32)
-            class_id = tf.cast(probabilities[:, 1] >= cut, tf.int32)
-        return {"probabilities": probabilities, "class_id": class_id}
+        return export.decide(probabilities, threshold, tf.int32)
 
     if built.modality == "image":
         size = built.image_size
