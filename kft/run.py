@@ -16,6 +16,7 @@ What varies by task is the task's (kft/tasks/base.py, one per
 kft-export on a finished run are kft/commands.py.
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -150,10 +151,26 @@ def train(config, model_dir, overwrite=False, strategy=None):
         distribute.remove_output(output, model_dir)
 
 
+@dataclasses.dataclass
+class _Run:
+    """What the steps of one run share. `output` is where this process
+    writes: `model_dir`, or a non-chief worker's temporary folder; a
+    resumed run reads `model_dir`."""
+
+    task: object
+    config: object
+    model_dir: str
+    output: str
+    strategy: object
+    record: dict
+    built: object = None
+    splits: object = None
+    class_weight: object = None
+
+
 def _train(task, config, requested, model_dir, output, overwrite, strategy):
-    """`train` in the folder `output` (`model_dir`, or a non-chief
-    worker's temporary folder); a resumed run reads `model_dir`. The
-    steps read top to bottom; each is a function below."""
+    """`train` in the folder `output`. The steps read top to bottom; each
+    is a function below."""
     started = time.time()
     phases = _check_cheaply(config)  # a typo fails before data is read
     chief = output == model_dir
@@ -163,42 +180,23 @@ def _train(task, config, requested, model_dir, output, overwrite, strategy):
     if record.get("finished"):
         return _already_finished(model_dir)
     distribute.barrier(strategy)  # the chief has opened model_dir
-    built, splits = _prepare_run(task, config, record, output, strategy)
+    state = _Run(task, config, model_dir, output, strategy, record)
+    _prepare_run(state)
     prepare_seconds = round(time.time() - started, 1)
-    class_weight = task.class_weight(splits, config)
-    phases = _learning_rates(
-        task,
-        config,
-        phases,
-        built,
-        splits,
-        class_weight,
-        record,
-        output,
-        strategy,
-    )
+    state.class_weight = task.class_weight(state.splits, config)
+    phases = _learning_rates(state, phases)
     if phases is None:
         return None  # lr_find alone: the suggestion is in the log
-    timing = _fit(
-        task,
-        config,
-        phases,
-        built,
-        splits,
-        class_weight,
-        strategy,
-        output,
-        model_dir,
-    )
+    timing = _fit(state, phases)
     evaluate_started = time.time()
     _log("evaluating the test split (a decision to tune: on validation first)")
-    decision = task.decide(built, splits, config, output)
-    report = task.summarize(built, splits, config, decision, output)
+    decision = task.decide(state.built, state.splits, config, output)
+    report = task.summarize(state.built, state.splits, config, decision, output)
     timing["evaluate_seconds"] = round(time.time() - evaluate_started, 1)
     timing["prepare_seconds"] = prepare_seconds
-    _export(task, config, built, splits, output, decision, report)
-    _export_litert(task, config, built, splits, output, decision, report)
-    return _finish(task, config, report, timing, record, output, started)
+    _export(state, decision, report)
+    _export_litert(state, decision, report)
+    return _finish(state, report, timing, started)
 
 
 def _check_cheaply(config):
@@ -218,130 +216,114 @@ def _already_finished(model_dir):
     return json.loads(files.read_text(os.path.join(model_dir, METRICS)))
 
 
-def _prepare_run(task, config, record, output, strategy):
+def _prepare_run(state):
     """Reads the data and builds the model; records what a resume must
     see again, config.json, labels.txt and what the task fits on the
     training data (regression's target scaling)."""
+    task, config, output = state.task, state.config, state.output
+    # The held-out splits' seed, recorded in config.json for a rerun.
+    config.data.split_seed = config_lib.split_seed(config)
     write_config(config, output)
     _log(
-        f"strategy {config.strategy}: {distribute.replicas(strategy)} "
+        f"strategy {config.strategy}: {distribute.replicas(state.strategy)} "
         f"replica(s), global batch {config.data.batch_size}"
     )
-    with strategy.scope():
-        built, splits = task.prepare(config)
-    run_folder.check_same_data(record, splits, config, output)
+    with state.strategy.scope():
+        state.built, state.splits = task.prepare(config)
+    run_folder.check_same_data(state.record, state.splits, config, output)
     write_config(config, output)  # now with the picked sequence length
-    task.before_training(built, splits, config, output)
-    if splits.labels:
-        write_labels(splits.labels, output)
-    _log(task.describe(splits))
-    return built, splits
+    task.before_training(state.built, state.splits, config, output)
+    if state.splits.labels:
+        write_labels(state.splits.labels, output)
+    _log(task.describe(state.splits))
 
 
-def _learning_rates(
-    task,
-    config,
-    phases,
-    built,
-    splits,
-    class_weight,
-    record,
-    output,
-    strategy,
-):
+def _learning_rates(state, phases):
     """The phases to train: as planned, or with the learning-rate range
     test's rate (found now, or by the run this one resumes); None when
     the range test alone was asked for."""
+    config, record = state.config, state.record
     if config.lr_find and record.get("lr_find_rate") is not None:
         key = lr_find.apply(config, record["lr_find_rate"])
         _log(f"lr_find: resuming at {key}={record['lr_find_rate']:g}")
-        write_config(config, output)
+        write_config(config, state.output)
         return freeze.plan_from_config(config)
     if not config.lr_find:
         return phases
-    with strategy.scope():
-        return _lr_find(
-            task, built, splits, config, output, class_weight, record
-        )
+    with state.strategy.scope():
+        return _lr_find(state)
 
 
-def _fit(
-    task,
-    config,
-    phases,
-    built,
-    splits,
-    class_weight,
-    strategy,
-    output,
-    model_dir,
-):
+def _fit(state, phases):
     """Trains through the phases with `model.fit` (kft/core/training.py),
     saves the best and the backbone's weights; returns the timing."""
-    labels = splits.labels
-    train_data = task.batches(built, splits.train, labels, config, True)
+    task, config, built = state.task, state.config, state.built
+    labels = state.splits.labels
+    train_data = task.batches(built, state.splits.train, labels, config, True)
     validation_data = None
-    if splits.validation is not None:
+    if state.splits.validation is not None:
         validation_data = task.batches(
-            built, splits.validation, labels, config, False
+            built, state.splits.validation, labels, config, False
         )
     if config.strategy == "tpu":
         _preflight_data(train_data, validation_data, built.modality)
-    with strategy.scope():
+    with state.strategy.scope():
         timing = training.Trainer(
             built,
             phases,
             train_data,
             validation_data,
             config,
-            output,
+            state.output,
             len(labels),
-            class_weight=class_weight,
+            class_weight=state.class_weight,
             log=_log,
-            shared_dir=model_dir,
-            strategy=strategy,
+            shared_dir=state.model_dir,
+            strategy=state.strategy,
             task=task,
         ).run(config.resume)
-    save_weights(built.model, os.path.join(output, WEIGHTS_FILE))
-    builder.save_backbone(built, output)
+    save_weights(built.model, os.path.join(state.output, WEIGHTS_FILE))
+    builder.save_backbone(built, state.output)
     for entry, phase in zip(timing["phases"], phases):
         entry["learning_rate"] = phase.learning_rate
     return timing
 
 
-def _export(task, config, built, splits, output, decision, report):
+def _export(state, decision, report):
     """Keeps the export check's sample, and (with `export`) writes the
     checked SavedModel to export/<N>/."""
-    sample = task.export_sample(built, splits, config)
-    task.write_sample(sample, output)
+    task, config, splits = state.task, state.config, state.splits
+    sample = task.export_sample(state.built, splits, config)
+    task.write_sample(sample, state.output)
     if not config.export:
         return
     _log("exporting the SavedModel and checking it in a fresh process")
     path, figures = task.export(
-        built,
+        state.built,
         splits.labels,
-        os.path.join(output, EXPORT_DIR),
+        os.path.join(state.output, EXPORT_DIR),
         sample,
         decision,
         config,
-        os.path.join(output, WEIGHTS_FILE),
+        os.path.join(state.output, WEIGHTS_FILE),
     )
     report["export"] = {"path": path, **publish.summary(figures)}
 
 
-def _export_litert(task, config, built, splits, output, decision, report):
+def _export_litert(state, decision, report):
     """With `litert.quantization`, writes the checked .tflite into
     litert/ (classifiers; other tasks refused it before training)."""
+    config, splits = state.config, state.splits
     if not config.litert.quantization:
         return
     _log(
         f"converting to LiteRT ({config.litert.quantization}) and checking "
         "it in a fresh process"
     )
-    path, figures = task.export_litert(
-        _float32(task, config, built, output),
+    path, figures = state.task.export_litert(
+        _float32(state),
         splits.labels,
-        output,
+        state.output,
         splits.test,
         decision,
         config,
@@ -356,36 +338,37 @@ def _export_litert(task, config, built, splits, output, decision, report):
     )
 
 
-def _float32(task, config, built, output):
-    """The model LiteRT converts: `built`, or a mixed-precision run's best
-    weights rebuilt in float32 (LiteRT has no bfloat16 kernels; kft-export
-    rebuilds in float32 too)."""
+def _float32(state):
+    """The model LiteRT converts: the run's, or a mixed-precision run's
+    best weights rebuilt in float32 (LiteRT has no bfloat16 kernels;
+    kft-export rebuilds in float32 too)."""
     if keras.mixed_precision.global_policy().name == "float32":
-        return built
+        return state.built
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        return task.load(output, config)[1]
+        return state.task.load(state.output, state.config)[1]
     finally:
         keras.mixed_precision.set_global_policy(policy)
 
 
-def _finish(task, config, report, timing, record, output, started):
+def _finish(state, report, timing, started):
     """metrics.json, the table printed, report.html; the run finished."""
+    output = state.output
     report["timing"] = timing | {"total_seconds": round(time.time() - started)}
     files.write_text(
         os.path.join(output, METRICS), json.dumps(report, indent=2)
     )
-    print(task.format_table(report), flush=True)
-    _log(f"report: {task.write_report(output)}")
-    checkpoint.write_run(output, record | {"finished": True})
-    if not config.checkpoint.keep_after_finish:
+    print(state.task.format_table(report), flush=True)
+    _log(f"report: {state.task.write_report(output)}")
+    checkpoint.write_run(output, state.record | {"finished": True})
+    if not state.config.checkpoint.keep_after_finish:
         checkpoint.remove_resume_state(output)
     _log(f"run folder: {output} ({report['timing']['total_seconds']} s)")
     return report
 
 
-def _lr_find(task, built, splits, config, model_dir, class_weight, record):
+def _lr_find(state):
     """Runs the range test; returns the phases to train, or None to stop.
 
     The sweep reads epoch 0's batches (repeated as needed); training
@@ -393,18 +376,21 @@ def _lr_find(task, built, splits, config, model_dir, class_weight, record):
     without the sweep. The applied rate goes into the run record, so a
     resumed run trains at it without sweeping again.
     """
+    config, splits = state.config, state.splits
     phase = freeze.plan_from_config(config)[0]
-    epochs = task.batches(built, splits.train, splits.labels, config, True)
+    epochs = state.task.batches(
+        state.built, splits.train, splits.labels, config, True
+    )
     rate = lr_find.find(
-        built,
+        state.built,
         phase,
         epochs.dataset(0),
         config,
-        model_dir,
+        state.output,
         len(splits.labels),
-        class_weight=class_weight,
+        class_weight=state.class_weight,
         log=_log,
-        task=task,
+        task=state.task,
     )
     if not config.lr_find_options.apply:
         key = lr_find.rate_key(config)
@@ -414,8 +400,8 @@ def _lr_find(task, built, splits, config, model_dir, class_weight, record):
         )
         return None
     key = lr_find.apply(config, rate)
-    record["lr_find_rate"] = float(rate)
-    checkpoint.write_run(model_dir, record)
-    write_config(config, model_dir)
+    state.record["lr_find_rate"] = float(rate)
+    checkpoint.write_run(state.output, state.record)
+    write_config(config, state.output)
     _log(f"lr_find: training phase {phase.name} at {key}={rate:g}")
     return freeze.plan_from_config(config)

@@ -376,6 +376,8 @@ def test_tiny_bert_run_trains_evaluates_and_exports(
     folder = tmp_path / "run"
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["num_examples"] == 24 and metrics["task"] == "tokens"
+    written = json.loads((folder / "config.json").read_text())
+    assert written["data"]["split_seed"] == config.seed  # for a rerun
     assert set(metrics["per_type"]) == {"LOC", "PER"}
     assert metrics["f1"] == report["f1"] and 0.0 <= metrics["f1"] <= 1.0
     assert (folder / "labels.txt").read_text().split() == [

@@ -16,6 +16,7 @@ import json
 import pathlib
 import shutil
 
+from kft import config as config_lib
 from kft.core.errors import UserError
 
 
@@ -35,21 +36,17 @@ def _write_jsonl(path, rows):
             file.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _split_seed(config, seed):
-    return seed if config.data.split_seed < 0 else config.data.split_seed
-
-
 def _pool_config(config, seed, on):
     """The data config and split seed that give the examples to learn
     from. --on=validation never reads the test file, and carves a test
     split (when there is no test file) with the experiment's own seed, the
     same for every benchmark seed: no seed's pool holds test examples."""
     if on == "test":
-        return config.data, _split_seed(config, seed)
+        return config.data, config_lib.split_seed(config, seed)
     data_config = copy.deepcopy(config.data)
     if data_config.test:
         data_config.test, data_config.test_fraction = "", 0.0
-    return data_config, _split_seed(config, config.seed)
+    return data_config, config_lib.split_seed(config)
 
 
 def examples(config, seed, on, holdout, folder, peers=("kft",)):

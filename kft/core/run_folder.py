@@ -9,7 +9,6 @@ config.json or a folder of the user's files, is refused with one line, and
 
 import json
 import os
-import time
 
 import keras
 
@@ -320,32 +319,3 @@ def save_weights(model, path):
     size with AdamW); a model over the same layers has no optimizer.
     """
     keras.Model(model.input, model.output).save_weights(path)
-
-
-def begin(config, model_dir, overwrite):
-    """The start of a tokens, qa or causal_lm run: opens (or resumes)
-    `model_dir`, fixes the held-out seed and writes config.json. Returns
-    (record, None), or (None, metrics) when the run there is finished."""
-    requested = json.loads(config_lib.to_json(config))
-    record = open_folder(config, requested, model_dir, overwrite)
-    if record.get("finished"):
-        log(f"{model_dir} holds this run, finished; nothing to do")
-        return None, read_metrics(model_dir)
-    if config.data.split_seed < 0:
-        config.data.split_seed = config.seed
-    write_config(config, model_dir)
-    return record, None
-
-
-def finish(model_dir, record, report, started, table, write_page):
-    """The end of a tokens, qa or causal_lm run: metrics.json, the table
-    printed, report.html, and the run marked finished."""
-    report["timing"]["total_seconds"] = round(time.time() - started)
-    files.write_text(
-        os.path.join(model_dir, METRICS), json.dumps(report, indent=2)
-    )
-    print(table, flush=True)
-    log(f"report: {write_page(model_dir)}")
-    checkpoint.write_run(model_dir, record | {"finished": True})
-    log(f"run folder: {model_dir} ({report['timing']['total_seconds']} s)")
-    return report

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from kft import config as config_lib
 from kft import data
 from kft.core import accelerator, distribute, files, run_folder
 from kft.core.errors import UserError
@@ -34,9 +35,8 @@ TOLERANCE = parity.TOLERANCE
 
 def prepare(config, head=heads.SOFTMAX):
     """Reads the data and builds the model; returns (built, splits)."""
-    if config.data.split_seed < 0:
-        config.data.split_seed = config.seed  # recorded in config.json
-    splits = data.load_splits(config.data, config.data.split_seed, config.task)
+    seed = config_lib.split_seed(config)
+    splits = data.load_splits(config.data, seed, config.task)
     for note in splits.notes:
         _log(note)
     built = builder.build(config, len(splits.labels), head)
@@ -196,10 +196,8 @@ def evaluation_split(config, labels, model_dir):
             _log(note)
         values, names, pairs = records.values, records.labels, records.pairs
     else:
-        seed = config.data.split_seed
-        return data.load_splits(
-            config.data, config.seed if seed < 0 else seed, config.task
-        ).test
+        seed = config_lib.split_seed(config)
+        return data.load_splits(config.data, seed, config.task).test
     if not config.data.text_pair_column:
         pairs = None
     encoded = data.targets.encode(names, labels, config.task, spec)

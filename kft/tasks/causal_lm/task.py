@@ -15,6 +15,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from kft import config as config_lib
 from kft.core import accelerator, compat, run_folder
 from kft.core.errors import UserError
 from kft.data import pipeline
@@ -96,7 +97,7 @@ def load_splits(config):
             )
             if note:
                 notes.append(note)
-    seed = data.split_seed
+    seed = config_lib.split_seed(config)
     for name in ("test", "validation"):
         fraction = data[f"{name}_fraction"]
         if name in splits or fraction <= 0:
@@ -274,8 +275,6 @@ class CausalLMTask(base.Task):
         check(config)
 
     def prepare(self, config):
-        if config.data.split_seed < 0:
-            config.data.split_seed = config.seed
         splits, notes = load_splits(config)
         for line in notes:
             _log(line)

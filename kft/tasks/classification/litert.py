@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from kft import config as config_lib
 from kft import data
 from kft.core import files, run_folder
 from kft.core.errors import UserError
@@ -45,10 +46,8 @@ def judge(quantization, accuracy_gap, agreement):
 
 
 def _training_split(config):
-    seed = config.data.split_seed
-    return data.load_splits(
-        config.data, config.seed if seed < 0 else seed, config.task
-    ).train
+    seed = config_lib.split_seed(config)
+    return data.load_splits(config.data, seed, config.task).train
 
 
 def _representative(built, train, count=litert.REPRESENTATIVE_EXAMPLES):

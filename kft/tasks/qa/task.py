@@ -18,6 +18,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from kft import config as config_lib
 from kft.core import accelerator, run_folder
 from kft.core.errors import UserError
 from kft.data import pipeline
@@ -230,9 +231,8 @@ class QATask(base.Task):
         check(config)
 
     def prepare(self, config):
-        if config.data.split_seed < 0:
-            config.data.split_seed = config.seed
-        splits, notes = squad.load_splits(config.data, config.data.split_seed)
+        seed = config_lib.split_seed(config)
+        splits, notes = squad.load_splits(config.data, seed)
         for line in notes:
             _log(line)
         built = build(config)
@@ -333,7 +333,8 @@ class QATask(base.Task):
             if note:
                 _log(note)
             return base.Examples(examples, "test", config.data.test)
-        splits, _ = squad.load_splits(config.data, config.data.split_seed)
+        seed = config_lib.split_seed(config)
+        splits, _ = squad.load_splits(config.data, seed)
         return base.Examples(splits["test"], "test", "test")
 
     def export_sample(self, built, splits, config):

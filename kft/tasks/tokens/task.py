@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from kft import config as config_lib
 from kft import data
 from kft.core import accelerator, run_folder
 from kft.model import builder, heads
@@ -29,9 +30,7 @@ HEAD = heads.Head(sequence=True)
 
 def prepare(config):
     """Reads the tagged data and builds the model; returns (built, splits)."""
-    if config.data.split_seed < 0:
-        config.data.split_seed = config.seed
-    splits = tokens.load_splits(config.data, config.data.split_seed)
+    splits = tokens.load_splits(config.data, config_lib.split_seed(config))
     for note in splits.notes:
         _log(note)
     built = builder.build(config, len(splits.labels), HEAD)
@@ -129,7 +128,8 @@ def evaluation_split(config):
     data)."""
     if config.data.test:
         return tokens.read_spec(config.data.test, config.data, "test")
-    return tokens.load_splits(config.data, config.data.split_seed).test
+    seed = config_lib.split_seed(config)
+    return tokens.load_splits(config.data, seed).test
 
 
 class TokensTask(base.Task):
