@@ -286,15 +286,6 @@ def default_config():
     return config
 
 
-def split_seed(config, seed=None):
-    """The seed of the held-out splits: `data.split_seed`, or the run's
-    seed (`seed`, by default `config.seed`) where it is -1. A run writes
-    the one it used to config.json."""
-    if config.data.split_seed >= 0:
-        return config.data.split_seed
-    return config.seed if seed is None else seed
-
-
 def _parse_bool(text):
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):

@@ -222,7 +222,7 @@ def _prepare_run(state):
     training data (regression's target scaling)."""
     task, config, output = state.task, state.config, state.output
     # The held-out splits' seed, recorded in config.json for a rerun.
-    config.data.split_seed = config_lib.split_seed(config)
+    config.data.split_seed = data.split_seed(config)
     write_config(config, output)
     _log(
         f"strategy {config.strategy}: {distribute.replicas(state.strategy)} "

@@ -96,13 +96,3 @@ def test_every_experiment_passes_the_value_checks():
 
     for name in experiments.available():
         config_lib.check_values(experiments.load(name))
-
-
-def test_split_seed_is_the_runs_seed_unless_set():
-    config = config_lib.default_config()
-    config.seed = 3
-    assert config_lib.split_seed(config) == 3
-    assert config_lib.split_seed(config, seed=5) == 5
-    config.data.split_seed = 7
-    assert config_lib.split_seed(config) == 7
-    assert config_lib.split_seed(config, seed=5) == 7

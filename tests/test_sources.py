@@ -475,3 +475,13 @@ def test_bad_data_exits_2_with_one_line(tiny_bert, tmp_path):
             tmp_path / str(index), f"--config.backbone={tiny_bert}", *overrides
         )
         assert_user_error(result, *words)
+
+
+def test_split_seed_is_the_runs_seed_unless_set():
+    config = config_lib.default_config()
+    config.seed = 3
+    assert data.split_seed(config) == 3
+    assert data.split_seed(config, seed=5) == 5
+    config.data.split_seed = 7
+    assert data.split_seed(config) == 7
+    assert data.split_seed(config, seed=5) == 7

@@ -16,7 +16,6 @@ import json
 import pathlib
 import shutil
 
-from kft import config as config_lib
 from kft.core.errors import UserError
 
 
@@ -41,12 +40,14 @@ def _pool_config(config, seed, on):
     from. --on=validation never reads the test file, and carves a test
     split (when there is no test file) with the experiment's own seed, the
     same for every benchmark seed: no seed's pool holds test examples."""
+    from kft import data
+
     if on == "test":
-        return config.data, config_lib.split_seed(config, seed)
+        return config.data, data.split_seed(config, seed)
     data_config = copy.deepcopy(config.data)
     if data_config.test:
         data_config.test, data_config.test_fraction = "", 0.0
-    return data_config, config_lib.split_seed(config)
+    return data_config, data.split_seed(config)
 
 
 def examples(config, seed, on, holdout, folder, peers=("kft",)):

@@ -21,4 +21,5 @@ from kft.data.sources import label_ids as label_ids
 from kft.data.sources import load_splits as load_splits
 from kft.data.sources import read_checked as read_checked
 from kft.data.sources import read_spec as read_spec
+from kft.data.sources import split_seed as split_seed
 from kft.data.sources import stratified_split as stratified_split

@@ -220,6 +220,15 @@ def _held_out(records, pool, data_config, seed, notes, task):
     return held, pool
 
 
+def split_seed(config, seed=None):
+    """The seed of the held-out splits: `data.split_seed`, or the run's
+    seed (`seed`, by default `config.seed`) where it is -1. A run writes
+    the one it used to config.json."""
+    if config.data.split_seed >= 0:
+        return config.data.split_seed
+    return config.seed if seed is None else seed
+
+
 def load_splits(data_config, seed, task="classification"):
     """Reads the train, validation and test specs into `Splits`.
 

@@ -13,7 +13,6 @@ import os
 
 import numpy as np
 
-from kft import config as config_lib
 from kft import data
 from kft.core import accelerator, distribute, files, run_folder
 from kft.core.errors import UserError
@@ -35,7 +34,7 @@ TOLERANCE = parity.TOLERANCE
 
 def prepare(config, head=heads.SOFTMAX):
     """Reads the data and builds the model; returns (built, splits)."""
-    seed = config_lib.split_seed(config)
+    seed = data.split_seed(config)
     splits = data.load_splits(config.data, seed, config.task)
     for note in splits.notes:
         _log(note)
@@ -196,7 +195,7 @@ def evaluation_split(config, labels, model_dir):
             _log(note)
         values, names, pairs = records.values, records.labels, records.pairs
     else:
-        seed = config_lib.split_seed(config)
+        seed = data.split_seed(config)
         return data.load_splits(config.data, seed, config.task).test
     if not config.data.text_pair_column:
         pairs = None

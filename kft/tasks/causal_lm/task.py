@@ -15,10 +15,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from kft import config as config_lib
 from kft.core import accelerator, compat, run_folder
 from kft.core.errors import UserError
-from kft.data import pipeline
+from kft.data import pipeline, split_seed
 from kft.model import backbones, builder
 from kft.report import page as report_lib
 from kft.report.markup import escape, lookup, note, section, table
@@ -97,7 +96,7 @@ def load_splits(config):
             )
             if note:
                 notes.append(note)
-    seed = config_lib.split_seed(config)
+    seed = split_seed(config)
     for name in ("test", "validation"):
         fraction = data[f"{name}_fraction"]
         if name in splits or fraction <= 0:

@@ -20,7 +20,6 @@ import time
 
 import numpy as np
 
-from kft import config as config_lib
 from kft import data
 from kft.core import files, run_folder
 from kft.core.errors import UserError
@@ -46,7 +45,7 @@ def judge(quantization, accuracy_gap, agreement):
 
 
 def _training_split(config):
-    seed = config_lib.split_seed(config)
+    seed = data.split_seed(config)
     return data.load_splits(config.data, seed, config.task).train
 
 

@@ -18,7 +18,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from kft import config as config_lib
+from kft import data
 from kft.core import accelerator, run_folder
 from kft.core.errors import UserError
 from kft.data import pipeline
@@ -231,7 +231,7 @@ class QATask(base.Task):
         check(config)
 
     def prepare(self, config):
-        seed = config_lib.split_seed(config)
+        seed = data.split_seed(config)
         splits, notes = squad.load_splits(config.data, seed)
         for line in notes:
             _log(line)
@@ -333,7 +333,7 @@ class QATask(base.Task):
             if note:
                 _log(note)
             return base.Examples(examples, "test", config.data.test)
-        seed = config_lib.split_seed(config)
+        seed = data.split_seed(config)
         splits, _ = squad.load_splits(config.data, seed)
         return base.Examples(splits["test"], "test", "test")
 

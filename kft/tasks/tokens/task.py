@@ -13,7 +13,6 @@ import os
 
 import numpy as np
 
-from kft import config as config_lib
 from kft import data
 from kft.core import accelerator, run_folder
 from kft.model import builder, heads
@@ -30,7 +29,7 @@ HEAD = heads.Head(sequence=True)
 
 def prepare(config):
     """Reads the tagged data and builds the model; returns (built, splits)."""
-    splits = tokens.load_splits(config.data, config_lib.split_seed(config))
+    splits = tokens.load_splits(config.data, data.split_seed(config))
     for note in splits.notes:
         _log(note)
     built = builder.build(config, len(splits.labels), HEAD)
@@ -128,7 +127,7 @@ def evaluation_split(config):
     data)."""
     if config.data.test:
         return tokens.read_spec(config.data.test, config.data, "test")
-    seed = config_lib.split_seed(config)
+    seed = data.split_seed(config)
     return tokens.load_splits(config.data, seed).test
 
 
