@@ -14,8 +14,9 @@ and the speed-up. `--compare`:
 
     python tools/profile_text_step.py --compare=einsum --lengths=64,128
 
-Measured on the 2-core CPU, 2026-11-28, otherwise idle, MiniLM, batch 32
-(median of 4-8 rounds; figures also in docs/benchmarks.md):
+Measured on a 2-core AVX2 CPU, 2026-11-28, otherwise idle, MiniLM, batch
+32 (median of 4-8 rounds; an AVX-512 CPU's figures are in
+docs/benchmarks.md):
 
     einsum  length 64: 2.05 -> 1.53 s (1.35x)
             length 128: 3.95 -> 3.56 s (1.11x)
