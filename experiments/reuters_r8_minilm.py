@@ -15,12 +15,11 @@ training data held out for validation, stratified; the best epoch by
 validation macro-F1); only the data and the backbone are set here.
 """
 
-from kft.config import default_config
-from kft.core import assets
+from kft.core import assets, experiments
 
 
 def get_config():
-    config = default_config()  # text_classifier's defaults
+    config = experiments.load("text_classifier")  # its defaults
     config.backbone = assets.file("minilm", "")
     config.data.train = assets.file("reuters_r8", "train.tsv")
     config.data.test = assets.file("reuters_r8", "test.tsv")

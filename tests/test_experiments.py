@@ -90,3 +90,18 @@ def test_digits_transfer_names_its_pretrained_run(tmp_path, monkeypatch):
     config = experiments.load("digits_transfer")
     with pytest.raises(UserError, match=r"--config\.weights=.*digits_pretrain"):
         builder.build(config, 5)
+
+
+@pytest.mark.parametrize(
+    "name", ["rotten_tomatoes_minilm", "trec_minilm", "reuters_r8_minilm"]
+)
+def test_data_set_experiments_train_with_text_classifiers_recipe(name):
+    """The accuracy benchmark's data sets measure text_classifier's
+    defaults: only the backbone and the data differ."""
+    recipe = experiments.load("text_classifier").to_dict()
+    config = experiments.load(name).to_dict()
+    for tree in (recipe, config):
+        del tree["backbone"]
+        for key in ("train", "test", "text_column", "label_column"):
+            del tree["data"][key]
+    assert config == recipe
