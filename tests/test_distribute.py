@@ -163,8 +163,9 @@ def test_mirrored_matches_one_device(
     tmp_path, bert_without_dropout, texts, one_device
 ):
     from kft import config as config_lib
+    from kft.core import experiments
 
-    config = config_lib.default_config()
+    config = experiments.load("text_classifier")  # as one_device's run
     flags = _exact_flags(bert_without_dropout, texts)
     config_lib.apply_overrides(config, flags.items())
     model_dir = tmp_path / "mirrored"

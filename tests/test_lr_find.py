@@ -267,10 +267,11 @@ def test_applied_rate_trains_and_tensorboard_matches_history(
     rates = train["batch_learning_rate"]
     steps = sorted(rates)
     assert steps == list(range(1, len(steps) + 1))  # phases end to end
-    # The head phase warms up to the suggestion; the full phase to 5e-5.
+    # The head phase warms up to the suggestion; the full phase to its rate.
     peaks = {round(rate, 12) for rate in rates.values()}
     assert round(np.float32(found["suggestion"]).item(), 12) in peaks
-    assert round(np.float32(5e-5).item(), 12) in peaks
+    full_rate = config["learning_rate"]
+    assert round(np.float32(full_rate).item(), 12) in peaks
     # The run's report shows the sweep it trained with.
     page = (tmp_path / "report.html").read_text()
     assert "<h2>Learning-rate range test</h2>" in page
