@@ -122,8 +122,9 @@ def default_config():
     config.train_batchnorm = False
     # Text backbones have no BatchNorm, so they can run in training mode
     # and keep their own dropout, the main regularizer when fine-tuning a
-    # transformer on little data. Image backbones always run with
-    # training=False.
+    # transformer on little data, in the phases where the backbone trains
+    # (a head-only phase trains on cached features: see cache_features).
+    # Image backbones always run with training=False.
     config.backbone_dropout = True
 
     config.optimizer = ml_collections.ConfigDict()
@@ -146,9 +147,9 @@ def default_config():
     # data.class_weights).
     config.class_weight = ""
     # Cached frozen features (kft/core/cached.py): a phase that trains the head
-    # alone, with the backbone in inference mode and no augmentation,
-    # computes the backbone's pooled outputs once and fits the head on
-    # them. "auto" does so wherever valid and logs why not elsewhere;
+    # alone on unaugmented data (and, for images, without train_batchnorm)
+    # computes the backbone's pooled outputs once, in inference mode, and
+    # fits the head on them. "auto" does so wherever valid and logs why not elsewhere;
     # "true" makes a head-only phase that cannot be cached an error;
     # "false" recomputes the backbone every step.
     config.cache_features = "auto"

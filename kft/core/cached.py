@@ -1,12 +1,16 @@
 """Cached frozen features: a head-only phase trains on features computed once.
 
-When a phase trains the head alone, the backbone runs in inference mode
-and the training data is not augmented, every epoch would compute the same
-pooled backbone outputs again. Here they are computed once for the training
-and validation sets, and `model.fit` trains a model of the head's own
-layers on them: the very layers (and variables) of the full model, so the
-full model's weights are what trains, and checkpoints, best weights and the
-next (unfrozen) phase see them as usual.
+When a phase trains the head alone on unaugmented data, every epoch would
+compute the same pooled backbone outputs again. Here they are computed once
+for the training and validation sets, with the backbone in inference mode,
+and `model.fit` trains a model of the head's own layers on them: the very
+layers (and variables) of the full model, so the full model's weights are
+what trains, and checkpoints, best weights and the next (unfrozen) phase
+see them as usual. A text backbone's dropout (`backbone_dropout`) is for
+the phases where the backbone trains: the cached head learns on the features
+it will see at inference. With `cache_features` false a head-only
+phase computes the backbone every step, in training mode where
+`backbone_dropout` is set.
 
 `cache_features` in the config: "auto" caches every phase where that is
 valid and logs why a head-only phase is not; "true" makes a head-only phase
@@ -39,8 +43,6 @@ def why_not(config, built, phase, train_epochs):
             f"task {config.get('task', 'classification')} has no head on "
             "pooled features"
         )
-    if built.modality == "text" and config.backbone_dropout:
-        return "backbone_dropout runs the backbone in training mode"
     if built.modality == "image" and config.train_batchnorm:
         return "train_batchnorm runs the backbone in training mode"
     augmented = [

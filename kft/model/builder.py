@@ -4,7 +4,9 @@ Image backbones are called with `training=False`, so BatchNorm keeps its
 inference mode even when its layer is unfrozen (`trainable` is not
 `training`; see the Keras transfer-learning guide). Text backbones have no
 BatchNorm; by default (`backbone_dropout`) they follow the training phase so
-their own dropout regularizes the fine-tune, as keras-hub's classifiers do.
+their own dropout regularizes the fine-tune, as keras-hub's classifiers do
+(a head-only phase trains on features computed once in inference mode:
+kft/core/cached.py).
 """
 
 import dataclasses
