@@ -11,10 +11,27 @@ def duration(seconds):
     return f"{seconds / 3600:.1f} h"
 
 
-def epoch_line(done, total, seconds):
+def epoch_line(done, total, seconds, phase_left=None, later=0, phase=""):
     """The line after epoch `done` of `total`, which took `seconds`: its
-    time and, from it, about how long training has left."""
+    time and, from it, about how long training has left. With
+    `phase_left` (epochs left in `phase`) and `later` (epochs of the
+    phases after it, which may cost differently: a cached head against the
+    whole backbone) the estimate covers `phase` alone and the line counts
+    the later epochs."""
     line = f"epoch {done}/{total}: {duration(seconds)}"
-    if done < total:
-        line += f"; about {duration((total - done) * seconds)} of training left"
-    return line
+    if phase_left is None:
+        phase_left = total - done
+    if not later:
+        if phase_left <= 0:
+            return line
+        return line + (
+            f"; about {duration(phase_left * seconds)} of training left"
+        )
+    if phase_left:
+        line += (
+            f"; about {duration(phase_left * seconds)} left in phase "
+            f"{phase}, then"
+        )
+    else:
+        line += ";"
+    return line + f" {later} more epoch(s) in later phases"

@@ -397,7 +397,18 @@ class Trainer:
         seconds = time.time() - self.epoch_started
         state.phase_seconds[state.phase] += seconds
         state.epoch += 1
-        self.log(progress.epoch_line(state.epoch, self.total_epochs, seconds))
+        phase_left = state.phase_first_epoch + phase.epochs - state.epoch
+        later = sum(p.epochs for p in self.phases[state.phase + 1 :])
+        self.log(
+            progress.epoch_line(
+                state.epoch,
+                self.total_epochs,
+                seconds,
+                0 if state.phase_done else phase_left,
+                later,
+                phase.name,
+            )
+        )
         state.step = 0
         state.train_logs = None
         if state.epoch >= last_epoch:
