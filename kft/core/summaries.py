@@ -65,6 +65,17 @@ class TensorBoardScalars:
             ],
         )
 
+    def end_epoch(self, row, new_phase, schedule, steps_before, done, steps):
+        """Writes an epoch's `row` (and its phase's name where it is the
+        phase's first) and the learning rates of its `steps` optimizer steps,
+        `done` of them in the phase that came after `steps_before`; flushes."""
+        if new_phase:
+            self.write_phase(row["phase"], row["epoch"])
+        self.write_epoch(row)
+        self.steps_before = steps_before
+        self.write_rates(schedule, max(done - steps, 0), done)
+        self.flush()
+
     def write_epoch(self, row):
         step = row["epoch"]
         for key, value in row.items():

@@ -40,7 +40,8 @@ from kft.core import (
     step_hooks,
     summaries,
 )
-from kft.core.errors import Diverged, Interrupted, UserError
+from kft.core.errors import Diverged, Interrupted
+from kft.core.monitor import Monitor
 
 # Keras warns about both for every tf.data input whose length it cannot see
 # (length-grouped batches); neither is a problem here.
@@ -75,13 +76,7 @@ class Trainer:
         *,
         task,
     ):
-        metrics = task.metrics
-        monitors = [f"val_{m}" for m in metrics] + list(metrics)
-        if config.monitor not in monitors:
-            raise UserError(
-                f"unknown monitor '{config.monitor}'; valid: "
-                f"{', '.join(monitors)}"
-            )
+        self.monitor = Monitor.of(config.monitor, task.metrics)
         self.built = built
         self.model = built.model
         self.phases = phases
@@ -112,7 +107,6 @@ class Trainer:
         self.signals = signals.Signals()
         self.epoch_started = time.time()
         self.task = task
-        self.mode = "min" if lower_is_better(config.monitor) else "max"
         self.tensorboard = summaries.TensorBoardScalars(
             os.path.join(model_dir, "tensorboard")
         )
@@ -366,25 +360,24 @@ class Trainer:
         state = self.state
         row = summaries.epoch_row(self.model, phase.name, state.epoch, logs)
         history.append(self.model_dir, row)
-        if state.epoch == state.phase_first_epoch:
-            self.tensorboard.write_phase(phase.name, row["epoch"])
-        self.tensorboard.write_epoch(row)
-        self.tensorboard.steps_before = state.phase_first_step
-        done = int(keras.ops.convert_to_numpy(self.optimizer.iterations))
-        self.tensorboard.write_rates(
-            self.schedule, max(done - self.steps, 0), done
+        self.tensorboard.end_epoch(
+            row,
+            state.epoch == state.phase_first_epoch,
+            self.schedule,
+            state.phase_first_step,
+            int(keras.ops.convert_to_numpy(self.optimizer.iterations)),
+            self.steps,
         )
-        self.tensorboard.flush()
         value = logs.get(self.config.monitor)
         if value is not None:
             value = float(value)
-            if _better(value, state.best_value, self.mode):
+            if self.monitor.better(value, state.best_value):
                 state.best_value, state.best_epoch = value, state.epoch + 1
                 state.best_file = checkpoint.save_best(
                     self.model_dir, self.model, state
                 )
             patience = self.config.early_stopping_patience
-            if _better(value, state.phase_best, self.mode):
+            if self.monitor.better(value, state.phase_best):
                 state.phase_best, state.wait = value, 0
             else:
                 state.wait += 1
@@ -397,18 +390,13 @@ class Trainer:
         seconds = time.time() - self.epoch_started
         state.phase_seconds[state.phase] += seconds
         state.epoch += 1
-        phase_left = state.phase_first_epoch + phase.epochs - state.epoch
+        left = state.phase_first_epoch + phase.epochs - state.epoch
         later = sum(p.epochs for p in self.phases[state.phase + 1 :])
-        self.log(
-            progress.epoch_line(
-                state.epoch,
-                self.total_epochs,
-                seconds,
-                0 if state.phase_done else phase_left,
-                later,
-                phase.name,
-            )
+        left *= not state.phase_done
+        line = progress.epoch_line(
+            state.epoch, self.total_epochs, seconds, left, later, phase.name
         )
+        self.log(line)
         state.step = 0
         state.train_logs = None
         if state.epoch >= last_epoch:
@@ -447,14 +435,3 @@ class Trainer:
             "checkpoint_seconds": round(state.checkpoint_seconds, 2),
             "nan_retries": state.nan_retries,
         }
-
-
-def lower_is_better(monitor):
-    """Whether the monitored figure improves downwards (losses, errors)."""
-    return monitor.endswith(("loss", "mae", "rmse"))
-
-
-def _better(value, best, mode):
-    if best is None:
-        return True
-    return value < best if mode == "min" else value > best

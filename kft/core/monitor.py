@@ -1,0 +1,31 @@
+"""The monitored figure: what picks the best epoch and stops a phase early."""
+
+import dataclasses
+
+from kft.core.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Monitor:
+    """`name` (config.monitor: a task metric, `val_` for its validation
+    figure) and whether it improves downwards (losses and errors)."""
+
+    name: str
+    lower_is_better: bool
+
+    @classmethod
+    def of(cls, name, metrics):
+        """The monitor `name` of a task with `metrics`; a UserError for a
+        figure the task does not log."""
+        valid = [f"val_{m}" for m in metrics] + list(metrics)
+        if name not in valid:
+            raise UserError(
+                f"unknown monitor '{name}'; valid: {', '.join(valid)}"
+            )
+        return cls(name, name.endswith(("loss", "mae", "rmse")))
+
+    def better(self, value, best):
+        """Whether `value` improves on `best` (None: nothing yet)."""
+        if best is None:
+            return True
+        return value < best if self.lower_is_better else value > best
