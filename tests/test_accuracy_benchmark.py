@@ -73,6 +73,8 @@ def test_accuracy_cli_kft_and_tfidf(tiny_bert, tmp_path):
     assert summary["mean"] == pytest.approx(sum(values) / 2)
     assert summary["min"] == min(values) and summary["max"] == max(values)
     assert "kft - tfidf: accuracy" in result.stdout
+    # The run's export is off here: the line must not say it is included.
+    assert "kft's s/run is its whole kft-train run" in result.stdout
     assert "training alone" in result.stdout
     assert "CPU: " in result.stdout
     assert "test split (18 examples)" in result.stdout

@@ -330,8 +330,9 @@ def format_report(report):
     if kft is not None:
         fit = [s["peers"]["kft"]["fit_seconds"] for s in report["seeds"]]
         lines.append(
-            f"kft's s/run includes its SavedModel export and check; "
-            f"training alone {np.mean(fit):.0f} s/run"
+            "kft's s/run is its whole kft-train run (start-up, data, test "
+            "evaluation, report, and export where on); training alone "
+            f"{np.mean(fit):.0f} s/run"
         )
     for peer, figures in report["summary"].items():
         if peer == "kft" or kft is None:
