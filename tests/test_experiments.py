@@ -83,12 +83,12 @@ def test_experiments_are_found_from_any_folder(tmp_path, monkeypatch):
 
 def test_digits_transfer_names_its_pretrained_run(tmp_path, monkeypatch):
     """digits_transfer reads no path relative to where it is started: the
-    digits_pretrain run is named with --config.weights, and leaving it out
+    mnist_pretrain run is named with --config.weights, and leaving it out
     is one line that says so."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "runs" / "digits_pretrain").mkdir(parents=True)
+    (tmp_path / "runs" / "mnist_pretrain").mkdir(parents=True)
     config = experiments.load("digits_transfer")
-    with pytest.raises(UserError, match=r"--config\.weights=.*digits_pretrain"):
+    with pytest.raises(UserError, match=r"--config\.weights=.*mnist_pretrain"):
         builder.build(config, 5)
 
 
