@@ -7,10 +7,11 @@ and `model.fit` trains a model of the head's own layers on them: the very
 layers (and variables) of the full model, so the full model's weights are
 what trains, and checkpoints, best weights and the next (unfrozen) phase
 see them as usual. A text backbone's dropout (`backbone_dropout`) is for
-the phases where the backbone trains: the cached head learns on the features
-it will see at inference. With `cache_features` false a head-only
-phase computes the backbone every step, in training mode where
-`backbone_dropout` is set.
+the phases where the backbone trains: the cached head learns on the
+features it will see at inference (as accurate as dropout-noised features
+on two text sets' validation splits: experiments/text_classifier.py).
+With `cache_features` false a head-only phase computes the backbone every
+step, in training mode where `backbone_dropout` is set.
 
 `cache_features` in the config: "auto" caches every phase where that is
 valid and logs why a head-only phase is not; "true" makes a head-only phase
