@@ -17,21 +17,12 @@ weights do, where mnist_pretrain.py's (more images, all ten classes, from
 another source) transfer well: see digits_transfer.py.
 """
 
-from kft.config import default_config
-from kft.core import assets
+from kft.core import assets, experiments
 
 
 def get_config():
-    config = default_config()
-    config.backbone = "ResNet50"
-    config.weights = "none"
+    config = experiments.load("mnist_pretrain")  # the same training
     config.data.train = assets.file("digits", "pretrain")
-    config.data.image_size = 32
     config.data.validation_fraction = 0.15
     config.data.test_fraction = 0.15
-    config.plan = "full"
-    config.epochs = 8
-    config.learning_rate = 1e-3
-    config.train_batchnorm = True
-    config.monitor = "val_accuracy"
     return config
