@@ -248,3 +248,35 @@ def test_case_processes_import_this_kft():
 
     root = measure.child_env()["PYTHONPATH"].split(os.pathsep)[0]
     assert (pathlib.Path(root) / "kft" / "__init__.py").is_file()
+
+
+def test_targets_are_issue_26s():
+    """kft >= 1.2x both peers at fixed shapes, >= 1.3x PyTorch on the real
+    epoch and never slower than keras-hub there, memory <= 1.0x PyTorch's."""
+
+    def row(suite, peer, median, memory=1000.0):
+        return {
+            "suite": suite,
+            "case": "c",
+            "peer": peer,
+            "median": median,
+            "peak_rss_mb": memory,
+        }
+
+    rows = [
+        row("text_fixed", "kft", 11.9),
+        row("text_fixed", "keras", 10.0),
+        row("text_fixed", "torch", 9.0),
+        row("text_epoch", "kft", 12.5),
+        row("text_epoch", "keras", 13.0),
+        row("text_epoch", "torch", 10.0),
+    ]
+    found = {t["what"]: (t["target"], t["met"]) for t in table.targets(rows)}
+    assert found == {
+        "text_fixed c: kft / PyTorch": (">= 1.2x", True),
+        "text_fixed c: kft / keras-hub": (">= 1.2x", False),
+        "text_fixed c: kft peak memory / PyTorch's": ("<= 1.0x", True),
+        "text_epoch c: kft / PyTorch": (">= 1.3x", False),
+        "text_epoch c: kft / keras-hub": (">= 1.0x", False),
+        "text_epoch c: kft peak memory / PyTorch's": ("<= 1.0x", True),
+    }
