@@ -54,7 +54,6 @@ class TensorBoardScalars:
             run: tf.summary.create_file_writer(os.path.join(folder, run))
             for run in ("train", "validation")
         }
-        self.steps_before = 0  # optimizer steps before this phase
         # Traced per instance: a traced summary op keeps the writer that was
         # the default when it was traced.
         self._write_series = tf.function(
@@ -72,8 +71,7 @@ class TensorBoardScalars:
         if new_phase:
             self.write_phase(row["phase"], row["epoch"])
         self.write_epoch(row)
-        self.steps_before = steps_before
-        self.write_rates(schedule, max(done - steps, 0), done)
+        self.write_rates(schedule, max(done - steps, 0), done, steps_before)
         self.flush()
 
     def write_epoch(self, row):
@@ -86,14 +84,15 @@ class TensorBoardScalars:
             with self.writers[run].as_default(step=step):
                 tf.summary.scalar(tag, value)
 
-    def write_rates(self, schedule, first, last):
-        """batch_learning_rate of the phase's optimizer steps [first, last)."""
+    def write_rates(self, schedule, first, last, steps_before=0):
+        """batch_learning_rate of the phase's optimizer steps [first, last),
+        the phase coming after `steps_before` steps of the run."""
         steps = np.arange(first, last)
         rates = np.broadcast_to(np.asarray(schedule(steps)), steps.shape)
         with self.writers["train"].as_default():
             self._write_series(
                 tf.constant(rates, tf.float32),
-                tf.constant(self.steps_before + first + 1, tf.int64),
+                tf.constant(steps_before + first + 1, tf.int64),
             )
 
     def _series(self, values, first_step):

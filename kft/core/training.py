@@ -368,7 +368,7 @@ class Trainer:
             int(keras.ops.convert_to_numpy(self.optimizer.iterations)),
             self.steps,
         )
-        value = logs.get(self.config.monitor)
+        value = logs.get(self.monitor.name)
         if value is not None:
             value = float(value)
             if self.monitor.better(value, state.best_value):
@@ -383,7 +383,7 @@ class Trainer:
                 state.wait += 1
                 if patience and state.wait >= patience:
                     self.log(
-                        f"early stopping: {self.config.monitor} has not "
+                        f"early stopping: {self.monitor.name} has not "
                         f"improved for {patience} epoch(s)"
                     )
                     state.phase_done = True
@@ -413,7 +413,7 @@ class Trainer:
         ):
             self.log(
                 f"restored the best weights: epoch {state.best_epoch}, "
-                f"{self.config.monitor} {state.best_value:.4f}"
+                f"{self.monitor.name} {state.best_value:.4f}"
             )
         else:
             self.log("no validation data: keeping the last epoch's weights")
