@@ -118,6 +118,27 @@ def test_compare_tiny_in_process(tiny_bert, tmp_path):
     )
 
 
+def test_compare_kft_trains_at_the_precision_kft_train_would(
+    tiny_bert, tmp_path
+):
+    """--config.precision reaches kft's case as it reaches kft-train, the
+    row says which precision kft ran at, and the case leaves this
+    process's policy as it found it."""
+    import keras
+
+    config = _text_config(tiny_bert, tmp_path)
+    config.precision = "mixed_bfloat16"
+    settings = _tiny_settings(
+        peers=("kft", "keras"), suites=("text_fixed",), isolate=False
+    )
+    report = benchmark.compare(config, settings, log=lambda line: None)
+    rows = {row["peer"]: row for row in report["rows"]}
+    assert rows["kft"]["precision"] == "mixed_bfloat16"
+    assert "mixed_bfloat16" in rows["kft"]["label"]
+    assert "precision" not in rows["keras"]
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
 def _tiny_hf_bert(folder):
     """A tiny BERT as a Hugging Face folder, which keras-hub loads too."""
     import transformers

@@ -7,6 +7,7 @@ it. What kft-train adds around `model.fit` (checkpoints, validation,
 history) is not timed.
 """
 
+import functools
 import json
 import math
 import time
@@ -49,20 +50,35 @@ def read_split(path):
     return split, examples["num_classes"]
 
 
-def _config(spec):
-    config = config_lib.from_json(spec["config"])
-    run.set_seed(config.seed)
-    run.check_choices(config)
-    return config
+def _case(function):
+    """A case run as kft-train runs: its config resolved for this device,
+    the seed and precision policy set (kft/run.py), and the precision in
+    the result. The policy this process had comes back at the end (a case
+    may run in a test's process)."""
+
+    @functools.wraps(function)
+    def case(spec):
+        import keras
+
+        config = config_lib.from_json(spec["config"])
+        distribute.resolve(config)
+        run.check_choices(config)
+        before = keras.mixed_precision.global_policy()
+        run.reproducible(config)
+        try:
+            return function(spec, config) | {"precision": config.precision}
+        finally:
+            keras.mixed_precision.set_global_policy(before)
+
+    return case
 
 
-def _build_text(spec):
-    config = _config(spec)
+def _build_text(spec, config):
     split, num_classes = read_split(spec["data"])
     built = builder.build(config, num_classes)
     built.preprocessor.sequence_length = config.data.sequence_length
     compile_last_phase(built, config, num_classes)
-    return config, split, built
+    return split, built
 
 
 def _fit_steps(model, epochs, spec):
@@ -80,9 +96,10 @@ def _fit_steps(model, epochs, spec):
     return keras_peer.rates(clock, spec)
 
 
-def text_fixed(spec):
+@_case
+def text_fixed(spec, config):
     """Steps on [batch, length] token batches from kft's text pipeline."""
-    config, split, built = _build_text(spec)
+    split, built = _build_text(spec, config)
     epochs = labelled.batches(built, split, config, True)
     shapes = {
         tuple(inputs["token_ids"].shape) for inputs, _ in epochs.dataset(0, 1)
@@ -96,11 +113,12 @@ def text_fixed(spec):
     return {"rates": _fit_steps(built.model, epochs, spec)}
 
 
-def text_epoch(spec):
+@_case
+def text_epoch(spec, config):
     """Whole epochs from raw texts: kft's pipeline tokenizes, caches and
     groups by length (a fresh pipeline per epoch, so each timed epoch
     tokenizes as kft-train's first does); one warm-up epoch."""
-    config, split, built = _build_text(spec)
+    split, built = _build_text(spec, config)
     shapes = set()
     seconds = []
     for epoch in range(1 + spec["repeats"]):
@@ -123,11 +141,11 @@ def text_epoch(spec):
     }
 
 
-def images(spec):
+@_case
+def images(spec, config):
     """Steps on image batches from kft's image pipeline; the config's plan
     (full: everything trains; linear_probe: the backbone is frozen and
     recomputed every step)."""
-    config = _config(spec)
     split, num_classes = read_split(spec["data"])
     built = builder.build(config, num_classes)
     compile_last_phase(built, config, num_classes)
@@ -135,12 +153,12 @@ def images(spec):
     return {"rates": _fit_steps(built.model, epochs, spec)}
 
 
-def images_cached(spec):
+@_case
+def images_cached(spec, config):
     """Whole epochs of a frozen backbone's head on cached features, as
     kft-train's cached phase runs them (kft/core/cached.py): the features of
     every image computed once (`features_seconds`, not in the rates), then
     one warm-up epoch and `repeats` timed epochs of the head's fit."""
-    config = _config(spec)
     split, num_classes = read_split(spec["data"])
     built = builder.build(config, num_classes)
     compile_last_phase(built, config, num_classes)

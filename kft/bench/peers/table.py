@@ -29,6 +29,8 @@ def row(spec, result):
     label = LABELS.get((spec["suite"], spec["peer"]), spec["peer"])
     if spec["peer"] == "kft" and spec["case"].endswith("frozen"):
         label = FROZEN_LABEL
+    if result.get("precision", "float32") != "float32":
+        label += f", {result['precision']}"
     rates = result.get("rates", [])
     row = {
         "suite": spec["suite"],
@@ -46,6 +48,7 @@ def row(spec, result):
         "warmup_seconds",
         "features_seconds",
         "batch_shapes",
+        "precision",
     ):
         if key in result:
             row[key] = result[key]
