@@ -18,6 +18,7 @@ P100 = Device("GPU", "Tesla P100-PCIE-16GB", (6, 0))
 TABLE = [
     # device, precision, jit_compile, steps_per_execution, text_shapes
     (Device(), "float32", False, 1, "dynamic"),
+    (Device(amx=True), "mixed_bfloat16", False, 1, "dynamic"),
     (A100, "mixed_bfloat16", True, 8, "fixed"),
     (V100, "mixed_float16", True, 8, "fixed"),
     (P100, "float32", True, 8, "fixed"),
@@ -107,7 +108,39 @@ def test_probe_reads_tensorflows_gpus(monkeypatch):
     assert accelerator.probe("mirrored").compute == ()
     assert accelerator.probe("tpu") == Device("TPU")
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [])
+    monkeypatch.setattr(accelerator, "cpu_flags", lambda: ("", set()))
     assert accelerator.probe("default") == Device()
+
+
+CPUINFO = """processor\t: 0
+model name\t: Intel(R) Xeon(R) Processor
+flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile
+processor\t: 1
+model name\t: Intel(R) Xeon(R) Processor
+flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile
+"""
+
+
+def test_probe_reads_the_cpus_amx_flag(monkeypatch, tmp_path):
+    """A CPU with AMX's bfloat16 tiles trains in mixed_bfloat16 by
+    default; one without (AVX512_BF16 alone included) in float32."""
+    import tensorflow as tf
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO)
+    model, flags = accelerator.cpu_flags(str(cpuinfo))
+    assert model == "Intel(R) Xeon(R) Processor"
+    assert {"amx_bf16", "avx512_bf16"} <= flags
+    assert accelerator.cpu_flags(str(tmp_path / "none")) == ("", set())
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [])
+    found = {}
+    monkeypatch.setattr(accelerator, "cpu_flags", lambda: found["flags"])
+    found["flags"] = (model, flags)
+    assert accelerator.probe("default") == Device(amx=True)
+    assert accelerator.probe("default").describe() == "CPU with AMX"
+    found["flags"] = ("AMD EPYC", {"avx2", "avx512f", "avx512_bf16"})
+    assert accelerator.probe("default") == Device()
+    assert accelerator.auto_precision(Device()) == "float32"
 
 
 def test_jit_compile_takes_auto_or_a_bool():

@@ -7,6 +7,8 @@ import importlib.metadata
 import os
 import platform
 
+from kft.core import accelerator
+
 # The vector extensions that decide which kernels TensorFlow (oneDNN) and
 # PyTorch pick on x86.
 EXTENSIONS = (
@@ -24,20 +26,9 @@ PACKAGES = ("tensorflow", "keras", "keras-hub", "torch", "transformers")
 def cpu(cpuinfo="/proc/cpuinfo"):
     """(model name, [the EXTENSIONS it has]) from /proc/cpuinfo; the
     platform's processor string and [] where there is no such file."""
-    try:
-        with open(cpuinfo) as file:
-            text = file.read()
-    except OSError:
-        return platform.processor() or platform.machine(), []
-    model, flags = "", set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and not model:
-            model = value.strip()
-        elif key == "flags" and not flags:
-            flags = set(value.split())
-    return model or platform.machine(), [e for e in EXTENSIONS if e in flags]
+    model, flags = accelerator.cpu_flags(cpuinfo)
+    model = model or platform.processor() or platform.machine()
+    return model, [e for e in EXTENSIONS if e in flags]
 
 
 def onednn():
