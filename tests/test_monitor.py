@@ -25,9 +25,14 @@ REGRESSION = ("mae", "rmse")
     ],
 )
 def test_better(name, metrics, value, best, better):
-    assert Monitor.of(name, metrics + ("loss",)).better(value, best) is better
+    monitor = Monitor.of(name, metrics + ("loss",), "some")
+    assert monitor.better(value, best) is better
 
 
 def test_a_figure_the_task_does_not_log_is_one_line():
-    with pytest.raises(UserError, match=r"unknown monitor 'val_f1'; valid: "):
-        Monitor.of("val_f1", CLASSIFICATION)
+    with pytest.raises(
+        UserError,
+        match=r"^--config.monitor=val_f1 is not a classification metric; "
+        r"valid: val_accuracy, .* \(or without val_\)$",
+    ):
+        Monitor.of("val_f1", CLASSIFICATION, "classification")

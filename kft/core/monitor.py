@@ -14,13 +14,14 @@ class Monitor:
     lower_is_better: bool
 
     @classmethod
-    def of(cls, name, metrics):
-        """The monitor `name` of a task with `metrics`; a UserError for a
-        figure the task does not log."""
-        valid = [f"val_{m}" for m in metrics] + list(metrics)
-        if name not in valid:
+    def of(cls, name, metrics, task):
+        """The monitor `name` of the task named `task`, which logs
+        `metrics`; a UserError for a figure it does not log."""
+        if name.removeprefix("val_") not in metrics:
             raise UserError(
-                f"unknown monitor '{name}'; valid: {', '.join(valid)}"
+                f"--config.monitor={name} is not a {task} metric; valid: "
+                + ", ".join(f"val_{m}" for m in metrics)
+                + " (or without val_)"
             )
         return cls(name, name.endswith(("loss", "mae", "rmse")))
 

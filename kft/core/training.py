@@ -76,7 +76,7 @@ class Trainer:
         *,
         task,
     ):
-        self.monitor = Monitor.of(config.monitor, task.metrics)
+        self.monitor = Monitor.of(config.monitor, task.metrics, task.name)
         self.built = built
         self.model = built.model
         self.phases = phases

@@ -28,6 +28,7 @@ import dataclasses
 
 from kft.core import run_folder
 from kft.core.errors import UserError
+from kft.core.monitor import Monitor
 from kft.model import builder
 
 # Features a task may lack; `refuse_unsupported` refuses them in one line.
@@ -94,13 +95,7 @@ class Task:
         """One line for a feature this task lacks or a monitor it does not
         report; then the task's own `check`."""
         self.refuse_unsupported(config)
-        if config.monitor.removeprefix("val_") not in self.metrics:
-            raise UserError(
-                f"--config.monitor={config.monitor} is not a {self.name} "
-                "metric; valid: "
-                + ", ".join(f"val_{m}" for m in self.metrics)
-                + " (or without val_)"
-            )
+        Monitor.of(config.monitor, self.metrics, self.name)
         self.check(config)
 
     def refuse_unsupported(self, config):
