@@ -18,7 +18,8 @@ P100 = Device("GPU", "Tesla P100-PCIE-16GB", (6, 0))
 TABLE = [
     # device, precision, jit_compile, steps_per_execution, text_shapes
     (Device(), "float32", False, 1, "dynamic"),
-    (Device(amx=True), "mixed_bfloat16", False, 1, "dynamic"),
+    # Not mixed_bfloat16 yet: export and LiteRT do not pass under it.
+    (Device(amx=True), "float32", False, 1, "dynamic"),
     (A100, "mixed_bfloat16", True, 8, "fixed"),
     (V100, "mixed_float16", True, 8, "fixed"),
     (P100, "float32", True, 8, "fixed"),
@@ -122,8 +123,8 @@ flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile
 
 
 def test_probe_reads_the_cpus_amx_flag(monkeypatch, tmp_path):
-    """A CPU with AMX's bfloat16 tiles trains in mixed_bfloat16 by
-    default; one without (AVX512_BF16 alone included) in float32."""
+    """A CPU with AMX's bfloat16 tiles is told apart (its runs record
+    "CPU with AMX") from one without (AVX512_BF16 alone included)."""
     import tensorflow as tf
 
     cpuinfo = tmp_path / "cpuinfo"
