@@ -140,6 +140,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
             f"task {config.task} does not run on several workers yet; use "
             "--config.strategy=mirrored for the GPUs of one machine"
         )
+    policy = keras.mixed_precision.global_policy()
     reproducible(config)
     _log(resolved)
     output = distribute.output_dir(model_dir, strategy)
@@ -149,6 +150,8 @@ def train(config, model_dir, overwrite=False, strategy=None):
         )
     finally:
         distribute.remove_output(output, model_dir)
+        # A notebook's next model is built under the policy it had.
+        keras.mixed_precision.set_global_policy(policy)
 
 
 @dataclasses.dataclass

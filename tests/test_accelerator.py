@@ -247,3 +247,23 @@ def test_a_resolved_copy_of_the_config_resolves_too():
     config = config_lib.default_config().copy_and_resolve_references()
     distribute.resolve(config, Device(kind="GPU", name="A100", compute=(8, 0)))
     assert config.jit_compile is True
+
+
+def test_a_run_leaves_the_processs_precision_policy_as_it_found_it(
+    image_folder, tmp_path
+):
+    """The Python API: a mixed_bfloat16 run must not turn every model a
+    notebook builds after it into a bfloat16 one."""
+    import keras
+    from conftest import tiny_image_config
+
+    from kft import run
+
+    config = tiny_image_config(image_folder)
+    config.epochs, config.export, config.verbose = 1, False, 0
+    config.precision = "mixed_bfloat16"
+    run.train(config, str(tmp_path))
+    assert json.loads((tmp_path / "config.json").read_text())["precision"] == (
+        "mixed_bfloat16"
+    )
+    assert keras.mixed_precision.global_policy().name == "float32"

@@ -332,3 +332,20 @@ def test_deterministic_causal_lm_runs_are_bitwise_equal(tiny_gpt2, tmp_path):
         result = train_cli(tmp_path / name, *flags, experiment="causal_lm")
         assert result.returncode == 0, result.stderr[-3000:]
     assert_bitwise_equal_runs(tmp_path / "first", tmp_path / "second")
+
+
+def test_a_causal_lm_saved_under_mixed_precision_loads(tiny_gpt2, tmp_path):
+    """A mixed_bfloat16 run saves its causal LM with that policy in the
+    preset's config, which keras-hub (0.32) cannot read back ("Invalid
+    dtype: mixed_bfloat16"); kft loads it under the policy in force."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        generation.load_causal_lm(tiny_gpt2).save_to_preset(
+            str(tmp_path / "preset")
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    again = generation.load_causal_lm(str(tmp_path / "preset"))
+    assert again.backbone.dtype_policy.name == "float32"

@@ -239,10 +239,15 @@ def load_causal_lm(name):
     """A keras-hub CausalLM (backbone, head and preprocessor) from a preset
     name or a local preset folder; its einsums run as 2-D matmuls
     (kft/model/kernels.py)."""
+    import keras
     import keras_hub
 
     try:
-        causal_lm = keras_hub.models.CausalLM.from_preset(name)
+        # The policy in force, not the one saved: keras-hub 0.32 cannot
+        # read back a preset saved under a mixed policy.
+        causal_lm = keras_hub.models.CausalLM.from_preset(
+            name, dtype=keras.mixed_precision.global_policy()
+        )
     except (OSError, ConnectionError, ValueError) as error:
         raise UserError(
             f"could not load keras-hub causal LM '{name}': "
