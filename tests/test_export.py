@@ -49,6 +49,28 @@ def _check(folder):
     return json.loads((folder / CHECK).read_text())
 
 
+def test_a_mixed_bfloat16_run_exports(tiny_bert, text_csv, tmp_path):
+    """A GPU's auto precision (and an AMX CPU's choice): the SavedModel
+    computes in bfloat16 as the Keras model does, in another graph, so
+    their probabilities differ by bfloat16's rounding (about 1e-3), not
+    float32's; the check allows that and still compares every class id."""
+    train, test = text_csv
+    folder = train_tiny(
+        tmp_path / "run",
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={train}",
+        f"--config.data.test={test}",
+        "--config.learning_rate=1e-3",
+        "--config.precision=mixed_bfloat16",
+        experiment="text_classifier",
+    )
+    check = _check(folder / "export" / "1")
+    assert check["tolerance"] == parity.tolerance("bfloat16")
+    assert check["max_abs_difference"] <= check["tolerance"]
+    assert check["class_id_mismatches"] == check["label_mismatches"] == 0
+    assert parity.tolerance("float32") == 1e-5
+
+
 @pytest.mark.parametrize(
     "run, inputs, preprocessed",
     [

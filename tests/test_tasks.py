@@ -285,7 +285,7 @@ def _run(tmp_path, experiment, *overrides):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     check = json.loads((run / "export" / "1" / publish.CHECK_FILE).read_text())
-    assert check["max_abs_difference"] <= parity.TOLERANCE
+    assert check["max_abs_difference"] <= parity.tolerance("float32")
     assert (run / "report.html").is_file()
     return run, metrics, check["signatures"]["serving_default"], result
 

@@ -28,9 +28,6 @@ from kft.serving import export as export_lib
 from kft.serving import parity
 from kft.tasks import base
 
-# How far served outputs may differ from the Keras model's.
-TOLERANCE = parity.TOLERANCE
-
 
 def prepare(config, head=heads.SOFTMAX):
     """Reads the data and builds the model; returns (built, splits)."""
@@ -225,12 +222,11 @@ def compare_values(expected, served, key):
     difference = (
         float(np.max(np.abs(got - expected) / scale)) if got.size else 0.0
     )
-    figures = {"max_abs_difference": difference, "tolerance": TOLERANCE}
+    allowed = parity.tolerance()
+    figures = {"max_abs_difference": difference, "tolerance": allowed}
     problems = []
-    if difference > TOLERANCE:
-        problems.append(
-            f"{key} differ by up to {difference:.2e} (> {TOLERANCE})"
-        )
+    if difference > allowed:
+        problems.append(f"{key} differ by up to {difference:.2e} (> {allowed})")
     return figures, problems
 
 

@@ -28,6 +28,7 @@ from kft.core.run_folder import PREDICTIONS_FILE, write_jsonl
 from kft.core.run_folder import log as _log
 from kft.data import targets
 from kft.model import heads
+from kft.serving import parity
 from kft.tasks import labelled
 from kft.tasks.classification import threshold as threshold_lib
 from kft.tasks.classification.metrics import safe_divide
@@ -298,7 +299,7 @@ def compare_served(expected, served, labels, thresholds, delimiter):
         expected, served, "probabilities"
     )
     cuts = np.asarray(thresholds, np.float32)
-    near = np.abs(expected - cuts) < labelled.TOLERANCE
+    near = np.abs(expected - cuts) < parity.tolerance()
     wrong = (served["decisions"] != decide(expected, thresholds)) & ~near
     chosen = targets.decode(served["decisions"], labels, "multilabel")
     joined = [delimiter.join(row) for row in chosen]

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from kft.model import preprocessing
 from kft.serving import check as fresh
+from kft.serving import parity
 
 _ALONE = (
     r"[!-/:-@\[-`{-~]|\p{P}|[\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}"
@@ -294,11 +295,14 @@ print(json.dumps({
 """
 
 
-def check(path, examples, expected, tolerance=1e-5):
+def check(path, examples, expected, tolerance=None):
     """Runs the SavedModel on `examples` in a fresh process and compares
     with the Python path's `expected` answers; returns the figures or
-    raises ExportError."""
+    raises ExportError. `tolerance`: by default the precision policy's
+    (`parity.tolerance()`)."""
     from kft.core.errors import ExportError
+
+    tolerance = tolerance or parity.tolerance()
 
     sample = [[e.question for e in examples], [e.context for e in examples]]
     served = fresh.run_script(_CHECK_SCRIPT, [path], stdin=json.dumps(sample))

@@ -39,7 +39,7 @@ import tensorflow as tf
 from kft.core.errors import ExportError
 from kft.model import preprocessing
 from kft.serving import check as fresh
-from kft.serving import publish
+from kft.serving import parity, publish
 from kft.tasks.tokens import data as tokens
 from kft.tasks.tokens import entities
 
@@ -53,7 +53,6 @@ OUTPUTS = (
     "num_entities",
 )
 PREFIX_CODES = {"O": 0, "B": 1, "I": 2, "E": 3, "S": 4}
-TOLERANCE = 1e-5
 
 
 # === The graph ===
@@ -264,7 +263,7 @@ def keras_entities(built, labels, texts):
     """Per text [(type, start, end, score)] from the Keras model.
 
     Also returns, per text, whether two tags of a word tie (within
-    TOLERANCE), where either answer is right.
+    `parity.tolerance()`), where either answer is right.
     """
     words = [text.split() for text in texts]
     offsets = [[m.span() for m in re.finditer(r"\S+", t)] for t in texts]
@@ -282,7 +281,8 @@ def keras_entities(built, labels, texts):
         word_probabilities[:, 0] = 1.0
         word_probabilities[: kept.sum()] = probabilities[row][kept]
         top2 = np.sort(word_probabilities, axis=-1)[:, -2:]
-        ties.append(bool(np.any(top2[:, 1] - top2[:, 0] < TOLERANCE)))
+        near = top2[:, 1] - top2[:, 0] < parity.tolerance()
+        ties.append(bool(np.any(near)))
         _, entity_spans = entities.decode(word_probabilities, labels)
         found.append(
             [
@@ -321,7 +321,7 @@ def check(path, built, labels, texts):
         "entities": sum(len(w) for w in expected),
         "span_mismatches": mismatches,
         "max_abs_difference": difference,
-        "tolerance": TOLERANCE,
+        "tolerance": parity.tolerance(),
         "near_ties": int(sum(ties)),
         "inputs": report["inputs"],
         "imported": report["imported"],
@@ -329,7 +329,7 @@ def check(path, built, labels, texts):
     problems = []
     if mismatches:
         problems.append(f"entities differ on {mismatches} texts")
-    if difference > TOLERANCE:
+    if difference > parity.tolerance():
         problems.append(f"scores differ by up to {difference:.2e}")
     if set(served) != set(OUTPUTS):
         problems.append(f"serving outputs are {sorted(served)}")
