@@ -229,6 +229,25 @@ def test_a_mixed_precision_run_converts_its_float32_twin(
     assert (model_dir / "litert" / "model_float32.tflite").is_file()
 
 
+def test_a_mixed_precision_text_run_converts_its_float32_twin(
+    tiny_bert, text_csv, tmp_path
+):
+    """The same for a text model (a backbone loaded from its preset, the
+    masked-mean pooling): its twin is float32 throughout."""
+    train, test = text_csv
+    model_dir = train_tiny(
+        tmp_path / "run",
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={train}",
+        f"--config.data.test={test}",
+        "--config.export=false",
+        "--config.precision=mixed_bfloat16",
+        "--config.litert.quantization=none",
+        experiment="text_classifier",
+    )
+    assert _check(model_dir, "float32")["passed"]
+
+
 def test_a_tflite_in_a_remote_run_folder_loads(image_run, image_folder):
     """kft-predict reads a .tflite where the run is (gs://; TensorFlow's
     ram:// file system stands in for it)."""

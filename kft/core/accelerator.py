@@ -17,9 +17,10 @@ tiles (`amx_bf16` in /proc/cpuinfo: Intel Xeon from Sapphire Rapids on;
 `trained_on` says "CPU with AMX") mixed_bfloat16 trained MiniLM 1.36x
 faster a step and 1.6x a rotten_tomatoes run, at the same validation
 accuracy over 5 seeds (docs/benchmarks.md); it stays opt-in there
-because a text model's LiteRT conversion fails under mixed_bfloat16 and
-the test suite has not yet passed with it as the default. On AMD EPYC
-with AVX512_BF16 but no AMX, bfloat16 ran no faster than float32.
+because the SavedModel of such a run computes in bfloat16 too, unmeasured
+on CPUs without AMX, and the test suite has not run with it as the
+default. On AMD EPYC with AVX512_BF16 but no AMX, bfloat16 ran no faster
+than float32.
 
 On a GPU, precision "auto" is mixed_bfloat16 from compute capability 8.0
 (Ampere and newer), mixed_float16 on 7.x (Volta, Turing), float32 below
