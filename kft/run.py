@@ -16,6 +16,7 @@ What varies by task is the task's (kft/tasks/base.py, one per
 kft-export on a finished run are kft/commands.py.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -56,14 +57,22 @@ def set_seed(seed):
     keras.utils.set_random_seed(seed)
 
 
+@contextlib.contextmanager
 def reproducible(config):
     """Seeds, op determinism and the precision policy, once, for every
-    task: `deterministic` makes a repeated or resumed run bitwise equal."""
+    task: `deterministic` makes a repeated or resumed run bitwise equal.
+    The process's policy comes back when the block ends (a notebook's
+    next model is built under the policy it had)."""
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     set_seed(config.seed)
+    policy = keras.mixed_precision.global_policy()
     if config.precision != "float32":
         keras.mixed_precision.set_global_policy(config.precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
 
 
 CHOICES = {
@@ -140,18 +149,15 @@ def train(config, model_dir, overwrite=False, strategy=None):
             f"task {config.task} does not run on several workers yet; use "
             "--config.strategy=mirrored for the GPUs of one machine"
         )
-    policy = keras.mixed_precision.global_policy()
-    reproducible(config)
-    _log(resolved)
-    output = distribute.output_dir(model_dir, strategy)
-    try:
-        return _train(
-            task, config, requested, model_dir, output, overwrite, strategy
-        )
-    finally:
-        distribute.remove_output(output, model_dir)
-        # A notebook's next model is built under the policy it had.
-        keras.mixed_precision.set_global_policy(policy)
+    with reproducible(config):
+        _log(resolved)
+        output = distribute.output_dir(model_dir, strategy)
+        try:
+            return _train(
+                task, config, requested, model_dir, output, overwrite, strategy
+            )
+        finally:
+            distribute.remove_output(output, model_dir)
 
 
 @dataclasses.dataclass

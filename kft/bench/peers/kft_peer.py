@@ -52,23 +52,16 @@ def read_split(path):
 
 def _case(function):
     """A case run as kft-train runs: its config resolved for this device,
-    the seed and precision policy set (kft/run.py), and the precision in
-    the result. The policy this process had comes back at the end (a case
-    may run in a test's process)."""
+    the seed and precision policy set for the case (`run.reproducible`),
+    and the precision in the result."""
 
     @functools.wraps(function)
     def case(spec):
-        import keras
-
         config = config_lib.from_json(spec["config"])
         distribute.resolve(config)
         run.check_choices(config)
-        before = keras.mixed_precision.global_policy()
-        run.reproducible(config)
-        try:
+        with run.reproducible(config):
             return function(spec, config) | {"precision": config.precision}
-        finally:
-            keras.mixed_precision.set_global_policy(before)
 
     return case
 

@@ -295,14 +295,13 @@ print(json.dumps({
 """
 
 
-def check(path, examples, expected, tolerance=None):
+def check(path, examples, expected):
     """Runs the SavedModel on `examples` in a fresh process and compares
-    with the Python path's `expected` answers; returns the figures or
-    raises ExportError. `tolerance`: by default the precision policy's
-    (`parity.tolerance()`)."""
+    with the Python path's `expected` answers (scores within
+    `parity.tolerance()`); returns the figures or raises ExportError."""
     from kft.core.errors import ExportError
 
-    tolerance = tolerance or parity.tolerance()
+    tolerance = parity.tolerance()
 
     sample = [[e.question for e in examples], [e.context for e in examples]]
     served = fresh.run_script(_CHECK_SCRIPT, [path], stdin=json.dumps(sample))

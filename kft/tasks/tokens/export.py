@@ -274,6 +274,7 @@ def keras_entities(built, labels, texts):
     length = built.preprocessor.sequence_length
     inputs, labels_array = tokens.encode_split(split, tokenizer, ["O"], length)
     probabilities = np.asarray(built.model.predict_on_batch(inputs), np.float32)
+    allowed = parity.tolerance()
     found, ties = [], []
     for row, spans in enumerate(offsets):
         kept = labels_array[row] >= 0
@@ -281,8 +282,7 @@ def keras_entities(built, labels, texts):
         word_probabilities[:, 0] = 1.0
         word_probabilities[: kept.sum()] = probabilities[row][kept]
         top2 = np.sort(word_probabilities, axis=-1)[:, -2:]
-        near = top2[:, 1] - top2[:, 0] < parity.tolerance()
-        ties.append(bool(np.any(near)))
+        ties.append(bool(np.any(top2[:, 1] - top2[:, 0] < allowed)))
         _, entity_spans = entities.decode(word_probabilities, labels)
         found.append(
             [
@@ -299,6 +299,7 @@ def check(path, built, labels, texts):
     served = report["outputs"]
     expected, ties = keras_entities(built, labels, texts)
     mismatches, difference = 0, 0.0
+    allowed = parity.tolerance()
     for row, want in enumerate(expected):
         count = served["num_entities"][row]
         got = [
@@ -321,7 +322,7 @@ def check(path, built, labels, texts):
         "entities": sum(len(w) for w in expected),
         "span_mismatches": mismatches,
         "max_abs_difference": difference,
-        "tolerance": parity.tolerance(),
+        "tolerance": allowed,
         "near_ties": int(sum(ties)),
         "inputs": report["inputs"],
         "imported": report["imported"],
@@ -329,7 +330,7 @@ def check(path, built, labels, texts):
     problems = []
     if mismatches:
         problems.append(f"entities differ on {mismatches} texts")
-    if difference > parity.tolerance():
+    if difference > allowed:
         problems.append(f"scores differ by up to {difference:.2e}")
     if set(served) != set(OUTPUTS):
         problems.append(f"serving outputs are {sorted(served)}")
