@@ -6,8 +6,9 @@ open the run folder (start, resume, refuse, or "nothing to do"), read the
 data and build the model (the task's `prepare`), record what a resume must
 see again (config.json, labels.txt), the learning-rate range test, train
 through the freeze plan with `model.fit` (kft/core/training.py), save the
-best weights, tune the task's decision on validation, evaluate the test
-split (metrics.json, predictions.jsonl), keep the export check's sample,
+best weights (after mixed-precision training, rebuilt in a float32
+model for the rest), tune the task's decision on validation, evaluate the
+test split (metrics.json, predictions.jsonl), keep the export check's sample,
 export a checked SavedModel for TF Serving, write report.html, and mark
 the run finished.
 
@@ -197,6 +198,7 @@ def _train(task, config, requested, model_dir, output, overwrite, strategy):
     if phases is None:
         return None  # lr_find alone: the suggestion is in the log
     timing = _fit(state, phases)
+    _continue_in_float32(state)
     evaluate_started = time.time()
     _log("evaluating the test split (a decision to tune: on validation first)")
     decision = task.decide(state.built, state.splits, config, output)
@@ -330,7 +332,7 @@ def _export_litert(state, decision, report):
         "it in a fresh process"
     )
     path, figures = state.task.export_litert(
-        _float32(state),
+        state.built,
         splits.labels,
         state.output,
         splits.test,
@@ -347,18 +349,21 @@ def _export_litert(state, decision, report):
     )
 
 
-def _float32(state):
-    """The model LiteRT converts: the run's, or a mixed-precision run's
-    best weights rebuilt in float32 (LiteRT has no bfloat16 kernels;
-    kft-export rebuilds in float32 too)."""
+def _continue_in_float32(state):
+    """After a mixed-precision training, the run goes on in float32: the
+    best weights (float32 in every policy) rebuilt in a float32 model
+    tune the decision, score the test split and are exported. So
+    metrics.json describes the model served, the SavedModel serves on
+    any device (a CPU without bfloat16 instructions too), LiteRT (which
+    has no bfloat16 kernels) converts it, and kft-evaluate and kft-export,
+    which rebuild a run in float32, agree with the run's figures.
+    `reproducible` puts the process's policy back at the end."""
     if keras.mixed_precision.global_policy().name == "float32":
-        return state.built
-    policy = keras.mixed_precision.global_policy()
+        return
+    _log("scoring and exporting the best weights in float32")
     keras.mixed_precision.set_global_policy("float32")
-    try:
-        return state.task.load(state.output, state.config)[1]
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
+    with state.strategy.scope():
+        state.built = state.task.load(state.output, state.config)[1]
 
 
 def _finish(state, report, timing, started):
