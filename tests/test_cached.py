@@ -197,3 +197,21 @@ def test_resumed_inside_the_cached_phase_ends_like_a_run_never_stopped(
             keras.ops.convert_to_numpy(b),
             atol=1e-6,
         )
+
+
+def test_cached_features_are_float32_under_a_mixed_policy(image_folder):
+    """A mixed-precision backbone computes its features in bfloat16, but
+    they are cached, and gathered from several workers, in float32 (a
+    multi-worker gather has no bfloat16 kernel: such a run failed before
+    its first step)."""
+    config = _image_config(image_folder)
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        built, _ = labelled.prepare(config)
+        extractor, head = cached.split(built)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    assert extractor.outputs[0].dtype == "float32"
+    assert head.inputs[0].dtype == "float32"
+    assert head.outputs[0].dtype == built.model.outputs[0].dtype

@@ -94,11 +94,13 @@ def split(built):
     the head's layers (shared, not copied) on those features."""
     model = built.model
     layers = [model.get_layer(name) for name in built.head_layers]
-    features = layers[0].input
+    # Cached (and gathered from several workers) in float32: a mixed
+    # policy's bfloat16 has no multi-worker gather kernel.
+    features = keras.layers.Activation(
+        "linear", dtype="float32", name="kft_features_float32"
+    )(layers[0].input)
     extractor = keras.Model(model.input, features, name="kft_features")
-    inputs = keras.Input(
-        shape=features.shape[1:], dtype=features.dtype, name="features"
-    )
+    inputs = keras.Input(shape=features.shape[1:], name="features")
     outputs = inputs
     for layer in layers:
         outputs = layer(outputs)
