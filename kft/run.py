@@ -363,7 +363,9 @@ def _continue_in_float32(state):
     _log("scoring and exporting the best weights in float32")
     keras.mixed_precision.set_global_policy("float32")
     with state.strategy.scope():
-        state.built = state.task.load(state.output, state.config)[1]
+        # (A copy: a task's load may set what it needs, as QA's weights.)
+        config = state.config.copy_and_resolve_references()
+        state.built = state.task.load(state.output, config)[1]
 
 
 def _finish(state, report, timing, started):

@@ -253,6 +253,39 @@ def test_kft_evaluate_causal_lm_run_gives_its_test_loss(lm_run):
     assert_user_error(refused, "--saved_model", "causal_lm")
 
 
+def test_a_mixed_bfloat16_causal_lm_run_scores_in_float32(tiny_gpt2, tmp_path):
+    """A causal LM trained in mixed_bfloat16 (auto on a CPU with AMX) is
+    scored in float32 after training, as kft-evaluate scores it."""
+    from conftest import run_cli, train_cli
+
+    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(32, 0))
+    test = write_jsonl(tmp_path / "test.jsonl", chat_rows(8, 1))
+    model_dir = tmp_path / "run"
+    result = train_cli(
+        model_dir,
+        f"--config.backbone={tiny_gpt2}",
+        f"--config.data.train={data}",
+        f"--config.data.test={test}",
+        "--config.data.sequence_length=24",
+        "--config.lm.lora=off",
+        "--config.epochs=1",
+        "--config.lm.max_length=16",
+        "--config.lm.samples=2",
+        "--config.export=false",
+        "--config.precision=mixed_bfloat16",
+        experiment="causal_lm",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "scoring and exporting the best weights in float32" in result.stdout
+    expected = json.loads((model_dir / "metrics.json").read_text())["test"]
+    again = run_cli("kft-evaluate", f"--model_dir={model_dir}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    metrics = json.loads(
+        (model_dir / "eval" / "test" / "metrics.json").read_text()
+    )
+    assert metrics["test"]["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+
+
 def test_kft_export_and_kft_predict_on_a_causal_lm_run(lm_run, tmp_path):
     """kft-export writes the next checked version; kft-predict continues
     each prompt of a CSV with the export's `generate`, as Keras did."""

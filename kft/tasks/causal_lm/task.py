@@ -308,7 +308,15 @@ class CausalLMTask(base.Task):
             steps_per_execution=config.steps_per_execution or 1,
         )
 
+    def _compiled(self, built, config):
+        """`built`, compiled for its loss figures where it is not (a run
+        loaded again, or rebuilt in float32 after mixed precision)."""
+        if not getattr(built.model, "compiled", False):
+            self.compile(built.model, "sgd", config, 0)
+        return built
+
     def summarize(self, built, splits, config, decision, folder):
+        built = self._compiled(built, config)
         report = {"task": "causal_lm", "lora": _lora_summary(built)}
         for name in ("validation", "test"):
             examples = getattr(splits, name)
@@ -331,8 +339,7 @@ class CausalLMTask(base.Task):
 
     def evaluate(self, built, split, labels, config, decision, folder=""):
         """Loss, perplexity and token accuracy, as validation measures."""
-        if not getattr(built.model, "compiled", False):
-            self.compile(built.model, "sgd", config, 0)
+        built = self._compiled(built, config)
         return {
             "task": "causal_lm",
             "test": loss_figures(built, built.generator, split, config),
