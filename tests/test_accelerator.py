@@ -18,8 +18,7 @@ P100 = Device("GPU", "Tesla P100-PCIE-16GB", (6, 0))
 TABLE = [
     # device, precision, jit_compile, steps_per_execution, text_shapes
     (Device(), "float32", False, 1, "dynamic"),
-    # Not mixed_bfloat16 yet: export and LiteRT do not pass under it.
-    (Device(amx=True), "float32", False, 1, "dynamic"),
+    (Device(amx=True), "mixed_bfloat16", False, 1, "dynamic"),
     (A100, "mixed_bfloat16", True, 8, "fixed"),
     (V100, "mixed_float16", True, 8, "fixed"),
     (P100, "float32", True, 8, "fixed"),

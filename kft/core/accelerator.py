@@ -7,20 +7,19 @@ at their auto values from that description; tests pass a `Device` of
 their own, so a GPU's resolution is checked on a machine without one.
 
     setting (its auto value)    CPU      GPU                  TPU
-    precision ("auto")          float32  see below            mixed_bfloat16
+    precision ("auto")          see below                     mixed_bfloat16
     jit_compile ("auto")        off      on                   off
     steps_per_execution (0)     1        8                    32
     data.text_shapes ("auto")   dynamic  fixed                fixed
 
-On a CPU, precision "auto" is float32. On a CPU with AMX's bfloat16
-tiles (`amx_bf16` in /proc/cpuinfo: Intel Xeon from Sapphire Rapids on;
-`trained_on` says "CPU with AMX") mixed_bfloat16 trained MiniLM 1.36x
-faster a step and 1.6x a rotten_tomatoes run, at the same validation
-accuracy over 5 seeds (docs/benchmarks.md); it stays opt-in there
-because the SavedModel of such a run computes in bfloat16 too, unmeasured
-on CPUs without AMX, and the test suite has not run with it as the
-default. On AMD EPYC with AVX512_BF16 but no AMX, bfloat16 ran no faster
-than float32.
+On a CPU, precision "auto" is float32, except on a CPU with AMX's
+bfloat16 tiles (`amx_bf16` in /proc/cpuinfo: Intel Xeon from Sapphire
+Rapids on; `trained_on` says "CPU with AMX"), where it is mixed_bfloat16:
+it trained MiniLM 1.36x faster a step and a rotten_tomatoes run 1.6x
+faster, at the same validation accuracy over 5 seeds (docs/benchmarks.md).
+After training, a mixed-precision run scores and exports its weights in
+float32 (kft/run.py), so its SavedModel serves on any CPU. On AMD EPYC
+with AVX512_BF16 but no AMX, bfloat16 ran no faster than float32.
 
 On a GPU, precision "auto" is mixed_bfloat16 from compute capability 8.0
 (Ampere and newer), mixed_float16 on 7.x (Volta, Turing), float32 below
@@ -129,7 +128,7 @@ def probe(strategy_name):
 
 def auto_precision(device):
     """The precision "auto" is on `device`."""
-    if device.kind == "TPU":
+    if device.kind == "TPU" or device.amx:
         return "mixed_bfloat16"
     if device.kind != "GPU" or not device.compute:
         return "float32"
