@@ -21,13 +21,21 @@ for model selection cost more than selection gained (15% held out, best of
 5 epochs: 0.710 / 0.532 with an earlier batch order), so this run trains on
 all of them and keeps the last epoch (validation_fraction = 0).
 
-Expected result (2026-12-04, 2-core AMD EPYC with AVX-512;
-`kft-benchmark accuracy --experiment=drug_reviews_minilm --seeds=5
---peers=kft,tfidf`): over seeds 0-4, test accuracy 0.728 ± 0.018 [0.699,
-0.744] and macro-F1 0.538 ± 0.017 [0.516, 0.553]; seed 0 (the default)
-0.744 / 0.553. A run took 288 s with little else on the CPU (243 s of
-training), up to 718 s while other jobs shared it. Each run's own 95%
-bootstrap interval over the 379 test reviews is about ±0.045 accuracy, so
+Expected result (`kft-benchmark accuracy --experiment=drug_reviews_minilm
+--seeds=5 --peers=kft,tfidf`; `--peers=kft` on the Xeon), over seeds 0-4,
+mean ± std [min, max]:
+
+    Intel Xeon with AMX, 2026-12-05, bfloat16 (auto there), 177 s/run:
+        accuracy 0.733 ± 0.014 [0.712, 0.749]
+        macro-F1 0.555 ± 0.021 [0.524, 0.583]
+    AMD EPYC with AVX-512, 2026-12-04, float32 (auto there), 288 s/run:
+        accuracy 0.728 ± 0.018 [0.699, 0.744]
+        macro-F1 0.538 ± 0.017 [0.516, 0.553]
+
+Seed 0 (the default) gave 0.749 / 0.583 on the Xeon and 0.744 / 0.553 on
+the EPYC; a run took up to 718 s while other jobs shared the CPU. Each
+run's own 95% bootstrap interval over the 379 test reviews is about
+±0.045 accuracy, so
 compare recipes over seeds, on validation (`--on=validation`). Baselines on
 the same test split: majority class 0.654 accuracy; TF-IDF + logistic
 regression (C by cross-validation) 0.720 / 0.415; the Hugging Face Trainer
