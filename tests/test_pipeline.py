@@ -268,3 +268,26 @@ def test_text_batches_are_full_and_of_similar_lengths(tiny_bert, drop):
     assert sorted(sizes) == ([] if drop else [4]) + [8] * 12
     assert epochs.steps() == len(sizes)
     assert max(spans) <= 8, spans
+
+
+def test_what_keras_iterates_runs_without_tf_datas_autotuning(tiny_bert):
+    """tf.data's autotuning thread sleeps in a loop that the end of each
+    iterator waits out (up to 15 s at the end of a fit or evaluate, in
+    TF 2.21), and kft calls fit and evaluate once per epoch: the datasets
+    kft hands to Keras have it off."""
+    import keras_hub
+
+    preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
+        tiny_bert, sequence_length=32
+    )
+    texts = _split(["good film", "bad"] * 4, [0, 1] * 4)
+    images = _images()
+    handed = [
+        data.text_batches(texts, preprocessor, 4, True, 0).dataset(0, 1),
+        data.text_batches(texts, preprocessor, 4, False, 0),
+        data.image_batches(images, 16, 4, True, 0).dataset(0, 2, skip=1),
+        data.image_batches(images, 16, 4, False, 0),
+    ]
+    for dataset in handed:
+        assert dataset.options().autotune.enabled is False
+    assert tf.data.Dataset.range(3).options().autotune.enabled is not False

@@ -14,6 +14,17 @@ from kft.data import augment as augment_lib
 # === Epochs ===
 
 
+def prefetched(dataset):
+    """`dataset` as kft hands it to `fit`, `evaluate` and `predict`:
+    prefetched, with tf.data's autotuning off. Its optimization thread
+    sleeps in a loop the end of each iterator waits out (TF 2.21: up to
+    15 s at the end of a fit or evaluate, and kft calls them once per
+    epoch); without it, AUTOTUNE parallelism is the number of cores."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
 def epoch_seed(seed, epoch):
     """The shuffle and augmentation seed of one epoch: (seed, epoch) alone."""
     return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2**31 - 1)
@@ -65,7 +76,7 @@ class Epochs:
             batches = batches.skip(skip)
         for epoch in range(first + 1, first + 1 if last is None else last):
             batches = batches.concatenate(self._make_epoch(epoch))
-        return batches.prefetch(tf.data.AUTOTUNE)
+        return prefetched(batches)
 
     def steps(self):
         """Batches per epoch, the same every epoch (the first call reads
@@ -236,7 +247,7 @@ def text_batches(
         return examples
 
     # Every example once (none dropped), unshuffled.
-    ordered = batches(dataset, drop=False).prefetch(tf.data.AUTOTUNE)
+    ordered = prefetched(batches(dataset, drop=False))
     if not training:
         return ordered
     return Epochs(
@@ -343,10 +354,10 @@ def image_batches(
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if len(split) * size * size * 3 < 2**30:
         dataset = dataset.cache()
-    ordered = (
-        dataset.map(lambda image, label: (tf.cast(image, tf.float32), label))
-        .batch(batch_size, drop_remainder=drop_remainder and not training)
-        .prefetch(tf.data.AUTOTUNE)
+    ordered = prefetched(
+        dataset.map(
+            lambda image, label: (tf.cast(image, tf.float32), label)
+        ).batch(batch_size, drop_remainder=drop_remainder and not training)
     )
     if not training:
         return ordered

@@ -120,7 +120,8 @@ def _rows(examples, causal_lm, config):
 
 
 def _dataset(rows, batch_size):
-    return tf.data.Dataset.from_tensor_slices(rows.inputs()).batch(batch_size)
+    dataset = tf.data.Dataset.from_tensor_slices(rows.inputs())
+    return pipeline.prefetched(dataset.batch(batch_size))
 
 
 def _epochs(rows, config):

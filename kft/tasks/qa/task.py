@@ -267,8 +267,10 @@ class QATask(base.Task):
         )
         if training:
             return _epochs(inputs, spans, config)
-        return tf.data.Dataset.from_tensor_slices((inputs, spans)).batch(
-            config.data.eval_batch_size
+        return pipeline.prefetched(
+            tf.data.Dataset.from_tensor_slices((inputs, spans)).batch(
+                config.data.eval_batch_size
+            )
         )
 
     def compile(self, model, optimizer, config, num_outputs):

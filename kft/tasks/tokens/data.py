@@ -35,7 +35,7 @@ import tensorflow as tf
 from kft.core import files
 from kft.core.errors import UserError
 from kft.data import tfds_source
-from kft.data.pipeline import Epochs, epoch_seed
+from kft.data.pipeline import Epochs, epoch_seed, prefetched
 from kft.tasks.tokens import entities
 
 IGNORE = -1
@@ -434,5 +434,5 @@ def batches(encoded, batch_size, training, seed, granularity=16):
         return examples.batch(batch_size).map(_trim(granularity))
 
     if not training:
-        return make().prefetch(tf.data.AUTOTUNE)
+        return prefetched(make())
     return Epochs(lambda epoch: make(epoch_seed(seed, epoch)))
