@@ -215,3 +215,21 @@ def test_cached_features_are_float32_under_a_mixed_policy(image_folder):
     assert extractor.outputs[0].dtype == "float32"
     assert head.inputs[0].dtype == "float32"
     assert head.outputs[0].dtype == built.model.outputs[0].dtype
+
+
+def test_cached_validation_features_run_without_tf_datas_autotuning(
+    image_folder,
+):
+    """As every dataset kft hands to Keras (test_pipeline): the head
+    phase evaluates them once per epoch."""
+    config = _image_config(image_folder)
+    built, splits = labelled.prepare(config)
+    extractor, _ = cached.split(built)
+    _, validation = cached.features(
+        extractor,
+        labelled.batches(built, splits.train, config, True),
+        labelled.batches(built, splits.validation, config, False),
+        4,
+        lambda line: None,
+    )
+    assert validation.options().autotune.enabled is False

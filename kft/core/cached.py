@@ -27,7 +27,6 @@ recomputing path's.
 import time
 
 import keras
-import tensorflow as tf
 
 from kft.core import distribute
 from kft.core.errors import UserError
@@ -117,8 +116,8 @@ def features(extractor, train_epochs, validation_data, batch_size, log):
     if validation_data is not None:
         labels, values = distribute.predict(extractor, validation_data)
         count += len(labels)
-        validation = tf.data.Dataset.from_tensor_slices((values, labels)).batch(
-            batch_size
+        validation = train_epochs.in_memory_evaluation(
+            (values, labels), batch_size
         )
     log(
         f"computed the backbone features of {count} examples in "

@@ -118,6 +118,13 @@ class Epochs:
         epochs._steps = self.in_memory_steps()
         return epochs
 
+    @staticmethod
+    def in_memory_evaluation(arrays, batch_size):
+        """`arrays` batched in their order, for `evaluate` (the validation
+        set of `in_memory` training epochs)."""
+        dataset = tf.data.Dataset.from_tensor_slices(arrays)
+        return prefetched(dataset.batch(batch_size))
+
 
 def _shuffle(dataset, buffer, seed):
     """The one order `seed` gives, in every iteration (see `Epochs`)."""
