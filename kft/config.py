@@ -117,8 +117,8 @@ def default_config():
     config.layer_decay = 1.0
     config.phases = ""
     # Keep BatchNorm layers frozen (and in inference mode) when unfreezing,
-    # as the Keras transfer-learning guide advises. True trains them fully,
-    # statistics included: for training an image backbone from scratch.
+    # as the Keras transfer-learning guide advises; True trains them fully
+    # (statistics too), for training an image backbone from scratch.
     config.train_batchnorm = False
     # Text backbones have no BatchNorm, so they can run in training mode
     # and keep their own dropout, the main regularizer when fine-tuning a
@@ -134,6 +134,9 @@ def default_config():
     config.optimizer.nesterov = True
     config.optimizer.clipnorm = 1.0
     config.optimizer.epsilon = 1e-6
+    # Weight averaging (0: off): validate, keep and export a moving average
+    # of the weights, momentum min(m, (1 + t) / (10 + t)) at a phase's step t.
+    config.optimizer.ema_momentum = 0.0
 
     config.schedule = ml_collections.ConfigDict()
     config.schedule.name = "cosine"
@@ -154,9 +157,7 @@ def default_config():
     # an error; "false" recomputes the backbone every step.
     config.cache_features = "auto"
     # precision and jit_compile (XLA: auto, true or false) at "auto" follow
-    # the device (kft/core/accelerator.py): float32, no XLA on CPU; on GPUs
-    # XLA and mixed_bfloat16 from compute capability 8.0, mixed_float16
-    # (loss-scaled) on 7.x; mixed_bfloat16 on TPU.
+    # the device (kft/core/accelerator.py; the table in docs/training.md).
     config.precision = "auto"
     config.jit_compile = ml_collections.FieldReference("auto", object)
     # Steps per tf.function call; 0 is 32 on TPU (each call is a round trip
@@ -181,13 +182,12 @@ def default_config():
     # (kft/serving/export.py).
     config.export = True
 
-    # Learning-rate range test (kft/core/lr_find.py): sweep the first phase's
-    # rate exponentially from min_rate to max_rate over `steps` steps,
-    # write lr_find.json and lr_find.png, restore the weights, and stop
-    # (exit 0) with the suggested peak rate in the log; with `apply`, set
-    # the first phase's peak rate to the suggestion and train on. The sweep
-    # stops early when the smoothed loss (moving average, factor
-    # `smoothing`) passes `divergence` times its best (0: never).
+    # Learning-rate range test (kft/core/lr_find.py): the first phase's rate
+    # swept exponentially from min_rate to max_rate over `steps` steps (until
+    # the loss, smoothed by `smoothing`, passes `divergence` times its best;
+    # 0: never), lr_find.json and .png written, the weights restored; then
+    # a stop (exit 0) with the suggested rate in the log, or with `apply`,
+    # training on at it.
     config.lr_find = False
     config.lr_find_options = ml_collections.ConfigDict()
     config.lr_find_options.min_rate = 1e-7
@@ -262,11 +262,10 @@ def default_config():
     config.lm.max_length = 128
     config.lm.samples = 4
 
-    # Resuming (kft/core/checkpoint.py). Rerunning kft-train with the same
-    # --model_dir resumes from the last good checkpoint: same phase, epoch,
-    # step, optimizer state, schedule position, trainable layers, data order
-    # and random state. false refuses a folder that holds a run (kft-train
-    # --overwrite starts over).
+    # Resuming (kft/core/checkpoint.py): rerunning kft-train on the same
+    # --model_dir resumes from the last good checkpoint, at the same step,
+    # optimizer state, data order and random state. false refuses a folder
+    # that holds a run (kft-train --overwrite starts over).
     config.resume = True
     # Op determinism and fixed seeds: a run killed and resumed ends with
     # weights bitwise equal to an uninterrupted run's (slower on GPUs).
@@ -376,6 +375,7 @@ RANGES = (
     ("head.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
     ("optimizer.weight_decay", lambda v: v >= 0, ">= 0"),
     ("optimizer.clipnorm", lambda v: v >= 0, ">= 0 (0 is off)"),
+    ("optimizer.ema_momentum", lambda v: 0 <= v < 1, "in [0, 1) (0 is off)"),
     ("schedule.warmup_fraction", lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("checkpoint.keep", lambda v: v >= 1, ">= 1"),
     ("checkpoint.every_steps", lambda v: v >= 0, ">= 0 (0: epoch ends)"),

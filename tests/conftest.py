@@ -248,6 +248,35 @@ def tiny_image_config(image_folder):
     return config
 
 
+def train_in_process(config, model_dir, log=None, resume=False):
+    """Builds (seeded) and trains a classifier on `config` in this process;
+    returns (the Trainer, the log lines)."""
+    from kft import run
+    from kft.core import freeze, training
+    from kft.tasks import labelled
+    from kft.tasks.classification.task import TASK
+
+    lines = []
+    run.set_seed(config.seed)
+    built, splits = labelled.prepare(config)
+    validation = None
+    if splits.validation is not None:
+        validation = labelled.batches(built, splits.validation, config, False)
+    trainer = training.Trainer(
+        built,
+        freeze.plan_from_config(config),
+        labelled.batches(built, splits.train, config, True),
+        validation,
+        config,
+        str(model_dir),
+        len(splits.labels),
+        log=log or lines.append,
+        task=TASK,
+    )
+    trainer.run(resume)
+    return trainer, lines
+
+
 def predict_cli(run_dir, input_path):
     """kft-predict on `run_dir`'s first export; (result, JSON lines)."""
     result = run_cli(

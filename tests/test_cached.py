@@ -8,15 +8,13 @@ import types
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_image_config
+from conftest import tiny_image_config, train_in_process
 
 from kft import config as config_lib
-from kft import run
-from kft.core import cached, freeze, training
+from kft.core import cached, freeze
 from kft.core.errors import Interrupted, UserError
 from kft.model import heads
 from kft.tasks import labelled
-from kft.tasks.classification.task import TASK as CLASSIFICATION
 
 
 def _head_weights(model):
@@ -25,27 +23,6 @@ def _head_weights(model):
         for layer in heads.head_layers(model)
         for v in layer.weights
     ]
-
-
-def _train(config, model_dir, log=None, resume=False):
-    """Builds (seeded) and trains `config`; returns (built, log lines)."""
-    lines = []
-    run.set_seed(config.seed)
-    built, splits = labelled.prepare(config)
-    validation = labelled.batches(built, splits.validation, config, False)
-    trainer = training.Trainer(
-        built,
-        freeze.plan_from_config(config),
-        labelled.batches(built, splits.train, config, True),
-        validation,
-        config,
-        str(model_dir),
-        len(splits.labels),
-        log=log or lines.append,
-        task=CLASSIFICATION,
-    )
-    trainer.run(resume)
-    return built, lines
 
 
 def _image_config(image_folder):
@@ -84,9 +61,10 @@ def test_cached_head_phase_matches_recomputing(
     results = {}
     for mode in ("true", "false"):
         config.cache_features = mode
-        built, lines = _train(
+        trainer, lines = train_in_process(
             config.copy_and_resolve_references(), tmp_path / mode
         )
+        built = trainer.built
         history = (tmp_path / mode / "history.csv").read_text().splitlines()
         results[mode] = (_head_weights(built.model), history, lines)
     (
@@ -162,7 +140,9 @@ def test_resumed_inside_the_cached_phase_ends_like_a_run_never_stopped(
     config.epochs = 1
     config.checkpoint.every_steps = 1
     config.deterministic = True
-    plain, _ = _train(config.copy_and_resolve_references(), tmp_path / "plain")
+    plain, _ = train_in_process(
+        config.copy_and_resolve_references(), tmp_path / "plain"
+    )
     lines = []
 
     def stop_once(line):
@@ -171,10 +151,10 @@ def test_resumed_inside_the_cached_phase_ends_like_a_run_never_stopped(
             os.kill(os.getpid(), signal.SIGTERM)  # the handler sets a flag
 
     with pytest.raises(Interrupted):
-        _train(
+        train_in_process(
             config.copy_and_resolve_references(), tmp_path / "run", stop_once
         )
-    resumed, _ = _train(
+    resumed, _ = train_in_process(
         config.copy_and_resolve_references(), tmp_path / "run", stop_once, True
     )
     assert any("resuming from the checkpoint" in line for line in lines)

@@ -70,6 +70,21 @@ def test_adam_slots_are_the_moments():
     np.testing.assert_allclose(velocity, [0.001, 0.004, 0.009], rtol=1e-5)
 
 
+def test_ema_pairs_are_each_variable_and_its_average():
+    first = keras.Variable(np.ones(3, "float32"))
+    second = keras.Variable(np.zeros(2, "float32"))
+    optimizer = keras.optimizers.SGD(learning_rate=1.0, use_ema=True)
+    assert compat.ema_pairs(optimizer) == []  # not built yet
+    optimizer.apply([tf.ones(3), tf.ones(2)], [first, second])
+    pairs = compat.ema_pairs(optimizer)
+    assert [variable for variable, _ in pairs] == [first, second]
+    # Keras' first step copies the weights into their averages.
+    for variable, average in pairs:
+        np.testing.assert_array_equal(variable, average)
+    assert compat.averages(optimizer) == [average for _, average in pairs]
+    assert compat.ema_pairs(keras.optimizers.SGD()) == []
+
+
 def test_the_backend_einsum_is_the_one_layers_call(monkeypatch):
     calls = []
     numpy_module = compat.tf_backend_numpy()

@@ -110,3 +110,36 @@ def _initial_embedding():
     layer = keras.layers.Embedding(50, 4)
     layer.build((None, 5))
     return keras.ops.convert_to_numpy(layer.embeddings)
+
+
+def test_weight_average_warms_up_and_fit_keeps_training_the_raw_weights():
+    """optimizer.ema_momentum: an average of the weights, kept beside them,
+    whose momentum grows as min(m, (1 + t) / (10 + t)) from the phase's
+    first step, so a short phase's average does not hold on to where the
+    phase started; Keras' end-of-fit overwrite is off (kft swaps it in)."""
+    config = config_lib.default_config().optimizer
+    config.weight_decay = 0.0
+    config.clipnorm = 0.0
+    config.ema_momentum = 0.9
+    optimizer = optim.make_optimizer(config, 0.1)
+    variable = keras.Variable(np.zeros(3, "float32"), name="w")
+    expected, average = [], None
+    for step in range(30):
+        gradient = np.full(3, -1.0, "float32")  # Adam: w rises by 0.1 a step
+        optimizer.apply([gradient], [variable])
+        value = keras.ops.convert_to_numpy(variable)
+        momentum = 0.0 if step == 0 else min(0.9, (1 + step) / (10 + step))
+        average = value if average is None else average
+        average = momentum * average + (1 - momentum) * value
+        expected.append(average.copy())
+    (held,) = [v for v in optimizer.variables if "average" in v.name]
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(held), expected[-1], rtol=1e-5
+    )
+    optimizer.finalize_variable_values([variable])
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(variable), 3.0, rtol=1e-4
+    )
+    assert not optim.make_optimizer(
+        config_lib.default_config().optimizer, 0.1
+    ).use_ema  # off by default

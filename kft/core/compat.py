@@ -61,6 +61,20 @@ def adam_slots(optimizer, variable):
     return optimizer._momentums[index], optimizer._velocities[index]
 
 
+def averages(optimizer):
+    """The moving averages an optimizer made with `use_ema` keeps, one per
+    variable it was built on, in that order."""
+    return optimizer._model_variables_moving_average
+
+
+def ema_pairs(optimizer):
+    """(variable, its moving average) for every variable `optimizer`
+    updates; [] without `use_ema`."""
+    if not (optimizer.use_ema and optimizer.built):
+        return []
+    return list(zip(optimizer._trainable_variables, averages(optimizer)))
+
+
 # === The TensorFlow backend's einsum ===
 
 

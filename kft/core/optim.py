@@ -131,6 +131,27 @@ def _with_multipliers(base):
                 return _fused_adam(self, gradient, variable, learning_rate)
             return super().update_step(gradient, variable, learning_rate)
 
+        def _update_model_variables_moving_average(self, variables):
+            # Keras' hook for `use_ema`, with a warm-up: momentum
+            # min(m, (1 + t) / (10 + t)) at step t (0 at the first step),
+            # as tf.train.ExponentialMovingAverage's `num_updates`, so that
+            # a phase of a hundred steps averages its last tens of steps
+            # rather than holding on to where it started.
+            step = ops.cast(self.iterations, "float32")
+            momentum = ops.minimum(
+                self.ema_momentum, (1.0 + step) / (10.0 + step)
+            )
+            momentum = ops.where(step > 0, momentum, 0.0)
+            for variable, average in zip(variables, compat.averages(self)):
+                if average is not None:
+                    rate = ops.cast(momentum, variable.dtype)
+                    average.assign(rate * average + (1.0 - rate) * variable)
+
+        def finalize_variable_values(self, var_list):
+            """Leaves the weights as they are at the end of `fit`: kft
+            calls fit once per epoch and trains on from the raw weights,
+            swapping the average in itself (kft/core/training.py)."""
+
     Scaled.__name__ = f"Scaled{base.__name__}"
     return Scaled
 
@@ -186,6 +207,8 @@ def make_optimizer(optimizer_config, schedule, multipliers=None):
         learning_rate=schedule,
         multipliers=multipliers,
         global_clipnorm=optimizer_config.clipnorm or None,
+        use_ema=optimizer_config.ema_momentum > 0,
+        ema_momentum=optimizer_config.ema_momentum,
     )
     if name == "adamw":
         return _ADAM(

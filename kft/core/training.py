@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from kft.core import (
+    averaging,
     cached,
     checkpoint,
     distribute,
@@ -104,6 +105,7 @@ class Trainer:
         self.state = checkpoint.State(lr_scales=[1.0] * len(phases))
         self.optimizer = None
         self.schedule = None
+        self.average = averaging.Swap()
         self.signals = signals.Signals()
         self.epoch_started = time.time()
         self.task = task
@@ -185,6 +187,7 @@ class Trainer:
     # --- checkpoints ---
 
     def save(self):
+        self.average.raw_back()
         for variable in self.model.trainable_variables:
             if not bool(tf.reduce_all(tf.math.is_finite(variable))):
                 raise step_hooks.NonFinite(self.state, self.current_rate())
@@ -341,6 +344,7 @@ class Trainer:
                 k: float(v[-1]) for k, v in fitted.history.items()
             }
         logs = dict(state.train_logs)
+        self.average.average_in(self.optimizer)
         if validation_data is not None:
             results = self.fit_model.evaluate(
                 validation_data,
@@ -414,6 +418,12 @@ class Trainer:
             self.log(
                 f"restored the best weights: epoch {state.best_epoch}, "
                 f"{self.monitor.name} {state.best_value:.4f}"
+            )
+        elif self.optimizer is not None and self.optimizer.use_ema:
+            self.average.average_in(self.optimizer)
+            self.log(
+                "no validation data: keeping the moving average of the "
+                "weights at the last epoch"
             )
         else:
             self.log("no validation data: keeping the last epoch's weights")
