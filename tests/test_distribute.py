@@ -107,6 +107,9 @@ def _exact_flags(bert, texts):
         # Agreement to 1e-4 is float32's: in bfloat16 (auto on a CPU with
         # AMX) halves of a batch round otherwise than the whole.
         "precision": "float32",
+        # Weight averaging on: the averages, which are validated, must
+        # agree across replicas and survive a worker's restart too.
+        "optimizer.ema_momentum": "0.9",
     }
 
 
