@@ -116,7 +116,9 @@ def test_weight_average_warms_up_and_fit_keeps_training_the_raw_weights():
     """optimizer.ema_momentum: an average of the weights, kept beside them,
     whose momentum grows as min(m, (1 + t) / (10 + t)) from the phase's
     first step, so a short phase's average does not hold on to where the
-    phase started; Keras' end-of-fit overwrite is off (kft swaps it in)."""
+    phase started, taken every `AVERAGE_EVERY` steps at that momentum to
+    the power `AVERAGE_EVERY`; Keras' end-of-fit overwrite is off (kft
+    swaps the average in itself)."""
     config = config_lib.default_config().optimizer
     config.weight_decay = 0.0
     config.clipnorm = 0.0
@@ -128,10 +130,14 @@ def test_weight_average_warms_up_and_fit_keeps_training_the_raw_weights():
         gradient = np.full(3, -1.0, "float32")  # Adam: w rises by 0.1 a step
         optimizer.apply([gradient], [variable])
         value = keras.ops.convert_to_numpy(variable)
+        if step % optim.AVERAGE_EVERY:
+            continue
         momentum = 0.0 if step == 0 else min(0.9, (1 + step) / (10 + step))
+        momentum **= optim.AVERAGE_EVERY
         average = value if average is None else average
         average = momentum * average + (1 - momentum) * value
         expected.append(average.copy())
+    assert optim.AVERAGE_EVERY > 1 and len(expected) > 3
     (held,) = [v for v in optimizer.variables if "average" in v.name]
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(held), expected[-1], rtol=1e-5

@@ -141,11 +141,17 @@ def _with_multipliers(base):
             momentum = ops.minimum(
                 self.ema_momentum, (1.0 + step) / (10.0 + step)
             )
-            momentum = ops.where(step > 0, momentum, 0.0)
-            for variable, average in zip(variables, compat.averages(self)):
-                if average is not None:
-                    rate = ops.cast(momentum, variable.dtype)
-                    average.assign(rate * average + (1.0 - rate) * variable)
+            rate = 1.0 - ops.where(step > 0, momentum**AVERAGE_EVERY, 0.0)
+
+            def update():
+                for variable, average in zip(variables, compat.averages(self)):
+                    if average is not None:
+                        difference = average - variable
+                        average.assign_sub(
+                            ops.cast(rate, variable.dtype) * difference
+                        )
+
+            ops.cond(step % AVERAGE_EVERY == 0, update, lambda: None)
 
         def finalize_variable_values(self, var_list):
             """Leaves the weights as they are at the end of `fit`: kft
@@ -155,6 +161,10 @@ def _with_multipliers(base):
     Scaled.__name__ = f"Scaled{base.__name__}"
     return Scaled
 
+
+# The weight average (ema_momentum) is updated every this many steps: a
+# pass over every weight costs about 15% of a MiniLM step on a 2-core CPU.
+AVERAGE_EVERY = 4
 
 # Off only to measure what the fused kernel is worth.
 FUSED_ADAM = True
