@@ -249,6 +249,22 @@ def test_validation_never_reads_the_test_file(tmp_path):
     assert len(pools[0]) < 45
 
 
+def test_validation_of_a_recipe_without_validation_data(tmp_path):
+    """An experiment that trains on all its training data
+    (validation_fraction 0, as the drug-review demo) still gets its pool:
+    the whole training file, with the test file unread."""
+    config = config_lib.default_config()
+    config.data.train, config.data.test = _data(tmp_path)
+    config.data.validation_fraction = 0.0
+    learn, scored, _, overrides = seed_data.examples(
+        config, 1, "validation", 0.2, tmp_path
+    )
+    assert len(learn) == 36 and len(scored) == 9
+    key = sorted(r["text"] + r["label"] for r in learn + scored)
+    assert key == sorted(r["text"] + r["label"] for r in make_texts(45, seed=1))
+    assert f"--config.data.test={tmp_path / 'validation.jsonl'}" in overrides
+
+
 def test_kft_command_keeps_the_benchmark_seed_and_starts_over(tmp_path):
     settings = accuracy.Settings(overrides=("--config.seed=7",))
     command = accuracy.kft_command("x", 3, tmp_path, ("--a=1",), settings)

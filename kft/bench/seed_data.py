@@ -47,6 +47,10 @@ def _pool_config(config, seed, on):
     data_config = copy.deepcopy(config.data)
     if data_config.test:
         data_config.test, data_config.test_fraction = "", 0.0
+    if not (data_config.validation or data_config.validation_fraction):
+        # Loading needs a split to evaluate on; the pool is training and
+        # validation together, so any carving gives the whole file.
+        data_config.validation_fraction = 0.5
     return data_config, data.split_seed(config)
 
 
