@@ -16,18 +16,20 @@ Recipe: text_classifier's defaults, unchanged (two_phase; 15% of the
 training data held out for validation, stratified; the best epoch by
 validation macro-F1); only the data and the backbone are set here.
 
-Expected result (2026-12-05, 2-core AMD EPYC with AVX-512; `kft-benchmark
-accuracy --experiment=trec_minilm --seeds=3 --peers=kft,tfidf
---config.export=false`): over seeds 0-2, test accuracy 0.948 ± 0.005
-[0.943, 0.954] and macro-F1 0.917 ± 0.007 [0.911, 0.924], 209 s a run
-(190 s training). Before text_classifier's batch went to 16 and its head
-to cached features: 0.948 / 0.897 ± 0.016; before its rate went to 1e-4
-with layer decay: 0.941 / 0.892. On the same test split: TF-IDF +
-logistic regression 0.890 / 0.855; the Hugging Face Trainer at its
-defaults on the same MiniLM 0.944 / 0.901 (seeds 0-2, 318 s a run,
-2026-12-04). kft is ahead of both in accuracy and macro-F1, in 0.66x the
-Trainer's time. Macro-F1 moves with the 4 ABBR questions of the test
-split.
+Expected result (2026-12-05, 2-core Intel Xeon with AMX, so bfloat16;
+`kft-benchmark accuracy --experiment=trec_minilm --seeds=3
+--peers=kft,tfidf --config.export=false`, with the weight average
+text_classifier now has): over seeds 0-2, test accuracy 0.952 ± 0.002
+[0.950, 0.954] and macro-F1 0.916 ± 0.015 [0.908, 0.933]; 253-383 s a
+run while other jobs shared the CPU (alone on it, 150-195 s on
+validation). The AMD EPYC in float32, before the weight average: 0.948 ±
+0.005 / 0.917 ± 0.007, 209 s a run. Before text_classifier's batch went
+to 16 and its head to cached features: 0.948 / 0.897 ± 0.016; before its
+rate went to 1e-4 with layer decay: 0.941 / 0.892. On the same test
+split: TF-IDF + logistic regression 0.890 / 0.855; the Hugging Face
+Trainer at its defaults on the same MiniLM 0.944 / 0.901 (seeds 0-2, 318
+s a run on the EPYC, 2026-12-04). kft is ahead of both in accuracy and
+macro-F1. Macro-F1 moves with the 4 ABBR questions of the test split.
 """
 
 from kft.core import assets, experiments
