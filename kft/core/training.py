@@ -344,8 +344,8 @@ class Trainer:
                 k: float(v[-1]) for k, v in fitted.history.items()
             }
         logs = dict(state.train_logs)
-        self.average.average_in(self.optimizer)
         if validation_data is not None:
+            self.average.average_in(self.optimizer)
             results = self.fit_model.evaluate(
                 validation_data,
                 verbose=0,
