@@ -25,6 +25,13 @@ def prefetched(dataset):
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
+def in_order(arrays, batch_size):
+    """In-memory `arrays` batched in their order, for `evaluate` and
+    `predict`."""
+    dataset = tf.data.Dataset.from_tensor_slices(arrays)
+    return prefetched(dataset.batch(batch_size))
+
+
 def epoch_seed(seed, epoch):
     """The shuffle and augmentation seed of one epoch: (seed, epoch) alone."""
     return (int(seed) * 1_000_003 + int(epoch) * 7919) % (2**31 - 1)
@@ -118,12 +125,9 @@ class Epochs:
         epochs._steps = self.in_memory_steps()
         return epochs
 
-    @staticmethod
-    def in_memory_evaluation(arrays, batch_size):
-        """`arrays` batched in their order, for `evaluate` (the validation
-        set of `in_memory` training epochs)."""
-        dataset = tf.data.Dataset.from_tensor_slices(arrays)
-        return prefetched(dataset.batch(batch_size))
+    # The validation set of `in_memory` training epochs (for
+    # kft/core/cached.py, which cannot import kft.data).
+    in_memory_evaluation = staticmethod(in_order)
 
 
 def _shuffle(dataset, buffer, seed):

@@ -120,8 +120,7 @@ def _rows(examples, causal_lm, config):
 
 
 def _dataset(rows, batch_size):
-    dataset = tf.data.Dataset.from_tensor_slices(rows.inputs())
-    return pipeline.prefetched(dataset.batch(batch_size))
+    return pipeline.in_order(rows.inputs(), batch_size)
 
 
 def _epochs(rows, config):

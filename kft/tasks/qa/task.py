@@ -267,11 +267,7 @@ class QATask(base.Task):
         )
         if training:
             return _epochs(inputs, spans, config)
-        return pipeline.prefetched(
-            tf.data.Dataset.from_tensor_slices((inputs, spans)).batch(
-                config.data.eval_batch_size
-            )
-        )
+        return pipeline.in_order((inputs, spans), config.data.eval_batch_size)
 
     def compile(self, model, optimizer, config, num_outputs):
         qa.compile_span_model(
