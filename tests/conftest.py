@@ -386,6 +386,10 @@ def assert_run_contract(model_dir):
         folder / run_folder.BACKBONE_FILE
     ).is_file()
     assert task.read_sample(str(folder)) is not None
+    # --overwrite removes these names alone (a user's file stays).
+    assert set(os.listdir(folder)) <= run_folder.OWN_NAMES, sorted(
+        set(os.listdir(folder)) - run_folder.OWN_NAMES
+    )
     # The resume state is gone once the run is finished (best.weights.h5
     # is what every command reads).
     resume = [

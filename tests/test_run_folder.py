@@ -345,3 +345,45 @@ def test_data_fixed_in_place_before_training_is_taken(tmp_path):
         run_folder.check_seen(
             record, {"labels": ["neg", "pos", "x"]}, str(model_dir)
         )
+
+
+@pytest.mark.parametrize("how", ["overwrite", "stopped_before_training"])
+def test_starting_over_keeps_files_kft_did_not_write(tmp_path, how):
+    """--overwrite and the start-over of a run that never trained remove
+    kft's own files only: a user's file in the folder (their data, which
+    the new run may read) makes kft refuse, and nothing is removed."""
+    from kft import config as config_lib
+
+    model_dir = tmp_path / "run"
+    _start(model_dir)
+    (model_dir / "history.csv").write_text("phase,epoch\n")
+    (model_dir / "mydata.csv").write_text("text,label\n")
+    config = config_lib.default_config()
+    config.backbone = "MobileNetV3Small"
+    if how == "stopped_before_training":
+        config_lib.override(config, "data.train", "other.csv")
+    requested = json.loads(config_lib.to_json(config))
+    with pytest.raises(UserError, match="did not write.*mydata.csv"):
+        run_folder.open_folder(
+            config, requested, str(model_dir), how == "overwrite"
+        )
+    assert (model_dir / "mydata.csv").is_file()
+    assert (model_dir / "history.csv").is_file()
+    (model_dir / "mydata.csv").unlink()
+    run_folder.open_folder(config, requested, str(model_dir), True)
+    assert not (model_dir / "history.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_commands_on_a_run_that_never_trained_say_so(tmp_path, command):
+    """kft-evaluate and kft-export on a folder whose kft-train stopped
+    before training (its data was missing): one line, no traceback."""
+    from kft import commands
+
+    model_dir = tmp_path / "run"
+    _start(model_dir)
+    with pytest.raises(UserError, match="did not finish"):
+        if command == "evaluate":
+            commands.evaluate_run(str(model_dir))
+        else:
+            commands.export_run(str(model_dir), str(tmp_path / "export"))

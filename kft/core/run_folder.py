@@ -4,7 +4,8 @@ kft writes only into a `--model_dir` that is missing, empty, or marked as a
 kft run by `checkpoints/run.json`, a file that kft alone writes
 (kft/core/checkpoint.py). Anything else, a Hugging Face checkpoint with its own
 config.json or a folder of the user's files, is refused with one line, and
-`--overwrite` does not change that: it empties kft runs only.
+`--overwrite` does not change that: it empties kft runs only, and of them
+only what kft writes (`OWN_NAMES`); a user's file there is never removed.
 """
 
 import json
@@ -36,6 +37,34 @@ TEST_SPLIT_FILE = "test_split.jsonl"
 # One line per evaluated example: input, true and predicted label.
 PREDICTIONS_FILE = "predictions.jsonl"
 METRICS = "metrics.json"
+# Everything kft writes at the top of a run folder (the tasks' and the
+# report's files too; tests/conftest.py's assert_run_contract checks every
+# task's run against it): what starting over may remove.
+OWN_NAMES = frozenset(
+    {
+        "checkpoints",
+        "config.json",
+        "history.csv",
+        METRICS,
+        "labels.txt",
+        PREDICTIONS_FILE,
+        TEST_SPLIT_FILE,
+        "report.html",
+        "curves.png",
+        "confusion_matrix.png",
+        "confusion_matrix_normalized.png",
+        "lr_find.json",
+        "lr_find.png",
+        "threshold.json",
+        "thresholds.json",
+        "target_scaling.json",
+        "tensorboard",
+        "eval",
+        BACKBONE_DIR,
+        EXPORT_DIR,
+        LITERT_DIR,
+    }
+)
 
 # Config keys that hold a local path: a rerun that names the same file by
 # another spelling (relative, absolute, with ~) asks for the same run.
@@ -79,7 +108,18 @@ def check_target(model_dir):
 
 
 def _empty(model_dir, why):
-    for name in files.listdir(model_dir):
+    """Removes the run's files; refuses, removing nothing, where the folder
+    also holds files kft did not write (a user's data may be among them)."""
+    names = files.listdir(model_dir)
+    foreign = sorted(name for name in names if name not in OWN_NAMES)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise UserError(
+            f"{why}: {model_dir} also holds files kft did not write "
+            f"({shown}); kft removes only its own, so move those out first, "
+            "or use another --model_dir"
+        )
+    for name in names:
         files.remove(os.path.join(model_dir, name))
     log(f"{why}: emptied {model_dir}")
 
@@ -189,8 +229,14 @@ def _is_local_path(value):
 
 def eval_folder(model_dir, source):
     """Makes and returns the folder kft-evaluate writes the split read
-    from `source` to: eval/<its file or folder name> inside the run."""
-    folder = os.path.join(model_dir, "eval", eval_name(source))
+    from `source` to: eval/<its file or folder name> inside the run, with
+    _2, _3, ... where another file of that name has results there."""
+    name = eval_name(source)
+    folder = os.path.join(model_dir, "eval", name)
+    for number in range(2, 1000):
+        if _eval_source(folder) in (None, _spelled(source)):
+            break
+        folder = os.path.join(model_dir, "eval", f"{name}_{number}")
     try:
         files.makedirs(folder)
     except files.Error as error:
@@ -199,6 +245,25 @@ def eval_folder(model_dir, source):
             "writes its results inside the run folder"
         ) from None
     return folder
+
+
+def _spelled(source):
+    return (
+        source
+        if "://" in source
+        else os.path.abspath(os.path.expanduser(source))
+    )
+
+
+def _eval_source(folder):
+    """The source an eval folder's results are of, or None if it has none."""
+    path = os.path.join(folder, METRICS)
+    if not files.exists(path):
+        return None
+    try:
+        return _spelled(json.loads(files.read_text(path)).get("source", ""))
+    except (ValueError, AttributeError):
+        return ""
 
 
 def eval_name(source):
@@ -266,7 +331,13 @@ def read_config(model_dir):
 
 def read_labels(model_dir):
     """A finished run's labels.txt, one class (or tag) a line."""
-    return files.read_text(os.path.join(model_dir, "labels.txt")).splitlines()
+    path = os.path.join(model_dir, "labels.txt")
+    if not files.exists(path):
+        raise UserError(
+            f"{path} is missing: the run there did not finish (rerun its "
+            "kft-train command to finish it)"
+        )
+    return files.read_text(path).splitlines()
 
 
 def read_metrics(model_dir):
@@ -279,7 +350,10 @@ def weights_path(model_dir):
     there."""
     path = os.path.join(model_dir, WEIGHTS_FILE)
     if not files.exists(path):
-        raise UserError(f"{path} is missing; did the run finish?")
+        raise UserError(
+            f"{path} is missing: the run there did not finish (rerun its "
+            "kft-train command to finish it)"
+        )
     return path
 
 
