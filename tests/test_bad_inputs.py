@@ -222,6 +222,41 @@ TEXT_CASES = {
         _jsonl_with({"text": 5, "label": "good"}),
         "read",
     ),
+    "repeated column": (
+        "t.csv",
+        ("text,label,text\n" + ROWS.replace("\n", ",x\n")).encode(),
+        "error",
+    ),
+    "spaces around column names": (
+        "t.csv",
+        CSV.replace("text,label", " text , label").encode(),
+        "read",
+    ),
+    "json object text": (
+        "t.jsonl",
+        _jsonl_with({"text": {"body": "a"}, "label": "good"}),
+        "bad",
+    ),
+    "json list text": (
+        "t.jsonl",
+        _jsonl_with({"text": ["a", "b"], "label": "good"}),
+        "bad",
+    ),
+    "json boolean text": (
+        "t.jsonl",
+        _jsonl_with({"text": True, "label": "good"}),
+        "bad",
+    ),
+    "json first line without label": (
+        "t.jsonl",
+        ('{"text": "a"}\n' + JSONL).encode(),
+        "bad/read",
+    ),
+    "json first line with another text name": (
+        "t.jsonl",
+        ('{"review": "a", "label": "good"}\n' + JSONL).encode(),
+        "bad",
+    ),
     "json boolean labels": (
         "t.jsonl",
         _jsonl_with({"text": "a", "label": True}).replace(b'"good"', b"false"),

@@ -82,11 +82,12 @@ def table_inputs(path, columns, label_column):
 
     bad = BadRecords(path)
     rows = tables.read_rows(path, bad)
+    names = tables.column_names(rows)
     for column in columns:
-        if rows and column not in rows[0][1]:
+        if rows and column not in names:
             raise UserError(
                 f"{path} has no column '{column}'; columns: "
-                f"{', '.join(map(str, rows[0][1]))} (set --text_column, "
+                f"{', '.join(map(str, names))} (set --text_column, "
                 "--text_pair_column or --image_column)"
             )
     items = []
@@ -107,11 +108,15 @@ def _some(items, bad, path):
 
 def _values(row, columns, where, bad):
     """The input of one row (a tuple for a pair), or None if it is bad."""
+    from kft.data import tables
+
     values = []
     for column in columns:
         value = row.get(column)
-        if value is None:
-            bad.add(where, f"no {column}")
+        problem = f"no {column}" if value is None else None
+        problem = problem or tables.not_a_text(column, value)
+        if problem:
+            bad.add(where, problem)
             return None
         values.append(str(value))
     return tuple(values) if len(values) > 1 else values[0]

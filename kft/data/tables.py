@@ -144,7 +144,7 @@ def _csv_rows(lines, path, delimiter, bad):
         if fields is None:
             bad.add(where, "malformed row (a stray quote?)")
         elif header is None:
-            header = fields
+            header = _header(fields, where)
         elif len(fields) != len(header):
             count = f"{len(fields)} fields, the header has {len(header)}"
             bad.add(where, count)
@@ -152,6 +152,40 @@ def _csv_rows(lines, path, delimiter, bad):
         else:
             yield where, dict(zip(header, fields))
         index = end
+
+
+def _header(fields, where):
+    """The column names of a header line, stripped; a name twice is a
+    UserError (which column is meant would be a guess)."""
+    names = [field.strip() for field in fields]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            first = names.index(name) + 1
+            raise UserError(
+                f"the header of {where} names column '{name}' twice "
+                f"(columns {first} and {index + 1}); rename one"
+            )
+    return names
+
+
+def column_names(rows):
+    """The column names of `rows` ((where, dict) pairs) in the order they
+    first appear: a JSONL line may lack some."""
+    names = {}
+    for _, row in rows:
+        names.update(dict.fromkeys(row))
+    return list(names)
+
+
+def not_a_text(name, value):
+    """Why the JSON `value` of column `name` is not a text, or None:
+    numbers are texts; objects, lists, true and false are not."""
+    if isinstance(value, bool):
+        return f"{name} is {json.dumps(value)}, not a text"
+    if isinstance(value, dict | list):
+        kind = "an object" if isinstance(value, dict) else "a list"
+        return f"{name} is {kind}, not a text"
+    return None
 
 
 def _example(row, columns, where, bad, task, delimiter):
@@ -163,8 +197,11 @@ def _example(row, columns, where, bad, task, delimiter):
     values = []
     for name in (columns.text, columns.pair):
         value = row.get(name) if name else ""
+        problem = not_a_text(name, value)
         if name and (value is None or not str(value).strip()):
-            bad.add(where, f"empty {name}")
+            problem = f"empty {name}"
+        if problem:
+            bad.add(where, problem)
             return None
         values.append(str(value))
     return values[0], values[1], label
@@ -201,9 +238,10 @@ def read_table(path, config, bad, task="classification"):
         `targets.parse` reads them for `task`.
     """
     columns, texts, pairs, labels = None, [], [], []
-    for where, row in read_rows(path, bad):
-        if columns is None:
-            columns = pick_columns(list(row), config, path)
+    rows = read_rows(path, bad)
+    if rows:
+        columns = pick_columns(column_names(rows), config, path)
+    for where, row in rows:
         example = _example(
             row, columns, where, bad, task, config.label_delimiter
         )
