@@ -91,6 +91,15 @@ def write_jsonl(path, rows):
         (" 2.5 ", "regression", 2.5),
         (3, "regression", 3.0),
         ("x", "classification", "x"),
+        # A file's spelling of one class: pandas writes 1.0 and True.
+        ("1.0", "classification", "1"),
+        (1.0, "classification", "1"),
+        ("-2.00", "classification", "-2"),
+        ("1.5", "classification", "1.5"),
+        ("True", "classification", "true"),
+        ("FALSE", "classification", "false"),
+        (True, "classification", "true"),
+        ("1.0;True", "multilabel", ("1", "true")),
     ],
 )
 def test_labels_parse_by_task(value, task, expected):
@@ -105,6 +114,7 @@ def test_labels_parse_by_task(value, task, expected):
         ("", "multilabel", "missing label"),
         ([["a"]], "multilabel", "holds a list"),
         (["a"], "classification", "--config.task=multilabel"),
+        (float("nan"), "classification", "missing label"),
     ],
 )
 def test_labels_of_the_wrong_shape_are_bad_records(value, task, why):

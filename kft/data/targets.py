@@ -3,7 +3,8 @@
 `parse` reads one record's raw label (a CSV cell, a JSON value, a TFDS
 feature) for `config.task`; a label of the wrong shape is a bad record
 (kft.data.bad_records) with the reason. A class or label name is the text
-a file would spell it as (`label_text`: JSON true is "true", 1 is "1"), and
+a file would spell it as, in one spelling (`label_text`: JSON true and
+"True" are "true", 1.0 and "1.0" are "1"), and
 one holding a control character (a NUL, a newline) is a bad record: it is
 almost surely corrupt data, and labels.txt holds one name per line.
 `vocabulary` names the model's outputs from the training labels, `encode`
@@ -31,10 +32,20 @@ TASKS = ("classification", "multilabel", "regression")
 
 
 def label_text(value):
-    """A label as text: JSON true and "true" are one class, 1 and "1" too."""
+    """A label as text, one spelling per class whatever wrote the file:
+    JSON true, "true" and "True" are "true"; 1, 1.0, "1" and "1.0" are
+    "1" (pandas writes a column of whole numbers with a missing value as
+    1.0, and booleans as True); a float NaN is "" (missing)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value).strip()
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    if re.fullmatch(r"-?\d+\.0+", text):
+        return text[: text.index(".")]
+    return text
 
 
 def _control_character(names):
@@ -72,7 +83,7 @@ def _label_set(value, delimiter):
     else:
         text = label_text(value)
         names = text.split(delimiter) if delimiter else [text]
-        names = [name.strip() for name in names]
+        names = [label_text(name) for name in names]
         if not any(names):
             return None, "missing label"
     problem = _control_character(names)
