@@ -8,6 +8,7 @@ import os
 
 from kft import config as config_lib
 from kft.core import files, run_folder
+from kft.core.errors import UserError
 from kft.core.run_folder import METRICS
 from kft.core.run_folder import log as _log
 from kft.tasks import registry
@@ -46,6 +47,16 @@ def export_run(model_dir, base):
     return path
 
 
+def check_split(model_dir, built, split):
+    """Refuses a split of images for a text run, or the reverse."""
+    modality = getattr(split, "modality", "")
+    if modality and modality != built.modality:
+        raise UserError(
+            f"the run in {model_dir} takes {built.modality} but "
+            f"{split.source} holds {modality}"
+        )
+
+
 def export_litert_run(model_dir, quantization="none", integer_io=False):
     """Writes a finished run's MODEL_DIR/litert/model_<mode>.tflite
     (kft-export --format=litert), checked on the run's evaluation split
@@ -59,6 +70,7 @@ def export_litert_run(model_dir, quantization="none", integer_io=False):
     labels, built = task.load(model_dir, config)
     decision = task.load_decision(config, model_dir, labels)
     split = task.evaluation_split(config, labels, model_dir)
+    check_split(model_dir, built, split)
     path, figures = task.export_litert(
         built, labels, model_dir, split, decision, config
     )
@@ -80,6 +92,7 @@ def evaluate_run(model_dir, overrides=(), saved_model=""):
     task, labels, built = load_run(model_dir, config)
     decision = task.load_decision(config, model_dir, labels)
     split = task.evaluation_split(config, labels, model_dir)
+    check_split(model_dir, built, split)
     folder = run_folder.eval_folder(model_dir, split.source)
     if saved_model:
         report = task.serve(

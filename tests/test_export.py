@@ -9,6 +9,7 @@ from conftest import (
     TINY_IMAGE_FLAGS,
     TINY_LABELS,
     TINY_SAMPLE,
+    assert_user_error,
     predict_cli,
     run_cli,
     train_tiny,
@@ -287,6 +288,50 @@ def test_kft_evaluate_on_another_file(text_run, tmp_path):
     )
     assert result.returncode == 2
     assert "'meh'" in result.stderr and "bad.csv" in result.stderr
+
+
+def test_kft_evaluate_keeps_each_files_results(text_run, tmp_path):
+    """Two test files of one name (other.csv, other.jsonl, a/other.csv)
+    each keep their eval folder; the same file again replaces its own."""
+    from conftest import make_texts, write_csv
+
+    rows = make_texts(9, seed=6)
+    (tmp_path / "a").mkdir()
+    sources = [
+        write_csv(tmp_path / "other.csv", rows),
+        write_csv(tmp_path / "a" / "other.csv", rows[:7]),
+    ]
+    jsonl = tmp_path / "other.jsonl"
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in rows[:5]))
+    sources.append(str(jsonl))
+    for source in sources + sources[:1]:
+        result = run_cli(
+            "kft-evaluate",
+            f"--model_dir={text_run}",
+            f"--config.data.test={source}",
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    found = {}
+    for path in (text_run / "eval").glob("*/metrics.json"):
+        metrics = json.loads(path.read_text())
+        if metrics["source"] in sources:
+            assert metrics["source"] not in found, metrics["source"]
+            found[metrics["source"]] = metrics["num_examples"]
+    assert found == dict(zip(sources, (9, 7, 5)))
+
+
+def test_kft_evaluate_refuses_images_for_a_text_run(text_run, tmp_path):
+    from PIL import Image
+
+    for label in TINY_LABELS:
+        (tmp_path / "images" / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "images" / label / "0.png")
+    result = run_cli(
+        "kft-evaluate",
+        f"--model_dir={text_run}",
+        f"--config.data.test={tmp_path / 'images'}",
+    )
+    assert_user_error(result, "takes text", "holds image")
 
 
 def test_served_images_are_resized_as_in_training(tmp_path):

@@ -36,6 +36,7 @@ class Split:
             (kft.data.targets).
         pairs: the second texts of text pairs, aligned with `values`, or
             None (single texts and images).
+        modality: "text" or "image" where the reader knows it, else "".
     """
 
     name: str
@@ -43,6 +44,7 @@ class Split:
     values: list
     label_ids: np.ndarray
     pairs: list | None = None
+    modality: str = ""
 
     def __len__(self):
         return len(self.values)

@@ -174,7 +174,7 @@ def evaluation_split(config, labels, model_dir):
     """
     spec = config.data.test
     held_out = os.path.join(model_dir, TEST_SPLIT_FILE)
-    pairs = None
+    pairs, modality = None, ""
     if not spec and files.exists(held_out):
         values, names, pairs = [], [], []
         for line in files.read_text(held_out).splitlines():
@@ -191,13 +191,14 @@ def evaluation_split(config, labels, model_dir):
         for note in notes:
             _log(note)
         values, names, pairs = records.values, records.labels, records.pairs
+        modality = records.modality
     else:
         seed = data.split_seed(config)
         return data.load_splits(config.data, seed, config.task).test
     if not config.data.text_pair_column:
         pairs = None
     encoded = data.targets.encode(names, labels, config.task, spec)
-    return data.Split("test", spec, values, encoded, pairs)
+    return data.Split("test", spec, values, encoded, pairs, modality)
 
 
 def input_rows(split):
