@@ -51,7 +51,7 @@ def _text(value):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value)
-    return str(value)
+    return "" if value is None else str(value)
 
 
 def train(experiment="", model_dir="", overrides=None, overwrite=False):
@@ -99,9 +99,12 @@ class Model:
     def predict(self, inputs, batch_size=64):
         """One dict per input, as kft-predict's lines. `inputs`: texts;
         (text, text_pair) tuples for a pair model; image file paths; for
-        QA {"question", "context"} dicts; for a causal LM prompts."""
+        QA {"question", "context"} dicts; for a causal LM prompts. One
+        text (or dict) alone is one input: a list of one answer."""
         is_image = self.inputs == ["image_bytes"]
-        values = [self._value(v) for v in inputs]
+        if isinstance(inputs, str | dict):
+            inputs = [inputs]
+        values = [self._value(v, i) for i, v in enumerate(inputs)]
         lines = []
         for start in range(0, len(values), max(1, batch_size)):
             batch = values[start : start + batch_size]
@@ -114,7 +117,21 @@ class Model:
             ]
         return lines
 
-    def _value(self, value):
+    def _value(self, value, index):
+        parts = value.values() if isinstance(value, dict) else value
+        if not isinstance(value, list | tuple | dict):
+            parts = [value]
+        for part in parts:
+            if not isinstance(part, str):
+                what = (
+                    "image file paths"
+                    if self.inputs == ["image_bytes"]
+                    else "texts"
+                )
+                raise UserError(
+                    f"predict takes {what} (str); input {index} holds "
+                    f"{type(part).__name__} {part!r:.40}"
+                )
         if isinstance(value, dict):
             missing = [name for name in self.inputs if name not in value]
             if missing:

@@ -29,6 +29,8 @@ def test_config_applies_python_values_as_flags_do():
     )
     assert config.epochs == 3 and config.export is False
     assert config.data.train == "x.csv" and config.plan == "full"
+    # None is "not set", as a flag left out.
+    assert kft.configure("", {"data.validation": None}).data.validation == ""
     assert kft.configure().task == "classification"
     assert kft.__all__ == ["Model", "UserError", "configure", "load", "train"]
 

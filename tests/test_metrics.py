@@ -421,6 +421,11 @@ def test_python_api_decides_as_kft_predict(binary_run):
     assert got == [
         {k: v for k, v in line.items() if k != "true_label"} for line in lines
     ]
+    # One text is one input, not a list of characters.
+    assert model.predict(lines[0]["input"]) == got[:1]
+    for bad in ([5], [None], ["fine", {"text": 3}]):
+        with pytest.raises(kft.UserError, match="takes texts"):
+            model.predict(bad)
 
 
 @pytest.mark.parametrize(
