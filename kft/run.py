@@ -188,6 +188,7 @@ def _train(task, config, requested, model_dir, output, overwrite, strategy):
         config, requested, model_dir, overwrite, chief
     )
     if record.get("finished"):
+        run_folder.check_finished_data(record, config, model_dir)
         return _already_finished(model_dir)
     distribute.barrier(strategy)  # the chief has opened model_dir
     state = _Run(task, config, model_dir, output, strategy, record)

@@ -387,3 +387,24 @@ def test_commands_on_a_run_that_never_trained_say_so(tmp_path, command):
             commands.evaluate_run(str(model_dir))
         else:
             commands.export_run(str(model_dir), str(tmp_path / "export"))
+
+
+def test_a_finished_run_refuses_data_changed_since(tmp_path):
+    """Rerunning a finished run's command says "nothing to do"; after its
+    data file changed, its results are stale: one line, not old figures."""
+    import types
+
+    from kft.core import checkpoint
+
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\na,x\nb,y\n")
+    model_dir = tmp_path / "run"
+    config, record = _start(model_dir, **{"data.train": str(train)})
+    splits = types.SimpleNamespace(labels=["x", "y"], train=[0, 1])
+    run_folder.check_same_data(record, splits, config, str(model_dir))
+    record["finished"] = True
+    checkpoint.write_run(str(model_dir), record)
+    run_folder.check_finished_data(record, config, str(model_dir))
+    train.write_text("text,label\na,x\nb,x\n")
+    with pytest.raises(UserError, match="changed since the run .* finished"):
+        run_folder.check_finished_data(record, config, str(model_dir))

@@ -8,6 +8,7 @@ config.json or a folder of the user's files, is refused with one line, and
 only what kft writes (`OWN_NAMES`); a user's file there is never removed.
 """
 
+import hashlib
 import json
 import os
 
@@ -283,13 +284,46 @@ def slug(text):
 
 
 def check_same_data(record, splits, config, model_dir):
-    """A resumed run must see the labels and data size it started with."""
+    """A resumed run must see the labels and data size it started with;
+    records the data files' digests (`check_finished_data`)."""
     seen = {
         "labels": list(splits.labels),
         "train_examples": len(splits.train),
         "sequence_length": config.data.sequence_length,
     }
+    record["data_sha256"] = data_digests(config)
     check_seen(record, seen, model_dir)
+
+
+def data_digests(config):
+    """{spec: sha256} of the run's local data files (not folders, TFDS or
+    remote specs)."""
+    digests = {}
+    for spec in (config.data.train, config.data.validation, config.data.test):
+        path = os.path.expanduser(spec)
+        if spec and "://" not in spec and os.path.isfile(path):
+            digest = hashlib.sha256()
+            with open(path, "rb") as file:
+                for chunk in iter(lambda: file.read(1 << 20), b""):
+                    digest.update(chunk)
+            digests[spec] = digest.hexdigest()
+    return digests
+
+
+def check_finished_data(record, config, model_dir):
+    """Refuses to answer "nothing to do" for a finished run whose data
+    files changed since it read them: its figures are of the old data."""
+    then = record.get("data_sha256")
+    if not then:
+        return
+    now = data_digests(config)
+    changed = [spec for spec in then if now.get(spec) != then[spec]]
+    if changed:
+        raise UserError(
+            f"{changed[0]} changed since the run in {model_dir} finished "
+            "(its figures are of the data as it was); add --overwrite to "
+            "train on it again, or use another --model_dir"
+        )
 
 
 def check_seen(record, seen, model_dir):
