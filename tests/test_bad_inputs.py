@@ -431,3 +431,26 @@ def test_kft_train_reads_a_looped_image_folder_once(image_folder, tmp_path):
     assert "bright/loop (a link to" in result.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["num_examples"] == 4
+
+
+@pytest.mark.parametrize(
+    "name, header, words",
+    [
+        ("t.tsv", "text,label", ["looks comma-separated", "rename it"]),
+        ("t.csv", "text\tlabel", ["looks tab-separated", ".tsv"]),
+        ("t.csv", "text;label", ["looks semicolon-separated"]),
+        ("t.csv", "text,Label", ["did you mean 'Label'"]),
+    ],
+)
+def test_a_missing_column_message_says_what_is_wrong(
+    tmp_path, name, header, words
+):
+    path = tmp_path / name
+    separator = header[4]
+    path.write_text(header + "\n" + f"a movie{separator}good\n" * 4)
+    with pytest.raises(UserError) as caught:
+        data.read_checked(str(path), _data_config(), [])
+    message = str(caught.value)
+    assert "\n" not in message and "\t" not in message, message
+    for word in words:
+        assert word in message, message

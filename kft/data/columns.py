@@ -44,13 +44,37 @@ class Columns:
         return ", ".join(used + [f"label '{self.label}'"])
 
 
+SEPARATORS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
+
+
 def _require(name, available, source, key):
     if name not in available:
         raise UserError(
-            f"{source} has no column '{name}'; columns: "
-            f"{', '.join(map(str, available))} (set --config.data.{key})"
+            f"{source} has no column '{name}'; {_why(name, available)} "
+            f"(set --config.data.{key})"
         )
     return name
+
+
+def _why(name, available):
+    """What the column names found suggest: another separator than the
+    file's extension reads, or a name spelled in another case."""
+    if len(available) == 1:
+        for separator, word in SEPARATORS.items():
+            if separator in str(available[0]):
+                fix = ".tsv" if separator == "\t" else ".csv"
+                rename = (
+                    "convert it" if separator in ";|" else f"rename it to {fix}"
+                )
+                return (
+                    f"its header is one column, so the file looks {word}-"
+                    "separated, but .csv files are read as comma- and .tsv "
+                    f"as tab-separated: {rename}"
+                )
+    same = [n for n in available if str(n).strip().lower() == name.lower()]
+    hint = f"did you mean '{same[0]}'? " if same else ""
+    shown = ", ".join(f"'{n}'" for n in available)
+    return f"{hint}columns: {shown}"
 
 
 def _auto_text(available, config, source):
