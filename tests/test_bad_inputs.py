@@ -454,3 +454,17 @@ def test_a_missing_column_message_says_what_is_wrong(
     assert "\n" not in message and "\t" not in message, message
     for word in words:
         assert word in message, message
+
+
+def test_predict_reads_a_text_per_line_and_refuses_other_files(tmp_path):
+    lines = tmp_path / "texts.txt"
+    lines.write_text("a fine film\n\n  dull, long\n")
+    items, bad = predict.table_inputs(str(lines), ["text"], "label")
+    assert items == [("a fine film", None), ("  dull, long", None)]
+    assert not bad.count
+    with pytest.raises(UserError, match="pair"):
+        predict.table_inputs(str(lines), ["text", "text_pair"], "label")
+    sheet = tmp_path / "texts.xlsx"
+    sheet.write_bytes(b"PK\x03\x04")
+    with pytest.raises(UserError, match="use .csv, .tsv, .jsonl or .txt"):
+        predict.table_inputs(str(sheet), ["text"], "label")

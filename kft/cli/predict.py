@@ -7,10 +7,11 @@ The export's signature says what to read: `serving_default`, or a causal
 LM's `generate`; each of its inputs is read from the column of its name.
 Text models read a CSV, TSV or JSONL file (the text column is `text` or
 --text_column; a pair model's second text is `text_pair` or
---text_pair_column); a QA export reads `question` and `context` columns, a
-causal LM's `prompt`; image models read an image file, a folder of images
-(searched recursively; with class sub-folders their names are the true
-labels), a .txt list of image paths, or a CSV/JSONL with an `image` column.
+--text_pair_column) or a .txt file of one text per line; a QA export
+reads `question` and `context` columns, a causal LM's `prompt`; image
+models read an image file, a folder of images (searched recursively; with
+class sub-folders their names are the true labels), a .txt list of image
+paths, or a CSV/JSONL with an `image` column.
 Files and folders are read by kft-train's readers (kft.data): malformed
 rows and the links training skips are skipped, and counted on stderr with
 the first few and why; a file that is not UTF-8, or holds nothing to
@@ -81,6 +82,14 @@ def table_inputs(path, columns, label_column):
     from kft.data.bad_records import BadRecords
 
     bad = BadRecords(path)
+    extension = os.path.splitext(path)[1].lower()
+    if extension == ".txt":
+        return _text_lines(path, columns, bad)
+    if extension not in (".csv", ".tsv", ".jsonl"):
+        raise UserError(
+            f"unsupported input file {path}; use .csv, .tsv, .jsonl or .txt "
+            "(one text per line)"
+        )
     rows = tables.read_rows(path, bad)
     names = tables.column_names(rows)
     for column in columns:
@@ -95,6 +104,25 @@ def table_inputs(path, columns, label_column):
         value = _values(row, columns, where, bad)
         if value is not None:
             items.append((value, _label(row.get(label_column))))
+    return _some(items, bad, path)
+
+
+def _text_lines(path, columns, bad):
+    """A .txt file's inputs: each line that is not blank is a text."""
+    from kft.data import tables
+
+    if len(columns) > 1:
+        raise UserError(
+            f"{path}: a .txt file holds one text per line; this export takes "
+            f"{', '.join(columns)}: give a .csv, .tsv or .jsonl with a pair's "
+            "columns"
+        )
+    items = []
+    for number, text in tables.read_lines(path):
+        if text is None:
+            bad.add(f"{path}:{number}", "not UTF-8")
+        elif text.strip():
+            items.append((text.rstrip("\r\n"), None))
     return _some(items, bad, path)
 
 
