@@ -468,3 +468,34 @@ def test_predict_reads_a_text_per_line_and_refuses_other_files(tmp_path):
     sheet.write_bytes(b"PK\x03\x04")
     with pytest.raises(UserError, match="use .csv, .tsv, .jsonl or .txt"):
         predict.table_inputs(str(sheet), ["text"], "label")
+
+
+@pytest.mark.parametrize(
+    "key, words", [("text_pair_column", "pair"), ("label_column", "label")]
+)
+def test_a_column_cannot_be_two_things(tmp_path, key, words):
+    """The text column picked by name (text) named again as the pair or
+    the label: one line, not a model of a text against itself."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(CSV.encode())
+    with pytest.raises(
+        UserError, match=f"'text' is both the text and the {words}"
+    ):
+        data.read_checked(str(path), _data_config(**{key: "text"}), [])
+
+
+def test_a_file_not_in_utf8_is_told_to_be_resaved(tmp_path):
+    """A Latin-1 (Excel) file: every accented line is 'not UTF-8'. Raising
+    max_bad_fraction cannot help, so the advice is to re-save it; where a
+    few lines are skipped, the log line says how to keep them."""
+    path = tmp_path / "t.csv"
+    rows = "".join(f"caf\xe9 {i},{('good', 'bad')[i % 2]}\n" for i in range(12))
+    path.write_bytes(("text,label\n" + rows).encode("latin-1"))
+    with pytest.raises(UserError) as caught:
+        data.read_checked(str(path), _data_config(), [])
+    assert "re-save it as UTF-8" in str(caught.value)
+    assert "raise --config.data.max_bad_fraction" not in str(caught.value)
+    path.write_bytes(CSV.encode() + "caf\xe9,good\n".encode("latin-1"))
+    notes = []
+    data.read_checked(str(path), _data_config(), notes)
+    assert any("re-save it as UTF-8" in note for note in notes), notes

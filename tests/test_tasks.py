@@ -122,6 +122,16 @@ def test_labels_of_the_wrong_shape_are_bad_records(value, task, why):
     assert label is None and why in problem
 
 
+def test_a_label_column_of_ids_or_numbers_is_refused():
+    """Almost every row its own class: an id column, or a number meant for
+    regression; the empty split it would cause named the wrong cause."""
+    ids = [f"row{i}" for i in range(40)] + ["row0"]
+    with pytest.raises(UserError, match="41 rows.*label_column.*regression"):
+        targets.vocabulary(ids, "classification", "t.csv", "id")
+    few_shot = [f"class{i // 2}" for i in range(40)]
+    assert len(targets.vocabulary(few_shot, "classification", "t.csv")) == 20
+
+
 def test_multilabel_splits_are_multi_hot(tmp_path):
     rows = [
         {"text": r["text"], "tags": ";".join(r["tags"])}

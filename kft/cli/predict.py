@@ -110,6 +110,7 @@ def table_inputs(path, columns, label_column):
 def _text_lines(path, columns, bad):
     """A .txt file's inputs: each line that is not blank is a text."""
     from kft.data import tables
+    from kft.data.bad_records import NOT_UTF8
 
     if len(columns) > 1:
         raise UserError(
@@ -120,7 +121,7 @@ def _text_lines(path, columns, bad):
     items = []
     for number, text in tables.read_lines(path):
         if text is None:
-            bad.add(f"{path}:{number}", "not UTF-8")
+            bad.add(f"{path}:{number}", NOT_UTF8)
         elif text.strip():
             items.append((text.rstrip("\r\n"), None))
     return _some(items, bad, path)

@@ -16,6 +16,7 @@ from kft.core.errors import UserError
 
 # How many bad records a report names; the rest are counted.
 SHOWN = 3
+NOT_UTF8 = "not UTF-8"
 
 
 @dataclasses.dataclass
@@ -33,6 +34,7 @@ class BadRecords:
     on_error: str = "skip"
     count: int = 0
     examples: list = dataclasses.field(default_factory=list)
+    not_utf8: int = 0  # of `count`: lines that are not UTF-8
 
     def __post_init__(self):
         if self.on_error not in ("skip", "raise"):
@@ -49,6 +51,7 @@ class BadRecords:
                 "(--config.data.on_error=skip skips bad records)"
             )
         self.count += 1
+        self.not_utf8 += reason == NOT_UTF8
         if len(self.examples) < SHOWN:
             self.examples.append(f"{where} ({reason})")
 
@@ -68,14 +71,24 @@ class BadRecords:
             return None
         total = kept + self.count
         share = self.count / total
+        # Lines that are not UTF-8 come from a file saved in another
+        # encoding (Latin-1, Windows-1252: Excel's CSV); re-saving keeps them.
+        resave = (
+            f"; {self.not_utf8} of them are not UTF-8: the file looks saved "
+            "as Latin-1 or Windows-1252, re-save it as UTF-8"
+            if self.not_utf8
+            else ""
+        )
         if share > max_fraction:
+            fix = "; fix them or raise --config.data.max_bad_fraction"
+            if self.not_utf8 * 2 >= self.count:
+                fix = resave
             raise UserError(
                 f"{self.count} of {total} records in {self.source} are bad "
                 f"({share:.1%}, more than data.max_bad_fraction="
-                f"{max_fraction:g}): {self.listed()}; fix them or raise "
-                "--config.data.max_bad_fraction"
+                f"{max_fraction:g}): {self.listed()}{fix}"
             )
         return (
             f"skipped {self.count} bad records of {total} in {self.source} "
-            f"({share:.1%}): {self.listed()}"
+            f"({share:.1%}): {self.listed()}{resave}"
         )

@@ -116,4 +116,11 @@ def pick_columns(available, config, source, images=False):
         pair = _require(
             config.text_pair_column, available, source, "text_pair_column"
         )
+    for role, name in (("pair", pair), ("label", label)):
+        if name == text:
+            raise UserError(
+                f"{source}: column '{text}' is both the text and the {role} "
+                "(--config.data.text_column, text_pair_column and "
+                "label_column must name different columns)"
+            )
     return Columns(label=label, text=text, pair=pair)

@@ -17,6 +17,7 @@ import os
 from kft.core import files
 from kft.core.errors import UserError
 from kft.data import targets
+from kft.data.bad_records import NOT_UTF8
 from kft.data.columns import pick_columns
 
 # A quoted CSV field may span lines; a stray quote would otherwise swallow
@@ -87,7 +88,7 @@ def jsonl_rows(lines, path, bad):
     for number, text in lines:
         where = f"{path}:{number}"
         if text is None:
-            bad.add(where, "not UTF-8")
+            bad.add(where, NOT_UTF8)
             continue
         if not text.strip():
             continue
@@ -132,7 +133,7 @@ def _csv_rows(lines, path, delimiter, bad):
         if text is None:
             if header is None:
                 raise UserError(f"cannot read {where}: the header is not UTF-8")
-            bad.add(where, "not UTF-8")
+            bad.add(where, NOT_UTF8)
             index += 1
             continue
         fields, end = _csv_record(lines, index, delimiter)

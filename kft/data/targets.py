@@ -145,6 +145,13 @@ def vocabulary(labels, task, source, column="label"):
             )
         return names
     names = _sorted_names(labels)
+    if len(labels) >= 20 and len(names) > 0.9 * len(labels):
+        raise UserError(
+            f"{source}: column '{column}' has {len(names)} different labels "
+            f"in {len(labels)} rows, almost one class per row; is "
+            "--config.data.label_column right? (a number to predict: "
+            "--config.task=regression)"
+        )
     if len(names) < 2:
         raise UserError(
             f"{source} has a single class ('{names[0]}'); "
