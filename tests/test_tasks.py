@@ -100,6 +100,7 @@ def write_jsonl(path, rows):
         ("FALSE", "classification", "false"),
         (True, "classification", "true"),
         ("1.0;True", "multilabel", ("1", "true")),
+        ("cafe\u0301", "classification", "caf\u00e9"),  # NFD is NFC's class
     ],
 )
 def test_labels_parse_by_task(value, task, expected):

@@ -35,12 +35,13 @@ def label_text(value):
     """A label as text, one spelling per class whatever wrote the file:
     JSON true, "true" and "True" are "true"; 1, 1.0, "1" and "1.0" are
     "1" (pandas writes a column of whole numbers with a missing value as
-    1.0, and booleans as True); a float NaN is "" (missing)."""
+    1.0, and booleans as True); a float NaN is "" (missing); accented
+    letters in one Unicode form (NFC), however they were typed."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and math.isnan(value):
         return ""
-    text = str(value).strip()
+    text = unicodedata.normalize("NFC", str(value).strip())
     if text.lower() in ("true", "false"):
         return text.lower()
     if re.fullmatch(r"-?\d+\.0+", text):
