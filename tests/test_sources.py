@@ -485,3 +485,13 @@ def test_split_seed_is_the_runs_seed_unless_set():
     config.data.split_seed = 7
     assert data.split_seed(config) == 7
     assert data.split_seed(config, seed=5) == 7
+
+
+def test_the_training_file_as_test_file_is_warned_about(tmp_path):
+    train = _csv_with(tmp_path / "m.csv", {})
+    config = _data_config(train=train, test=str(tmp_path / "." / "m.csv"))
+    splits = data.load_splits(config, seed=0)
+    assert any(
+        note.startswith("warning: the test file is the training file")
+        for note in splits.notes
+    ), splits.notes

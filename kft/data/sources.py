@@ -255,6 +255,11 @@ def load_splits(data_config, seed, task="classification"):
     )
     for name in ("test", "validation"):
         spec = data_config[name]
+        if spec and _same_file(spec, data_config.train):
+            notes.append(
+                f"warning: the {name} file is the training file ({spec}): "
+                f"its figures measure memory, not generalization"
+            )
         if spec:
             given = read_checked(spec, data_config, notes, task)
             if records.pairs is None:
@@ -268,6 +273,13 @@ def load_splits(data_config, seed, task="classification"):
             None if part is None else _split(name, part, vocabulary, task)
         )
     return _with_fallbacks(made, vocabulary, records, notes)
+
+
+def _same_file(spec, other):
+    if "://" in spec or ":" in spec.split("/")[0]:  # remote or tfds:
+        return spec == other
+    paths = [os.path.realpath(os.path.expanduser(p)) for p in (spec, other)]
+    return paths[0] == paths[1]
 
 
 def _pin_pair_columns(records, data_config):
