@@ -9,6 +9,7 @@ import json
 
 import ml_collections
 
+from kft.core.config_values import check_values  # noqa: F401 (kft.config's)
 from kft.core.errors import UserError, close_matches
 
 
@@ -178,6 +179,12 @@ def default_config():
     # Keras fit verbosity: -1 is a progress bar on a terminal and one line
     # per epoch otherwise (logs, CI); 0, 1 and 2 as in `model.fit`.
     config.verbose = -1
+    # Seed ensemble (1: off): train N models, with seeds seed, seed + 1,
+    # ..., on the same splits (MODEL_DIR holds the first's history and
+    # checkpoints, members/<k>/ the others'), and average their outputs:
+    # one model that is tuned, evaluated, exported and served. N times the
+    # training time; classification, multilabel and regression.
+    config.ensemble = 1
     # Export a checked SavedModel into MODEL_DIR/export/<N>/
     # (kft/serving/export.py).
     config.export = True
@@ -353,73 +360,6 @@ def apply_overrides(config, overrides):
     for key, text in overrides:
         override(config, key, text)
     return config
-
-
-# Numeric fields and what each must be: a value outside is a UserError
-# before anything runs (a batch of 0 would fail deep inside tf.data).
-RANGES = (
-    ("data.batch_size", lambda v: v >= 1, ">= 1"),
-    ("data.eval_batch_size", lambda v: v >= 1, ">= 1"),
-    ("data.validation_fraction", lambda v: 0 <= v < 1, "in [0, 1)"),
-    ("data.test_fraction", lambda v: 0 <= v < 1, "in [0, 1)"),
-    ("data.max_bad_fraction", lambda v: 0 <= v <= 1, "in [0, 1]"),
-    ("data.length_percentile", lambda v: 0 < v <= 100, "in (0, 100]"),
-    ("data.sequence_length", lambda v: v >= 0, ">= 0 (0 picks it)"),
-    ("data.image_size", lambda v: v >= 0, ">= 0 (0 picks it)"),
-    ("epochs", lambda v: v >= 1, ">= 1"),
-    ("head_epochs", lambda v: v >= 0, ">= 0"),
-    ("learning_rate", lambda v: v > 0, "> 0"),
-    ("head_learning_rate", lambda v: v > 0, "> 0"),
-    ("layer_decay", lambda v: v > 0, "> 0"),
-    ("label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
-    ("head.dropout", lambda v: 0 <= v < 1, "in [0, 1)"),
-    ("optimizer.weight_decay", lambda v: v >= 0, ">= 0"),
-    ("optimizer.clipnorm", lambda v: v >= 0, ">= 0 (0 is off)"),
-    ("optimizer.ema_momentum", lambda v: 0 <= v < 1, "in [0, 1) (0 is off)"),
-    ("schedule.warmup_fraction", lambda v: 0 <= v <= 1, "in [0, 1]"),
-    ("checkpoint.keep", lambda v: v >= 1, ">= 1"),
-    ("checkpoint.every_steps", lambda v: v >= 0, ">= 0 (0: epoch ends)"),
-)
-
-
-def check_values(config):
-    """Raises UserError for a value no run can use, naming the key."""
-    for key, valid, wanted in RANGES:
-        value = _get(config, key)
-        if not valid(value):
-            raise UserError(
-                f"bad value {value!r} for --config.{key}; it must be {wanted}"
-            )
-    litert = ("", "none", "float16", "dynamic", "int8")
-    if config.litert.quantization not in litert:
-        raise UserError(
-            f"bad value {config.litert.quantization!r} for "
-            "--config.litert.quantization; valid: "
-            + ", ".join(repr(x) for x in litert)
-        )
-    data = config.data
-    held_out = data.validation_fraction * (not data.validation)
-    held_out += data.test_fraction * (not data.test)
-    if held_out >= 1:
-        raise UserError(
-            "--config.data.validation_fraction and test_fraction hold out "
-            f"{held_out:.0%} of the training data; they must add up to "
-            "less than 1"
-        )
-    columns = [data.text_column, data.text_pair_column, data.label_column]
-    named = [column for column in columns if column]
-    if len(set(named)) < len(named):
-        raise UserError(
-            "--config.data.text_column, text_pair_column and label_column "
-            f"must name different columns (got {', '.join(named)})"
-        )
-
-
-def _get(config, key):
-    node = config
-    for part in key.split("."):
-        node = node[part]
-    return node
 
 
 def check_complete(config):

@@ -27,7 +27,7 @@ import keras
 import tensorflow as tf
 
 from kft import config as config_lib
-from kft import data
+from kft import data, fit
 from kft.core import (
     checkpoint,
     distribute,
@@ -37,19 +37,17 @@ from kft.core import (
     optim,
     preflight,
     run_folder,
-    training,
 )
 from kft.core.errors import UserError
 from kft.core.run_folder import (
     EXPORT_DIR,
     METRICS,
     WEIGHTS_FILE,
-    save_weights,
     write_config,
     write_labels,
 )
 from kft.core.run_folder import log as _log
-from kft.model import backbones, builder
+from kft.model import backbones
 from kft.serving import litert, publish
 from kft.tasks import registry
 
@@ -106,15 +104,6 @@ def check_choices(config):
                 f"bad value '{config.data[key]}' for --config.data.{key}; "
                 "valid: 0 (off) or a positive Beta alpha such as 0.2"
             )
-
-
-def _preflight_data(train_data, validation_data, modality):
-    """The TPU checks of the pipelines (kft/core/preflight.py)."""
-    # Text batches come in a few fixed lengths; their batch size is fixed.
-    static = "all" if modality == "image" else "batch"
-    preflight.check_dataset(train_data.dataset(0, 1), "training", static)
-    if validation_data is not None:
-        preflight.check_dataset(validation_data, "validation", "none")
 
 
 def make_strategy(config, model_dir):
@@ -198,7 +187,7 @@ def _train(task, config, requested, model_dir, output, overwrite, strategy):
     phases = _learning_rates(state, phases)
     if phases is None:
         return None  # lr_find alone: the suggestion is in the log
-    timing = _fit(state, phases)
+    timing = fit.fit(state, phases)
     _continue_in_float32(state)
     evaluate_started = time.time()
     _log("evaluating the test split (a decision to tune: on validation first)")
@@ -264,41 +253,6 @@ def _learning_rates(state, phases):
         return phases
     with state.strategy.scope():
         return _lr_find(state)
-
-
-def _fit(state, phases):
-    """Trains through the phases with `model.fit` (kft/core/training.py),
-    saves the best and the backbone's weights; returns the timing."""
-    task, config, built = state.task, state.config, state.built
-    labels = state.splits.labels
-    train_data = task.batches(built, state.splits.train, labels, config, True)
-    validation_data = None
-    if state.splits.validation is not None:
-        validation_data = task.batches(
-            built, state.splits.validation, labels, config, False
-        )
-    if config.strategy == "tpu":
-        _preflight_data(train_data, validation_data, built.modality)
-    with state.strategy.scope():
-        timing = training.Trainer(
-            built,
-            phases,
-            train_data,
-            validation_data,
-            config,
-            state.output,
-            len(labels),
-            class_weight=state.class_weight,
-            log=_log,
-            shared_dir=state.model_dir,
-            strategy=state.strategy,
-            task=task,
-        ).run(config.resume)
-    save_weights(built.model, os.path.join(state.output, WEIGHTS_FILE))
-    builder.save_backbone(built, state.output)
-    for entry, phase in zip(timing["phases"], phases):
-        entry["learning_rate"] = phase.learning_rate
-    return timing
 
 
 def _export(state, decision, report):
@@ -380,7 +334,8 @@ def _finish(state, report, timing, started):
     _log(f"report: {state.task.write_report(output)}")
     checkpoint.write_run(output, state.record | {"finished": True})
     if not state.config.checkpoint.keep_after_finish:
-        checkpoint.remove_resume_state(output)
+        for folder in [output, *fit.member_folders(output, state.config)]:
+            checkpoint.remove_resume_state(folder)
     _log(f"run folder: {output} ({report['timing']['total_seconds']} s)")
     return report
 

@@ -307,3 +307,14 @@ def test_tfidf_on_two_classes():
     assert len(predicted) == len(rows[30:])
     right = [p == r["label"] for p, r in zip(predicted, rows[30:])]
     assert sum(right) / len(right) >= 0.8
+
+
+def test_fit_seconds_count_every_member_of_an_ensemble(tmp_path):
+    from kft.bench import accuracy
+
+    timing = {
+        "phases": [{"seconds": 1.5}, {"seconds": 2.0}],
+        "members": [{"phases": [{"seconds": 4.0}]}],
+    }
+    (tmp_path / "metrics.json").write_text(json.dumps({"timing": timing}))
+    assert accuracy._fit_seconds(tmp_path) == 7.5

@@ -42,6 +42,7 @@ TURN_ON = {
     "mixup": ("data.mixup", 0.2),
     "augment": ("data.augment", "flip"),
     "litert": ("litert.quantization", "none"),
+    "ensemble": ("ensemble", 3),
 }
 
 

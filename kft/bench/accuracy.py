@@ -195,7 +195,13 @@ def _trainer(config, train, scored, labels, seed, folder, settings):
 
 def _fit_seconds(run_dir):
     with open(run_dir / "metrics.json") as file:
-        phases = json.load(file)["timing"]["phases"]
+        timing = json.load(file)["timing"]
+    # A seed ensemble's other members trained too (their own timings).
+    phases = [
+        phase
+        for model in [timing, *timing.get("members", [])]
+        for phase in model["phases"]
+    ]
     return round(sum(phase["seconds"] for phase in phases), 1)
 
 

@@ -61,6 +61,7 @@ OWN_NAMES = frozenset(
         "target_scaling.json",
         "tensorboard",
         "eval",
+        "members",
         BACKBONE_DIR,
         EXPORT_DIR,
         LITERT_DIR,

@@ -91,9 +91,10 @@ def _hub_image_converter(source, size):
     return converter
 
 
-def build(config, num_outputs, head=heads.SOFTMAX):
+def build(config, num_outputs, head=heads.SOFTMAX, member=0):
     """Builds the model for `config`: the backbone, pooling and `head`
-    (a `heads.Head`, which the task gives) with `num_outputs` units."""
+    (a `heads.Head`, which the task gives) with `num_outputs` units.
+    `member` k > 0 of an ensemble gets a model name of its own."""
     backbone, family, preprocessor, size = load_backbone(config)
     if family.modality == "text":
         model = _text_model(backbone, num_outputs, config, head)
@@ -107,6 +108,8 @@ def build(config, num_outputs, head=heads.SOFTMAX):
             backbone, family, preprocessor, size, num_outputs, config, head
         )
         preprocessor = None
+    if member:
+        model = keras.Model(model.input, model.output, name=f"member_{member}")
     unused = ()
     if family.modality == "text" and config.head.pooling != "pooled":
         unused = ("pooled_dense",)
@@ -162,14 +165,44 @@ def _save_preset(built, folder):
 
 
 def rebuild(config, num_outputs, weights, head=heads.SOFTMAX):
-    """The model of a finished run: built as its `config` says, with the
-    run's `weights` file loaded in place of the pretrained ones."""
+    """The model of a finished run: built as its `config` says (an
+    ensemble of `config.ensemble` members), with the run's `weights` file
+    loaded in place of the pretrained ones."""
     config.weights = "none"
     built = build(config, num_outputs, head)
     if built.modality == "text":
         built.preprocessor.sequence_length = config.data.sequence_length
+    if config.ensemble > 1:
+        others = [
+            build(config, num_outputs, head, member)
+            for member in range(1, config.ensemble)
+        ]
+        built = ensemble(built, others)
     built.model.load_weights(weights)
     return built
+
+
+def ensemble(first, others):
+    """`first` (a Built) with a model that averages the outputs of its
+    model and the `others`' models on the same inputs."""
+    members = [first.model] + [other.model for other in others]
+    inputs = first.model.input
+    if isinstance(inputs, dict):
+        inputs = {
+            name: keras.Input(
+                shape=tensor.shape[1:], dtype=tensor.dtype, name=name
+            )
+            for name, tensor in inputs.items()
+        }
+    else:
+        inputs = keras.Input(
+            shape=inputs.shape[1:], dtype=inputs.dtype, name=inputs.name
+        )
+    outputs = keras.layers.Average(name="ensemble_average", dtype="float32")(
+        [member(inputs) for member in members]
+    )
+    model = keras.Model(inputs, outputs, name="kft_ensemble")
+    return dataclasses.replace(first, model=model)
 
 
 def _call(backbone, inputs, training):

@@ -39,10 +39,19 @@ FEATURES = {
     "mixup": lambda config: bool(config.data.mixup or config.data.cutmix),
     "augment": lambda config: bool(config.data.augment),
     "litert": lambda config: bool(config.litert.quantization),
+    "ensemble": lambda config: config.ensemble > 1,
 }
 # What tasks on token sequences (tokens, qa, causal_lm) do not support.
 SEQUENCE_TASKS_LACK = frozenset(
-    {"lr_find", "class_weight", "label_smoothing", "mixup", "augment", "litert"}
+    {
+        "lr_find",
+        "class_weight",
+        "label_smoothing",
+        "mixup",
+        "augment",
+        "litert",
+        "ensemble",
+    }
 )
 # The config key a user sets for each feature (for the refusal line).
 _KEYS = {
@@ -52,6 +61,7 @@ _KEYS = {
     "mixup": "data.mixup / data.cutmix",
     "augment": "data.augment",
     "litert": "litert.quantization",
+    "ensemble": "ensemble",
 }
 # Refusals that name more than a config key.
 _WHAT = {

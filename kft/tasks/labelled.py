@@ -243,8 +243,8 @@ class LabelledTask(base.Task):
     def prepare(self, config):
         return prepare(config, self.head)
 
-    def build(self, config, num_outputs):
-        return builder.build(config, num_outputs, self.head)
+    def build(self, config, num_outputs, member=0):
+        return builder.build(config, num_outputs, self.head, member)
 
     def load(self, model_dir, config):
         labels = run_folder.read_labels(model_dir)
