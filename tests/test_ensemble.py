@@ -3,6 +3,11 @@ seed .. seed + N - 1 on the same splits, one model averaging them that is
 evaluated, exported and rebuilt by the commands on a finished run."""
 
 import json
+import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 from conftest import assert_run_contract, run_cli, train_tiny
@@ -70,3 +75,61 @@ def test_an_image_ensemble_trains_exports_and_rebuilds(image_folder, tmp_path):
     config = commands.read_run_config(str(run))
     _, _, built = commands.load_run(str(run), config)
     assert built.model.name == "kft_ensemble"
+
+
+def _command(model_dir, data, bert):
+    train, test = data
+    return [
+        str(pathlib.Path(sys.executable).parent / "kft-train"),
+        "--experiment=text_classifier",
+        f"--model_dir={model_dir}",
+        f"--config.backbone={bert}",
+        f"--config.data.train={train}",
+        f"--config.data.test={test}",
+        "--config.data.batch_size=8",
+        "--config.plan=full",
+        "--config.epochs=2",
+        "--config.ensemble=2",
+        "--config.checkpoint.every_steps=2",
+        "--config.deterministic=true",
+        "--config.export=false",
+        "--config.verbose=0",
+    ]
+
+
+def test_an_ensemble_killed_in_its_second_member_resumes_equal(
+    tiny_bert, text_csv, tmp_path
+):
+    """Killed while member 2 trains, rerun: the finished member is not
+    trained again and the ensemble's weights equal an uninterrupted run's
+    bit for bit."""
+    from conftest import assert_bitwise_equal_runs
+
+    reference = tmp_path / "reference"
+    command = _command(reference, text_csv, tiny_bert)
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    model_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        _command(model_dir, text_csv, tiny_bert),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    second = model_dir / "members" / "1" / "checkpoints"
+    deadline = time.time() + 300
+    while process.poll() is None and time.time() < deadline:
+        if list(second.glob("ckpt-*.json")):
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert list(second.glob("ckpt-*.json")), "member 2 never checkpointed"
+    rerun = subprocess.run(
+        _command(model_dir, text_csv, tiny_bert), capture_output=True, text=True
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    first, second_log = rerun.stdout.split("member 2 of 2")
+    assert "kft: epoch " not in first  # member 1 had finished
+    assert "resuming from the checkpoint" in second_log
+    assert "kft: epoch " in second_log
+    assert_bitwise_equal_runs(reference, model_dir)
