@@ -367,3 +367,10 @@ def test_served_images_are_resized_as_in_training(tmp_path):
     served = parity.serve_probabilities(path, split, "image")
     np.testing.assert_allclose(served, model_on("pad"), atol=1e-5)
     assert np.abs(served - model_on("squash")).max() > 1e-4
+
+
+def test_kft_predict_on_a_run_folder_names_its_export(text_run, text_csv):
+    result = run_cli(
+        "kft-predict", f"--saved_model={text_run}", f"--input={text_csv[1]}"
+    )
+    assert_user_error(result, "no SavedModel at", f"{text_run}/export/1")

@@ -235,7 +235,13 @@ def main(argv):
     if not files.exists(
         path if tflite else os.path.join(path, "saved_model.pb")
     ):
-        common.fail(f"no SavedModel at {path} (expected BASE/N or a .tflite)")
+        hint = "expected BASE/N or a .tflite"
+        exports = os.path.join(path, "export")
+        versions = [n for n in files.listdir(exports) if n.isdigit()]
+        if versions:
+            newest = os.path.join(exports, max(versions, key=int))
+            hint = f"a run folder: its newest export is {newest}"
+        common.fail(f"no SavedModel at {path} ({hint})")
     if not files.exists(source):
         common.fail(f"input not found: {source}")
 
