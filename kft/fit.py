@@ -15,7 +15,7 @@ import os
 
 import keras
 
-from kft.core import preflight, training
+from kft.core import files, preflight, training
 from kft.core.run_folder import WEIGHTS_FILE, save_weights
 from kft.core.run_folder import log as _log
 from kft.model import builder
@@ -44,11 +44,15 @@ def fit(state, phases):
                 member_config, len(state.splits.labels), member
             )
         other.preprocessor = built.preprocessor  # its sequence length
+        output = os.path.join(state.output, folder)
+        files.makedirs(output)
+        # What the task fits on the training data (regression's scaling).
+        state.task.before_training(other, state.splits, member_config, output)
         member_timing = _train(
             state,
             other,
             member_config,
-            os.path.join(state.output, folder),
+            output,
             os.path.join(state.model_dir, folder),
             phases,
         )

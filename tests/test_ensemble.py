@@ -133,3 +133,40 @@ def test_an_ensemble_killed_in_its_second_member_resumes_equal(
     assert "resuming from the checkpoint" in second_log
     assert "kft: epoch " in second_log
     assert_bitwise_equal_runs(reference, model_dir)
+
+
+def test_every_member_of_a_regression_ensemble_undoes_the_scaling(
+    tiny_bert, tmp_path
+):
+    """What a task fits on the training data before training (regression's
+    target scaling, in the model's last layer) is fitted in every member."""
+    from conftest import make_texts, write_csv
+
+    from kft import commands
+
+    score = {"negative": 1.0, "neutral": 3.0, "positive": 5.0}
+    rows = [
+        {"text": row["text"], "label": score[row["label"]] + 0.1 * (i % 3)}
+        for i, row in enumerate(make_texts(60, seed=3))
+    ]
+    run = train_tiny(
+        tmp_path / "run",
+        f"--config.backbone={tiny_bert}",
+        f"--config.data.train={write_csv(tmp_path / 'scores.csv', rows)}",
+        "--config.ensemble=2",
+        "--config.export=false",
+        experiment="text_regressor",
+    )
+    mean = json.loads((run / "target_scaling.json").read_text())["mean"]
+    assert mean > 2
+    config = commands.read_run_config(str(run))
+    _, _, built = commands.load_run(str(run), config)
+    members = [
+        layer
+        for layer in built.model.layers
+        if isinstance(layer, type(built.model))
+    ]
+    assert len(members) == 2
+    for member in members:
+        scale = member.get_layer("target_scale")
+        assert float(scale.mean.numpy()) == np.float32(mean), member.name
