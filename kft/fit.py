@@ -28,6 +28,8 @@ def fit(state, phases):
     fine-tuned backbone (the first member's); returns the timing, with
     `members` (the other members' timings) for an ensemble."""
     config, built = state.config, state.built
+    if config.ensemble > 1:
+        _log(f"ensemble: member 1 of {config.ensemble} (seed {config.seed})")
     timing = _train(state, built, config, state.output, state.model_dir, phases)
     others = []
     for member in range(1, config.ensemble):
