@@ -23,7 +23,7 @@ LAYERS = (
     # Entry points: console scripts, benchmarks, the Python API (which
     # `import kft` re-exports, loading it on first use).
     ("kft.cli", "kft.bench", "kft.api", "kft"),
-    ("kft.run", "kft.commands"),  # a run, and the commands on one
+    ("kft.run", "kft.fit", "kft.commands"),  # a run, and the commands on one
     ("kft.tasks",),  # what each task adds
     ("kft.model", "kft.data", "kft.serving", "kft.report"),  # libraries
     ("kft.core", "kft.config"),  # what everything uses

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from conftest import tiny_image_config
 
-from kft import data, run
+from kft import data, fit, run
 from kft.core import checkpoint, files, freeze, training
 from kft.core.errors import Diverged, Interrupted, UserError
 from kft.tasks import labelled
@@ -177,6 +177,7 @@ def test_ram_model_dir_interrupted_and_resumed(image_folder, monkeypatch):
             os.kill(os.getpid(), signal.SIGTERM)  # the handler sets a flag
 
     monkeypatch.setattr(run, "_log", log)
+    monkeypatch.setattr(fit, "_log", log)  # the trainer's (kft/fit.py)
     with pytest.raises(Interrupted):
         run.train(config.copy_and_resolve_references(), model_dir)
     report = run.train(config.copy_and_resolve_references(), model_dir)

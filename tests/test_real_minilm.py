@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from kft import config as config_lib
-from kft import data, run
-from kft.core import assets, freeze
+from kft import data
+from kft.core import assets, freeze, run_folder
 from kft.model import builder
 from kft.serving import export, parity
 from kft.tasks.classification.task import TASK as CLASSIFICATION
@@ -61,7 +61,7 @@ def test_minilm_export_holds_the_weights_once_and_matches(tmp_path):
     # A step so the optimizer holds slots: the export must not carry them.
     built.model.fit(inputs, np.array([2, 0, 1, 1]), epochs=1, verbose=0)
     weights = tmp_path / "model.weights.h5"
-    run.save_weights(built.model, str(weights))  # as kft-train saves them
+    run_folder.save_weights(built.model, str(weights))  # as kft-train does
     path, figures = export.export(
         built,
         ["negative", "neutral", "positive"],
