@@ -65,21 +65,13 @@ def train(experiment="", model_dir="", overrides=None, overwrite=False):
 
 def latest_export(model_dir):
     """The newest complete export of a run (`MODEL_DIR/export/<N>`)."""
-    base = os.path.join(model_dir, "export")
-    versions = []
-    if files.isdir(base):
-        versions = [
-            int(name)
-            for name in files.listdir(base)
-            if name.isdigit()
-            and files.exists(os.path.join(base, name, publish.CHECK_FILE))
-        ]
-    if not versions:
+    path = publish.newest_checked(model_dir)
+    if path is None:
         raise UserError(
             f"{model_dir} holds no checked export; run kft-export "
             f"--model_dir={model_dir}, or pass a SavedModel folder"
         )
-    return os.path.join(base, str(max(versions)))
+    return path
 
 
 class Model:

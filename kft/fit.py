@@ -32,12 +32,15 @@ def fit(state, phases):
         _log(f"ensemble: member 1 of {config.ensemble} (seed {config.seed})")
     timing = _train(state, built, config, state.output, state.model_dir, phases)
     others = []
-    for member in range(1, config.ensemble):
+    folders = zip(
+        member_folders(state.output, config),
+        member_folders(state.model_dir, config),
+    )
+    for member, (output, shared_dir) in enumerate(folders, 1):
         _log(
             f"ensemble: member {member + 1} of {config.ensemble} (seed "
             f"{config.seed + member}) in {MEMBERS_DIR}/{member}"
         )
-        folder = os.path.join(MEMBERS_DIR, str(member))
         member_config = config.copy_and_resolve_references()
         member_config.seed = config.seed + member
         keras.utils.set_random_seed(member_config.seed)  # its head's start
@@ -46,7 +49,6 @@ def fit(state, phases):
                 member_config, len(state.splits.labels), member
             )
         other.preprocessor = built.preprocessor  # its sequence length
-        output = os.path.join(state.output, folder)
         files.makedirs(output)
         # What the task fits on the training data (regression's scaling).
         state.task.before_training(other, state.splits, member_config, output)
@@ -55,7 +57,7 @@ def fit(state, phases):
             other,
             member_config,
             output,
-            os.path.join(state.model_dir, folder),
+            shared_dir,
             phases,
         )
         timing.setdefault("members", []).append(member_timing)

@@ -230,18 +230,18 @@ def main(argv):
 
     from kft.core import files
     from kft.serving import predict as predict_lib
+    from kft.serving import publish
 
     tflite = path.endswith(".tflite")
     if not files.exists(
         path if tflite else os.path.join(path, "saved_model.pb")
     ):
-        hint = "expected BASE/N or a .tflite"
-        exports = os.path.join(path, "export")
-        versions = [n for n in files.listdir(exports) if n.isdigit()]
-        if versions:
-            newest = os.path.join(exports, max(versions, key=int))
-            hint = f"a run folder: its newest export is {newest}"
-        common.fail(f"no SavedModel at {path} ({hint})")
+        newest = publish.newest_checked(path)
+        hint = f"a run folder: its newest export is {newest}"
+        common.fail(
+            f"no SavedModel at {path} "
+            f"({hint if newest else 'expected BASE/N or a .tflite'})"
+        )
     if not files.exists(source):
         common.fail(f"input not found: {source}")
 

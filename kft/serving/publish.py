@@ -21,6 +21,18 @@ from kft.serving import check as check_lib
 CHECK_FILE = "kft_export_check.json"
 
 
+def newest_checked(model_dir):
+    """The newest export of a run that passed its check
+    (`MODEL_DIR/export/<N>`), or None."""
+    base = os.path.join(model_dir, "export")
+    versions = [
+        int(name)
+        for name in files.listdir(base)
+        if name.isdigit() and files.exists(os.path.join(base, name, CHECK_FILE))
+    ]
+    return os.path.join(base, str(max(versions))) if versions else None
+
+
 def next_version(base):
     """1 + the largest integer folder name under `base` (1 when none)."""
     numbers = [int(name) for name in files.listdir(base) if name.isdigit()]
