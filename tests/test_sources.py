@@ -495,3 +495,22 @@ def test_the_training_file_as_test_file_is_warned_about(tmp_path):
         note.startswith("warning: the test file is the training file")
         for note in splits.notes
     ), splits.notes
+
+
+def test_a_class_too_rare_for_a_held_out_split_is_named(tmp_path):
+    # 'rare' has one example: it stays in training, so the held-out splits
+    # have none of it; 'few' has two: one goes to test, none to validation.
+    rows = [f"t{i},common\n" for i in range(40)]
+    rows += ["r0,rare\n", "f0,few\n", "f1,few\n"]
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\n" + "".join(rows))
+    splits = data.load_splits(_data_config(train=str(path)), seed=0)
+    notes = " ".join(splits.notes)
+    assert (
+        "warning: the test split holds no example of 1 class (too few "
+        "examples to hold one out): 'rare'"
+    ) in notes, notes
+    assert (
+        "warning: the validation split holds no example of 2 classes (too "
+        "few examples to hold one out): 'few', 'rare'"
+    ) in notes, notes

@@ -379,3 +379,22 @@ def test_pair_regression_end_to_end(tiny_bert, tmp_path):
     assert mae == pytest.approx(metrics["mae"], abs=1e-5)
     assert "mean absolute error" in result.stderr
     assert_run_contract(run)
+
+
+@pytest.mark.parametrize(
+    "labels, said",
+    [
+        (["neg", "pos"], "classes (2): neg, pos"),
+        # A comma or an edge space in a name would read as another class.
+        (["a, b", "c"], "classes (2): 'a, b', 'c'"),
+        ([" x", "y"], "classes (2): ' x', 'y'"),
+    ],
+)
+def test_the_log_names_classes_unambiguously(labels, said):
+    import types
+
+    splits = types.SimpleNamespace(
+        train=[0] * 5, validation=None, test=[0] * 2, labels=labels
+    )
+    line = registry.get("classification").describe(splits)
+    assert line.endswith("; " + said), line

@@ -213,13 +213,28 @@ def _held_out(records, pool, data_config, seed, notes, task):
         how = "stratified" if task == "classification" else "random"
         source = f"{data_config.train} ({fraction:.0%} {how}, seed {seed})"
         held[name] = (*_take(records, pool[out]), source)
-        pool = pool[kept]
         notes.append(
             f"no {name} data given: holding out {len(out)} training "
             f"examples ({fraction:.0%}, {how}, data.split_seed {seed}) "
             f"as {name}"
         )
+        if task == "classification":
+            _note_absent(name, set(labels), {labels[i] for i in out}, notes)
+        pool = pool[kept]
     return held, pool
+
+
+def _note_absent(name, classes, held, notes):
+    """Names the classes a held-out split got no example of."""
+    absent = sorted(classes - held, key=str)
+    if absent:
+        count = f"{len(absent)} class{'es' if len(absent) > 1 else ''}"
+        notes.append(
+            f"warning: the {name} split holds no example of {count} (too "
+            f"few examples to hold one out): "
+            + ", ".join(f"'{label}'" for label in absent[:10])
+            + (", ..." if len(absent) > 10 else "")
+        )
 
 
 def split_seed(config, seed=None):

@@ -231,6 +231,14 @@ def compare_values(expected, served, key):
     return figures, problems
 
 
+def _names(labels):
+    """The names joined by ', ', each quoted where one holds a comma or
+    an edge space (a reader would split or trim it otherwise)."""
+    if any("," in name or name != name.strip() for name in labels):
+        return ", ".join(f"'{name}'" for name in labels)
+    return ", ".join(labels)
+
+
 class LabelledTask(base.Task):
     """A target per text, text pair or image. Subclasses give `head`,
     `loss_and_metrics`, `score` and `serving`; and `decide` where the
@@ -253,8 +261,8 @@ class LabelledTask(base.Task):
 
     def describe(self, splits):
         return (
-            f"{base.Task.describe(self, splits)}; {self.output_name}: "
-            f"{', '.join(splits.labels)}"
+            f"{base.Task.describe(self, splits)}; {self.output_name} "
+            f"({len(splits.labels)}): {_names(splits.labels)}"
         )
 
     def batches(self, built, split, labels, config, training):
