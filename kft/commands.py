@@ -13,13 +13,60 @@ from kft.core.run_folder import METRICS
 from kft.core.run_folder import log as _log
 from kft.tasks import registry
 
+# What a finished run cannot change: the model its weights fit, and the
+# held-out splits carved from its training data (another carve would
+# score examples it trained on).
+FIXED = (
+    "task", "backbone", "ensemble", "head.pooling", "head.hidden_units",
+    "head.hidden_activation", "lm.lora", "lm.lora_rank", "data.train",
+    "data.split_seed", "data.test_fraction", "data.validation_fraction",
+    "data.image_size", "data.tag_scheme", "regression.scaling",
+)  # fmt: skip
+# What only steers training: accepted, and named as ignored.
+TRAINING_ONLY = (
+    "epochs", "head_epochs", "learning_rate", "head_learning_rate",
+    "layer_decay", "optimizer.", "schedule.", "checkpoint.", "lr_find",
+    "lr_find_options.", "seed", "plan", "phases", "resume", "monitor",
+    "weights", "export",
+    "litert.", "early_stopping_patience", "label_smoothing", "class_weight",
+    "backbone_dropout", "cache_features", "train_batchnorm", "head.dropout",
+    "deterministic", "regression.loss", "regression.huber_delta",
+    "data.batch_size", "data.augment", "data.mixup", "data.cutmix",
+    "data.validation",
+)  # fmt: skip
 
-def read_run_config(model_dir, overrides=()):
-    """A finished run's config.json with `overrides` applied and checked."""
+
+def read_run_config(model_dir, overrides=(), log=_log):
+    """A finished run's config.json with `overrides` applied and checked.
+
+    A key in FIXED is a UserError; keys in TRAINING_ONLY are named in one
+    `log` line as ignored."""
+    keys = [key for key, _ in overrides]
+    for key in keys:
+        if key in FIXED:
+            raise UserError(
+                f"--config.{key} was fixed when the run in {model_dir} "
+                "trained; train a new run to change it"
+            )
+    ignored = [key for key in keys if _matches(key, TRAINING_ONLY)]
+    if ignored:
+        log(
+            "ignored: "
+            + ", ".join(f"--config.{key}" for key in ignored)
+            + " (they steer training; the run has trained)"
+        )
     config = run_folder.read_config(model_dir)
     config_lib.apply_overrides(config, overrides)
     config_lib.check_values(config)
     return config
+
+
+def _matches(key, names):
+    """Whether `key` is one of `names` or lies under one ending in '.'."""
+    return any(
+        key == name or (name.endswith(".") and key.startswith(name))
+        for name in names
+    )
 
 
 def load_run(model_dir, config):

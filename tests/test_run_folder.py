@@ -408,3 +408,59 @@ def test_a_finished_run_refuses_data_changed_since(tmp_path):
     train.write_text("text,label\na,x\nb,x\n")
     with pytest.raises(UserError, match="changed since the run .* finished"):
         run_folder.check_finished_data(record, config, str(model_dir))
+
+
+def test_a_finished_run_refuses_or_names_overrides_it_cannot_use(tmp_path):
+    """kft-evaluate on a finished run: a key the weights were trained for
+    is refused, one that only steers training is named as ignored, and
+    the ones an evaluation uses apply quietly."""
+    from kft import commands
+    from kft import config as config_lib
+
+    (tmp_path / "config.json").write_text(
+        config_lib.to_json(config_lib.default_config())
+    )
+    said = []
+    for key, value in (
+        ("backbone", "other"),
+        ("head.hidden_units", "8"),
+        ("ensemble", "3"),
+        ("data.split_seed", "5"),
+    ):
+        with pytest.raises(UserError, match=f"--config.{key} .*fixed"):
+            commands.read_run_config(str(tmp_path), [(key, value)], said.append)
+    config = commands.read_run_config(
+        str(tmp_path),
+        [
+            ("epochs", "9"),
+            ("optimizer.weight_decay", "0.1"),
+            ("data.test", "other.csv"),
+            ("eval.threshold", "argmax"),
+        ],
+        said.append,
+    )
+    assert config.data.test == "other.csv" and config.epochs == 9
+    assert said == [
+        "ignored: --config.epochs, --config.optimizer.weight_decay (they "
+        "steer training; the run has trained)"
+    ], said
+
+
+def test_the_lists_of_fixed_and_training_only_keys_name_real_keys():
+    from kft import commands
+    from kft import config as config_lib
+
+    keys = config_lib.default_config().to_dict()
+    flat = set()
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat.add(prefix + key)
+
+    walk(keys, "")
+    for name in commands.FIXED + commands.TRAINING_ONLY:
+        assert name in flat or any(k.startswith(name) for k in flat), name
+    assert not set(commands.FIXED) & set(commands.TRAINING_ONLY)

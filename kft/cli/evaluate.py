@@ -7,7 +7,10 @@ Uses the run's best weights (or, with --saved_model, an export, to check
 what a server would answer) and writes DIR/eval/<split>/metrics.json with
 the fields of the training run's metrics.json. A two-class run decides with
 the threshold kft-train stored in DIR/threshold.json;
---config.eval.threshold=argmax (or a number) overrides it.
+--config.eval.threshold=argmax (or a number) overrides it. What the
+weights were trained for (backbone, head, ensemble, the seed and shares of
+held-out splits) cannot be overridden; keys that only steer training
+(epochs, optimizer.*, ...) are named in the log as ignored.
 
 Every task evaluates its own way (kft/run.py hands tokens, qa and
 causal_lm runs to their task's `evaluate_run`): a QA run scores exact
