@@ -499,3 +499,16 @@ def test_a_file_not_in_utf8_is_told_to_be_resaved(tmp_path):
     notes = []
     data.read_checked(str(path), _data_config(), notes)
     assert any("re-save it as UTF-8" in note for note in notes), notes
+
+
+def test_predict_lists_bad_records_in_line_order(tmp_path):
+    # Line 2 is bad for kft-predict's columns, line 4 for the JSON reader:
+    # found in two passes, listed as the file has them.
+    path = tmp_path / "in.jsonl"
+    path.write_text(
+        '{"text": "fine"}\n{"other": "x"}\n{"text": "ok"}\n{"text": \n'
+        '{"text": "good"}\n'
+    )
+    items, bad = predict.table_inputs(str(path), ["text"], "label")
+    assert len(items) == 3 and bad.count == 2
+    assert bad.listed().index(":2 (") < bad.listed().index(":4 ("), bad.listed()

@@ -11,6 +11,7 @@ never fails halfway.
 """
 
 import dataclasses
+import re
 
 from kft.core.errors import UserError
 
@@ -27,7 +28,8 @@ class BadRecords:
         source: the spec, as the report names it.
         on_error: "skip" (count and go on) or "raise" (UserError at once).
         count: how many were skipped.
-        examples: the first few, as "where (reason)".
+        examples: the first few, as "where (reason)": by line where
+            `where` ends in one (file:line), else in the order met.
     """
 
     source: str
@@ -52,8 +54,11 @@ class BadRecords:
             )
         self.count += 1
         self.not_utf8 += reason == NOT_UTF8
-        if len(self.examples) < SHOWN:
-            self.examples.append(f"{where} ({reason})")
+        # Readers find bad records in more than one pass (parsing, then
+        # columns): the first few by line are kept, not the first found.
+        self.examples.append(f"{where} ({reason})")
+        self.examples.sort(key=_line)
+        del self.examples[SHOWN:]
 
     def listed(self):
         """The first few bad records, then '...' if there are more."""
@@ -92,3 +97,10 @@ class BadRecords:
             f"skipped {self.count} bad records of {total} in {self.source} "
             f"({share:.1%}): {self.listed()}{resave}"
         )
+
+
+def _line(example):
+    """The line number in "file:line (reason)", or 0 (a stable sort keeps
+    records without one in the order met)."""
+    found = re.search(r":(\d+) \(", example)
+    return int(found.group(1)) if found else 0
