@@ -207,8 +207,8 @@ def default_config():
     # Added last, so older experiment files and config.json keep working.
     config.eval = ml_collections.ConfigDict()
     # How two-class runs decide (kft/tasks/classification/threshold.py):
-    # "auto" tunes the threshold on P(class 1) that maximizes class 1's F1
-    # on the validation split (argmax without one), "argmax" turns it off,
+    # "auto" tunes the threshold on P(class 1) that maximizes macro-F1 on
+    # the validation split (argmax without one), "argmax" turns it off,
     # and a number as text ("0.3") fixes it. Applied to the test metrics,
     # kft-evaluate and the export's class_id and label.
     config.eval.threshold = "auto"

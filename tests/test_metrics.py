@@ -246,8 +246,12 @@ def _brute_force_best_f1(y_true, scores):
     candidates = np.concatenate(
         [candidates, (candidates[1:] + candidates[:-1]) / 2]
     )
-    return max(
-        sk.f1_score(y_true, scores >= t, zero_division=0) for t in candidates
+    return max(_macro_f1(y_true, scores >= t) for t in candidates)
+
+
+def _macro_f1(y_true, y_pred):
+    return sk.f1_score(
+        y_true, y_pred, labels=[0, 1], average="macro", zero_division=0
     )
 
 
@@ -256,30 +260,50 @@ def test_tuned_threshold_maximizes_f1(seed):
     rng = np.random.default_rng(seed)
     count = int(rng.integers(5, 60))
     y_true = (rng.random(count) < rng.uniform(0.1, 0.6)).astype(int)
-    y_true[0] = 1
+    y_true[:2] = [0, 1]
     # Rounded scores: ties between examples of both classes.
     scores = np.round(rng.random(count) * 0.5 + 0.3 * y_true, 2)
     scores = scores.astype(np.float32)
-    value, f1 = threshold.tune(y_true, scores)
+    value, f1 = threshold.tune_macro(y_true, scores)
     best = _brute_force_best_f1(y_true, scores)
     assert f1 == pytest.approx(best)
-    assert sk.f1_score(y_true, scores >= np.float32(value)) == pytest.approx(
-        best
-    )
+    assert _macro_f1(y_true, scores >= np.float32(value)) == pytest.approx(best)
     # Not on a score: between the cut and the next lower one, or 0.5.
     assert value == 0.5 or value not in set(scores.tolist())
 
 
 def test_threshold_stays_at_half_where_argmax_is_best():
     y_true = np.array([0, 0, 1, 1])
-    assert threshold.tune(y_true, [0.1, 0.3, 0.7, 0.9]) == (0.5, 1.0)
+    assert threshold.tune_macro(y_true, [0.1, 0.3, 0.7, 0.9]) == (0.5, 1.0)
     # Best cut below 0.5: the middle of the gap, 0.25 between 0.2 and 0.3.
-    assert threshold.tune(y_true, [0.1, 0.2, 0.3, 0.4]) == (0.25, 1.0)
-    assert threshold.tune(y_true, [0.6, 0.7, 0.8, 0.9]) == (0.75, 1.0)
-    # All of class 1: every example positive, the cut under the lowest.
+    assert threshold.tune_macro(y_true, [0.1, 0.2, 0.3, 0.4]) == (0.25, 1.0)
+    assert threshold.tune_macro(y_true, [0.6, 0.7, 0.8, 0.9]) == (0.75, 1.0)
+    # A split of one class leaves nothing to weigh.
+    assert threshold.tune_macro([1, 1], [0.2, 0.4]) is None
+    assert threshold.tune_macro([0, 0], [0.2, 0.4]) is None
+    # A multilabel label's F1 (`tune`): all present, the cut under the
+    # lowest score; none present, nothing to tune.
     assert threshold.tune([1, 1], [0.6, 0.8]) == (0.5, 1.0)
     assert threshold.tune([1, 1], [0.2, 0.4]) == (pytest.approx(0.1), 1.0)
     assert threshold.tune([0, 0], [0.2, 0.4]) is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_threshold_does_not_depend_on_which_class_is_class_1(seed):
+    """Class 1 is the second name in sorted order ('rotten' of fresh and
+    rotten): renaming the classes must not move the decision. Tuning class
+    1's F1 did: it favoured whichever class sorted second."""
+    rng = np.random.default_rng(seed)
+    y_true = (rng.random(200) < 0.3).astype(int)
+    scores = np.clip(rng.normal(0.3 + 0.35 * y_true, 0.2), 0.001, 0.999)
+    scores = scores.astype(np.float32)
+    value, f1 = threshold.tune_macro(y_true, scores)
+    mirrored, mirrored_f1 = threshold.tune_macro(1 - y_true, 1 - scores)
+    assert f1 == pytest.approx(mirrored_f1)
+    decided = scores >= np.float32(value)
+    decided_mirrored = (1 - scores) >= np.float32(mirrored)
+    # The same examples called class 1, up to ties at the cut itself.
+    assert np.mean(decided != ~decided_mirrored) <= 0.01
 
 
 def test_settings():
@@ -305,6 +329,12 @@ def test_choose_falls_back_to_argmax_and_says_so(tmp_path):
         is None
     )
     assert "'yes'" in lines[-1]
+    no_negative = (np.ones(3, int), _softmax(np.zeros((3, 2))))
+    assert (
+        threshold.choose("auto", labels, lambda: no_negative, lines.append)
+        is None
+    )
+    assert "'no'" in lines[-1]
 
     def never_called():
         raise AssertionError("multi-class runs need no validation pass")
@@ -318,7 +348,7 @@ def test_choose_falls_back_to_argmax_and_says_so(tmp_path):
         "auto", labels, lambda: (y_true, probabilities), lines.append
     )
     assert record["source"] == "validation"
-    assert record["tuning"]["f1"] == pytest.approx(
+    assert record["tuning"]["macro_f1"] == pytest.approx(
         _brute_force_best_f1(y_true, probabilities[:, 1])
     )
     assert "decision threshold" in lines[-1]

@@ -1,13 +1,13 @@
 """The decision threshold of two-class runs: tuned, stored, applied.
 
 Argmax predicts class 1 when P(class 1) > 0.5. When the classes are
-unbalanced, another cut on P(class 1) often gives class 1 a better F1, so
-`--config.eval.threshold` picks how a two-class run decides:
+unbalanced, another cut on P(class 1) often scores the rare class better,
+so `--config.eval.threshold` picks how a two-class run decides:
 
 - `auto` (the default): at the end of kft-train, once the best weights are
-  back, the threshold that maximizes the F1 of class 1 on the validation
-  split; argmax when the run has no validation split (the log says so) or
-  more than two classes.
+  back, the threshold that maximizes macro-F1 on the validation split;
+  argmax when the run has no validation split (the log says so) or more
+  than two classes.
 - `argmax`: no threshold.
 - a number in [0, 1], such as `0.3`: that threshold (two-class runs only).
 
@@ -21,6 +21,7 @@ answer as the metrics say.
 
 import json
 import os
+import types
 
 import numpy as np
 
@@ -67,26 +68,61 @@ def decide(probabilities, threshold=None):
 
 
 def tune(y_true, scores):
-    """The threshold on `scores` maximizing F1 of class 1: (threshold, F1).
-
-    Every distinct score is tried as a cut (F1 only changes there), so the
-    search is exhaustive. Any threshold between a cut and the next lower
-    score decides the same; among the best, 0.5 is kept where it is one
-    (argmax already decides as well as any), else the middle of the gap
-    nearest 0.5. Returns None when no example is of class 1.
-    """
-    positive = np.asarray(y_true) == 1
-    positives = int(positive.sum())
-    if not positives:
+    """The threshold on `scores` maximizing the F1 of class 1: (threshold,
+    F1), or None when no example is of class 1. Multilabel runs tune each
+    label so, where class 1 is the label being present."""
+    cuts = _cuts(y_true, scores)
+    if not cuts.positives:
         return None
+    return _best(
+        cuts, 2 * cuts.true_positive / (cuts.positives + cuts.predicted)
+    )
+
+
+def tune_macro(y_true, scores):
+    """The threshold on `scores` maximizing macro-F1 (the mean of both
+    classes' F1): (threshold, macro-F1), or None when the split lacks one
+    of the classes.
+
+    Two-class runs tune so: macro-F1 does not depend on which class is
+    class 1 (the second name in sorted order, not necessarily the one a
+    user cares about), and is what their best epoch is chosen by.
+    """
+    cuts = _cuts(y_true, scores)
+    negatives = cuts.count - cuts.positives
+    if not cuts.positives or not negatives:
+        return None
+    true_negative = negatives - (cuts.predicted - cuts.true_positive)
+    f1 = cuts.true_positive / (cuts.positives + cuts.predicted) + (
+        true_negative / (negatives + cuts.count - cuts.predicted)
+    )  # the mean over both classes of 2 TP / (true + predicted)
+    return _best(cuts, f1)
+
+
+def _cuts(y_true, scores):
+    """Counts at every cut on `scores`: cut i predicts class 1 for scores
+    >= distinct[i] (F1 only changes at a score, so trying each is
+    exhaustive); `lower` is the next lower score."""
+    positive = np.asarray(y_true) == 1
     distinct, inverse = np.unique(
         np.asarray(scores, np.float32), return_inverse=True
     )
-    # At cut i (predict class 1 when score >= distinct[i]): counts above.
-    true_positive = _count_from_top(np.bincount(inverse, weights=positive))
-    predicted = _count_from_top(np.bincount(inverse))
-    f1 = 2.0 * true_positive / (positives + predicted)
-    lower = np.concatenate([[0.0], distinct[:-1]]).astype(np.float32)
+    return types.SimpleNamespace(
+        count=len(positive),
+        positives=int(positive.sum()),
+        distinct=distinct,
+        lower=np.concatenate([[0.0], distinct[:-1]]).astype(np.float32),
+        true_positive=_count_from_top(np.bincount(inverse, weights=positive)),
+        predicted=_count_from_top(np.bincount(inverse)),
+    )
+
+
+def _best(cuts, f1):
+    """(threshold, best F1). Any threshold between a cut and the next lower
+    score decides the same; among the best cuts, 0.5 is kept where it is
+    one (argmax already decides as well as any), else the middle of the
+    gap nearest 0.5."""
+    distinct, lower = cuts.distinct, cuts.lower
     best = np.flatnonzero(f1 == f1.max())
     holds_half = (lower[best] < 0.5) & (0.5 <= distinct[best])
     if holds_half.any():
@@ -103,12 +139,17 @@ def _count_from_top(counts):
     return np.cumsum(counts[::-1])[::-1]
 
 
-def f1_of_class_1(y_true, y_pred):
+def macro_f1(y_true, y_pred):
+    """The mean of both classes' F1 (0 for a class never true nor
+    predicted)."""
     y_true, y_pred = np.asarray(y_true) == 1, np.asarray(y_pred) == 1
-    denominator = y_true.sum() + y_pred.sum()
-    return (
-        float(2 * (y_true & y_pred).sum() / denominator) if denominator else 0.0
-    )
+    scores = []
+    for true, pred in ((y_true, y_pred), (~y_true, ~y_pred)):
+        denominator = true.sum() + pred.sum()
+        scores.append(
+            2 * (true & pred).sum() / denominator if denominator else 0
+        )
+    return float(np.mean(scores))
 
 
 def choose(setting, labels, validation_outputs, log):
@@ -135,18 +176,19 @@ def choose(setting, labels, validation_outputs, log):
         )
         return None
     y_true, probabilities = outputs
-    tuned = tune(y_true, np.asarray(probabilities)[:, 1])
+    tuned = tune_macro(y_true, np.asarray(probabilities)[:, 1])
     if tuned is None:
+        absent = labels[0] if np.all(np.asarray(y_true) == 1) else labels[1]
         log(
-            f"the validation split has no '{labels[1]}' example to tune "
+            f"the validation split has no '{absent}' example to tune "
             "the decision threshold on: decisions by argmax"
         )
         return None
     value, f1 = tuned
-    at_argmax = f1_of_class_1(y_true, decide(probabilities))
+    at_argmax = macro_f1(y_true, decide(probabilities))
     log(
         f"decision threshold {value:.4f} on P({labels[1]}), tuned on "
-        f"validation: F1 of '{labels[1]}' {f1:.4f} (argmax {at_argmax:.4f})"
+        f"validation: macro-F1 {f1:.4f} (argmax {at_argmax:.4f})"
     )
     return {
         "threshold": value,
@@ -155,8 +197,8 @@ def choose(setting, labels, validation_outputs, log):
         "tuning": {
             "split": "validation",
             "num_examples": int(len(y_true)),
-            "f1": f1,
-            "f1_at_argmax": at_argmax,
+            "macro_f1": f1,
+            "macro_f1_at_argmax": at_argmax,
         },
     }
 
