@@ -69,7 +69,9 @@ def latest_export(model_dir):
     if path is None:
         raise UserError(
             f"{model_dir} holds no checked export; run kft-export "
-            f"--model_dir={model_dir}, or pass a SavedModel folder"
+            f"--model_dir={model_dir} "
+            f"--export_dir={os.path.join(model_dir, 'export')}, or pass a "
+            "SavedModel folder"
         )
     return path
 

@@ -54,5 +54,11 @@ def test_user_errors_raise_one_line(call, words):
 def test_a_run_without_export_names_the_command(tmp_path):
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "1").mkdir()  # no check file: incomplete
-    with pytest.raises(kft.UserError, match="run kft-export --model_dir="):
+    with pytest.raises(kft.UserError) as caught:
         kft.load(str(tmp_path))
+    # The whole command: kft-export requires --export_dir, and the export
+    # must land where kft.load looks.
+    assert (
+        f"run kft-export --model_dir={tmp_path} "
+        f"--export_dir={tmp_path / 'export'}"
+    ) in str(caught.value)
