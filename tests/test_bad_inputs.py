@@ -512,3 +512,35 @@ def test_predict_lists_bad_records_in_line_order(tmp_path):
     items, bad = predict.table_inputs(str(path), ["text"], "label")
     assert len(items) == 3 and bad.count == 2
     assert bad.listed().index(":2 (") < bad.listed().index(":4 ("), bad.listed()
+
+
+def test_a_run_on_relative_paths_works_from_another_folder(
+    image_folder, tmp_path
+):
+    """Data and run given relative to where kft-train started: the run
+    records absolute paths, so kft-evaluate (and its held-out test file)
+    work from anywhere."""
+    where = tmp_path / "project"
+    shutil.copytree(image_folder, where / "images")
+    result = run_cli(
+        "kft-train",
+        "--experiment=image_classifier",
+        "--model_dir=run",
+        "--config.verbose=0",
+        *TINY_IMAGE_FLAGS,
+        "--config.data.train=images",
+        "--config.plan=full",
+        "--config.epochs=1",
+        "--config.data.validation_fraction=0.25",
+        "--config.data.test_fraction=0.25",
+        "--config.export=false",
+        cwd=where,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = where / "run"
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["train"] == str(where / "images")
+    held_out = (run / "test_split.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["image"].startswith("/") for line in held_out)
+    result = run_cli("kft-evaluate", f"--model_dir={run}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -223,6 +223,20 @@ def resolve_paths(config_dict):
     return resolved
 
 
+def make_paths_absolute(config):
+    """Sets the config's local PATH_KEYS that exist to absolute paths, so
+    config.json and the held-out splits' files name them from anywhere
+    (kft-evaluate, kft-predict started in another folder)."""
+    resolved = resolve_paths(config.to_dict())
+    for key in PATH_KEYS:
+        *parents, last = key.split(".")
+        node, values = config, resolved
+        for part in parents:
+            node, values = node[part], values.get(part, {})
+        if last in values and values[last] != node[last]:
+            node[last] = values[last]
+
+
 def _is_local_path(value):
     if not value or not files.is_local(value) or value.startswith("tfds:"):
         return False
