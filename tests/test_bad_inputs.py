@@ -544,3 +544,48 @@ def test_a_run_on_relative_paths_works_from_another_folder(
     assert all(json.loads(line)["image"].startswith("/") for line in held_out)
     result = run_cli("kft-evaluate", f"--model_dir={run}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _png(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(path)
+    return str(path)
+
+
+def test_predict_gives_loose_images_no_true_label(tmp_path):
+    # A folder with one sub-folder is read as class folders; a file beside
+    # them has no class (as kft-train reads it), not its own name as one.
+    _png(tmp_path / "in" / "loose.png")
+    _png(tmp_path / "in" / "cat" / "a.png")
+    items, _ = predict.image_inputs(str(tmp_path / "in"), "image", "label")
+    assert sorted(items, key=str) == [
+        (str(tmp_path / "in" / "cat" / "a.png"), "cat"),
+        (str(tmp_path / "in" / "loose.png"), None),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["txt", "csv", "jsonl"])
+def test_predict_reads_relative_image_paths_from_the_list_or_here(
+    tmp_path, monkeypatch, kind
+):
+    """A relative path in a list or table is found beside the list, or,
+    when it is not there, from the current folder: one rule for both."""
+    here = tmp_path / "here"
+    beside = _png(tmp_path / "lists" / "imgs" / "b.png")
+    from_here = _png(here / "imgs2" / "h.png")
+    monkeypatch.chdir(here)
+    names = ["imgs/b.png", "imgs2/h.png"]
+    listing = tmp_path / "lists" / f"l.{kind}"
+    if kind == "txt":
+        listing.write_text("\n".join(names) + "\n")
+    elif kind == "csv":
+        listing.write_text("image\n" + "\n".join(names) + "\n")
+    else:
+        listing.write_text(
+            "".join(json.dumps({"image": n}) + "\n" for n in names)
+        )
+    items, bad = predict.image_inputs(str(listing), "image", "label")
+    assert [os.path.realpath(i) for i, _ in items] == [
+        os.path.realpath(beside),
+        os.path.realpath(from_here),
+    ]

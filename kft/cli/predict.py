@@ -10,8 +10,10 @@ Text models read a CSV, TSV or JSONL file (the text column is `text` or
 --text_pair_column) or a .txt file of one text per line; a QA export
 reads `question` and `context` columns, a causal LM's `prompt`; image
 models read an image file, a folder of images (searched recursively; with
-class sub-folders their names are the true labels), a .txt list of image
-paths, or a CSV/JSONL with an `image` column.
+class sub-folders their names are the true labels; files beside them have
+none), a .txt list of image paths, or a CSV/JSONL with an `image` column.
+A relative image path in a list or table is read beside that file where
+it is there, else from the current folder.
 Files and folders are read by kft-train's readers (kft.data): malformed
 rows and the links training skips are skipped, and counted on stderr with
 the first few and why; a file that is not UTF-8, or holds nothing to
@@ -190,16 +192,30 @@ def image_inputs(path, column, label_column):
     if path.lower().endswith(IMAGE_EXTENSIONS):
         return [(path, None)], BadRecords(path)
     if path.lower().endswith(".txt"):
-        folder = os.path.dirname(path)
         lines = files.read_text(path).splitlines()
         names = [line.strip() for line in lines if line.strip()]
-        inputs = [(os.path.join(folder, name), None) for name in names]
-        return inputs, BadRecords(path)
-    return table_inputs(path, [column], label_column)
+        return [(_located(name, path), None) for name in names], BadRecords(
+            path
+        )
+    items, bad = table_inputs(path, [column], label_column)
+    return [(_located(name, path), label) for name, label in items], bad
+
+
+def _located(name, listing):
+    """An image path as a list or table names it: a relative one is read
+    beside the list where it is there, else from the current folder."""
+    from kft.core import files
+
+    if os.path.isabs(name) or not files.is_local(name):
+        return name
+    beside = os.path.join(os.path.dirname(listing), name)
+    return beside if files.exists(beside) else name
 
 
 def _class_of(file, top):
-    return os.path.relpath(file, top).split(os.sep)[0]
+    """The class folder `file` is in, or None for a file beside them."""
+    parts = os.path.relpath(file, top).split(os.sep)
+    return parts[0] if len(parts) > 1 else None
 
 
 # Inputs that answer with a class (or score) a label column can check.
