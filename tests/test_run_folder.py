@@ -225,6 +225,13 @@ def test_export_to_a_file_is_one_line(image_run, tmp_path):
     )
     assert_user_error(result, "is a file")
     assert path.read_text() == "mine"
+    # An empty flag, and a base that cannot be made: one line each too.
+    result = run_cli("kft-export", f"--model_dir={model_dir}", "--export_dir=")
+    assert_user_error(result, "--export_dir is required")
+    result = run_cli(
+        "kft-export", f"--model_dir={model_dir}", "--export_dir=/proc/nope"
+    )
+    assert_user_error(result, "cannot write to /proc/nope")
 
 
 def test_compare_refuses_cut_off_files_and_a_folder_output(tmp_path):

@@ -145,7 +145,7 @@ def require(*holders):
     absl's mark_flags_as_required would hold every command's parse in a
     process that defines another command's flags too."""
     for holder in holders:
-        if holder.value is None:
+        if holder.value is None or holder.value == "":
             fail(f"--{holder.name} is required")
 
 

@@ -53,12 +53,18 @@ def build_and_publish(base, build):
             "model base path), new or holding numbered versions"
         )
     local = files.is_local(base)
-    if local:
-        os.makedirs(base, exist_ok=True)
+    try:
+        if local:
+            os.makedirs(base, exist_ok=True)
+        temporary = tempfile.mkdtemp(
+            prefix=".kft-export-", dir=base if local else None
+        )
+    except OSError as error:
+        raise UserError(
+            f"cannot write to {base}: {error.strerror}; give a folder you "
+            "can write to"
+        ) from None
     started = time.time()
-    temporary = tempfile.mkdtemp(
-        prefix=".kft-export-", dir=base if local else None
-    )
     try:
         figures = build(temporary)
         figures.setdefault(
