@@ -589,3 +589,36 @@ def test_predict_reads_relative_image_paths_from_the_list_or_here(
         os.path.realpath(beside),
         os.path.realpath(from_here),
     ]
+
+
+def test_predict_scores_true_labels_as_the_task_reads_them():
+    # Regression: a true label that is not a number is named, not a crash;
+    # numbers print as numbers.
+    scores = predict.Agreement("score", ",")
+    line = {"score": 2.0}
+    scores.add(line, "3.5")
+    scores.add({"score": 1.0}, "bad")
+    assert line["true_label"] == 3.5
+    summary = scores.summary(2)
+    assert "mean absolute error 1.5000" in summary
+    assert "1 true label is not a number" in summary, summary
+    # Multilabel: the true labels as a list, and the subset accuracy.
+    scores = predict.Agreement("tags", ",")
+    line = {"labels": ["neg", "always"]}
+    scores.add(line, "always , neg")
+    assert line["true_label"] == ["always", "neg"]
+    assert "subset accuracy 1.0000 (1/1)" in scores.summary(1)
+    # Nothing could be read: the summary says so, and main exits 1.
+    scores = predict.Agreement("label", ",")
+    scores.add({"error": "x"}, "a")
+    assert scores.failed_all(1)
+
+
+def test_kft_predict_answers_more_inputs_than_a_batch(tiny_export, tmp_path):
+    path = tmp_path / "five.csv"
+    path.write_text("text,label\n" + "good movie,pos\n" * 5)
+    args = ("kft-predict", f"--saved_model={tiny_export}", f"--input={path}")
+    result = run_cli(*args, "--batch_size=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(result.stdout.splitlines()) == 5
+    assert_user_error(run_cli(*args, "--batch_size=0"), "--batch_size")

@@ -240,6 +240,8 @@ def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     common.require(_SAVED_MODEL, _INPUT)
+    if _BATCH_SIZE.value < 1:
+        common.fail(f"--batch_size must be at least 1, not {_BATCH_SIZE.value}")
     path, source = _SAVED_MODEL.value, _INPUT.value
     common.import_tensorflow_quietly(("tensorflow_text",))
     import tensorflow as tf
@@ -281,63 +283,85 @@ def main(argv):
     note = bad.check(len(items), max_fraction=1.0)
     if note:
         print(f"kft-predict: {note}", file=sys.stderr)
-    scores = Agreement()
-    size = max(1, _BATCH_SIZE.value)
+    scores = Agreement(_LABEL_COLUMN.value, _LABEL_DELIMITER.value)
+    size = _BATCH_SIZE.value
     for start in range(0, len(items), size):
         batch = items[start : start + size]
-        values = [v for v, _ in batch]
-        answers = answer(values)
-        for (value, true_label), answer in zip(batch, answers):
-            line = predict_lib.line(value, answer, label_names, names)
-            if true_label is not None and "error" not in line:
-                line["true_label"] = true_label
-            print(json.dumps(line, ensure_ascii=False))
+        replies = answer([value for value, _ in batch])
+        for (value, true_label), reply in zip(batch, replies):
+            line = predict_lib.line(value, reply, label_names, names)
             scores.add(line, true_label)
+            print(json.dumps(line, ensure_ascii=False))
         if sys.stderr.isatty():  # a terminal sees how far it has come
             done = min(start + size, len(items))
             print(f"\r{done}/{len(items)} inputs", end="", file=sys.stderr)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(scores.summary(len(items)), file=sys.stderr)
+    if scores.failed_all(len(items)):
+        sys.exit(1)
 
 
 class Agreement:
-    """Counts errors and how the answers agree with the true labels."""
+    """Counts errors and how the answers agree with the true labels, each
+    read as the task reads its labels (a number, a list of labels)."""
 
-    def __init__(self):
-        self.errors = self.labelled = self.right = 0
+    def __init__(self, label_column, delimiter):
+        self.label_column, self.delimiter = label_column, delimiter
+        self.errors = self.labelled = self.right = self.not_numbers = 0
         self.absolute_error = 0.0
-        self.scores = False
+        self.scores = self.sets = False
 
     def add(self, line, true_label):
+        """Counts `line` and gives it its `true_label` (when it has one)."""
         self.errors += "error" in line
         if true_label is None or "error" in line:
             return
-        self.labelled += 1
         if "score" in line:
             self.scores = True
-            self.absolute_error += abs(line["score"] - float(true_label))
+            try:
+                truth = float(true_label)
+            except (TypeError, ValueError):
+                self.not_numbers += 1
+                return
+            self.absolute_error += abs(line["score"] - truth)
         elif "labels" in line:
+            self.sets = True
             truth = true_label
             if not isinstance(truth, list):
-                truth = truth.split(_LABEL_DELIMITER.value)
-            truth = {name.strip() for name in truth if name.strip()}
-            self.right += set(line["labels"]) == truth
+                truth = truth.split(self.delimiter)
+            truth = sorted({name.strip() for name in truth if name.strip()})
+            self.right += set(line["labels"]) == set(truth)
         else:
-            self.right += line["label"] == true_label
+            truth = true_label
+            self.right += line["label"] == truth
+        line["true_label"] = truth
+        self.labelled += 1
+
+    def failed_all(self, count):
+        """Whether there were inputs and none could be answered."""
+        return count > 0 and self.errors == count
 
     def summary(self, count):
         text = f"kft-predict: {count} inputs"
         if self.errors:
             text += f", {self.errors} could not be read"
+        if self.not_numbers:
+            some = (
+                "1 true label is"
+                if self.not_numbers == 1
+                else (f"{self.not_numbers} true labels are")
+            )
+            text += f", {some} not a number (not scored)"
         if not self.labelled:
             return text
-        against = f"against '{_LABEL_COLUMN.value}'"
+        against = f"against '{self.label_column}'"
         if self.scores:
             mae = self.absolute_error / self.labelled
             return f"{text}; mean absolute error {mae:.4f} {against}"
+        kind = "subset accuracy" if self.sets else "accuracy"
         return (
-            f"{text}; accuracy {self.right / self.labelled:.4f} "
+            f"{text}; {kind} {self.right / self.labelled:.4f} "
             f"({self.right}/{self.labelled}) {against}"
         )
 
