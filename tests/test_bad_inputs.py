@@ -622,3 +622,28 @@ def test_kft_predict_answers_more_inputs_than_a_batch(tiny_export, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(result.stdout.splitlines()) == 5
     assert_user_error(run_cli(*args, "--batch_size=0"), "--batch_size")
+
+
+def test_predict_says_why_an_image_could_not_be_answered(tmp_path):
+    import tensorflow as tf
+
+    from kft.serving import predict as predict_lib
+
+    def serve(image_bytes):  # decodes as an image export does
+        def mean(data):
+            pixels = tf.io.decode_image(
+                data, channels=3, expand_animations=False
+            )
+            return tf.reduce_mean(tf.cast(pixels, tf.float32))
+
+        return {
+            "p": tf.map_fn(mean, image_bytes, fn_output_signature=tf.float32)
+        }
+
+    good = _png(tmp_path / "good.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    values = [good, str(tmp_path / "empty.png"), str(tmp_path / "gone.png")]
+    answers = predict_lib.answers(serve, ["image_bytes"], values, True)
+    assert "p" in answers[0]
+    assert answers[1]["error"].startswith("not a readable image")
+    assert answers[2] == {"error": "file not found"}

@@ -66,12 +66,25 @@ def answers(serve, names, values, is_image):
         ]
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
         if len(values) == 1:
-            return [{"error": error.message.splitlines()[0][:300]}]
+            return [{"error": _reason(error, is_image)}]
     return [
         answer
         for value in values
         for answer in answers(serve, names, [value], is_image)
     ]
+
+
+def _reason(error, is_image):
+    """What went wrong with one input, in words (TensorFlow's own message
+    starts with its graph's node names)."""
+    import tensorflow as tf
+
+    if isinstance(error, tf.errors.NotFoundError):
+        return "file not found"
+    if is_image:
+        return "not a readable image (empty, cut off, or not JPEG/PNG/GIF/BMP)"
+    lines = [line for line in error.message.splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:300]
 
 
 def _shown(value, inputs):
