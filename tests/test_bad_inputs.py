@@ -647,3 +647,28 @@ def test_predict_says_why_an_image_could_not_be_answered(tmp_path):
     assert "p" in answers[0]
     assert answers[1]["error"].startswith("not a readable image")
     assert answers[2] == {"error": "file not found"}
+
+
+def test_webp_images_train_and_predict_and_a_folder_without_images_says_so(
+    tmp_path,
+):
+    for name in ("a", "b"):
+        folder = tmp_path / "webp" / name
+        folder.mkdir(parents=True)
+        Image.new("RGB", (8, 8), (9, 9, 9)).save(folder / "1.webp")
+    from kft.data import images
+    from kft.data.bad_records import BadRecords
+
+    paths, labels = images.read_folder(str(tmp_path / "webp"), BadRecords("x"))
+    assert labels == ["a", "b"] and paths[0].endswith(".webp")
+    items, _ = predict.image_inputs(
+        str(tmp_path / "webp" / "a" / "1.webp"), "image", "label"
+    )
+    assert len(items) == 1
+    for name in ("a", "b"):
+        (tmp_path / "notes" / name).mkdir(parents=True)
+        (tmp_path / "notes" / name / "readme.txt").write_text("x")
+    with pytest.raises(
+        UserError, match=r"no images \(.*\.webp\).*2 other files"
+    ):
+        images.read_folder(str(tmp_path / "notes"), BadRecords("x"))

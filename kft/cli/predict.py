@@ -66,8 +66,6 @@ _LABEL_DELIMITER = flags.DEFINE_string(
     "label_delimiter", ",", "Multilabel: what separates true labels."
 )
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-
 
 # === Reading inputs: ([(input, true label or None)], BadRecords) ===
 
@@ -189,13 +187,20 @@ def image_inputs(path, column, label_column):
             (file, _class_of(file, path) if classes else None) for file in found
         ]
         return _some(labelled, bad, path)
-    if path.lower().endswith(IMAGE_EXTENSIONS):
+    if images.is_image(path):
         return [(path, None)], BadRecords(path)
     if path.lower().endswith(".txt"):
         lines = files.read_text(path).splitlines()
         names = [line.strip() for line in lines if line.strip()]
         return [(_located(name, path), None) for name in names], BadRecords(
             path
+        )
+    if not path.lower().endswith((".csv", ".tsv", ".jsonl")):
+        raise UserError(
+            f"unsupported input file {path}; an image model reads an image "
+            f"({', '.join(images.IMAGE_EXTENSIONS)}), a folder of them, a "
+            ".txt list of their paths, or a .csv, .tsv or .jsonl with an "
+            f"'{column}' column"
         )
     items, bad = table_inputs(path, [column], label_column)
     return [(_located(name, path), label) for name, label in items], bad

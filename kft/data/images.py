@@ -21,7 +21,8 @@ import tensorflow as tf
 from kft.core import files
 from kft.core.errors import UserError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# What tf.io.decode_image reads (the pipeline's and the export's decoder).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
 def is_image(name):
@@ -51,6 +52,17 @@ def read_folder(path, bad):
         if len(relative) > 1:  # files beside the class folders: no class
             paths.append(file)
             labels.append(relative[0])
+    if not paths:
+        others = sum(
+            not is_image(name)
+            for _, _, names in files.walk(path)
+            for name in names
+        )
+        raise UserError(
+            f"image folder {path} holds no images "
+            f"({', '.join(IMAGE_EXTENSIONS)}) in its class sub-folders"
+            + (f"; {others} other files there" if others else "")
+        )
     return paths, labels
 
 

@@ -82,7 +82,7 @@ def _reason(error, is_image):
     if isinstance(error, tf.errors.NotFoundError):
         return "file not found"
     if is_image:
-        return "not a readable image (empty, cut off, or not JPEG/PNG/GIF/BMP)"
+        return "not a readable image (empty, cut off, or not an image)"
     lines = [line for line in error.message.splitlines() if line.strip()]
     return (lines[0] if lines else type(error).__name__)[:300]
 
