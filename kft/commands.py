@@ -48,6 +48,9 @@ def read_run_config(model_dir, overrides=(), log=_log):
                 f"--config.{key} was fixed when the run in {model_dir} "
                 "trained; train a new run to change it"
             )
+    config = run_folder.read_config(model_dir)
+    config_lib.apply_overrides(config, overrides)
+    config_lib.check_values(config)
     ignored = [key for key in keys if _matches(key, TRAINING_ONLY)]
     if ignored:
         log(
@@ -55,9 +58,6 @@ def read_run_config(model_dir, overrides=(), log=_log):
             + ", ".join(f"--config.{key}" for key in ignored)
             + " (they steer training; the run has trained)"
         )
-    config = run_folder.read_config(model_dir)
-    config_lib.apply_overrides(config, overrides)
-    config_lib.check_values(config)
     return config
 
 

@@ -447,6 +447,10 @@ def test_a_finished_run_refuses_or_names_overrides_it_cannot_use(tmp_path):
         said.append,
     )
     assert config.data.test == "other.csv" and config.epochs == 9
+    with pytest.raises(UserError, match="bad value 'abc'"):
+        commands.read_run_config(
+            str(tmp_path), [("epochs", "abc")], said.append
+        )
     assert said == [
         "ignored: --config.epochs, --config.optimizer.weight_decay (they "
         "steer training; the run has trained)"
