@@ -140,10 +140,27 @@ class Model:
 
 
 def load(path):
-    """A `Model` of a run folder's newest checked export, or of a
-    SavedModel folder (BASE/N)."""
+    """A `Model` of a SavedModel folder (BASE/N), of the newest checked
+    version under an export base (BASE), or of a run folder's newest
+    checked export."""
     if files.exists(os.path.join(path, "saved_model.pb")):
         return Model(path)
+    if path.endswith(".tflite"):
+        raise UserError(
+            f"kft.load reads SavedModels; run {path} with kft-predict "
+            f"--saved_model={path}"
+        )
     if not files.exists(path):
         raise UserError(f"not found: {path}")
+    newest = publish.newest_in(path)
+    if newest is not None:
+        return Model(newest)
+    if not any(
+        files.exists(os.path.join(path, name))
+        for name in ("config.json", "export")
+    ):
+        raise UserError(
+            f"no SavedModel at {path}: expected a run folder, an export base "
+            "holding numbered versions, or one version (BASE/N)"
+        )
     return Model(latest_export(path))

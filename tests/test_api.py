@@ -62,3 +62,17 @@ def test_a_run_without_export_names_the_command(tmp_path):
         f"run kft-export --model_dir={tmp_path} "
         f"--export_dir={tmp_path / 'export'}"
     ) in str(caught.value)
+
+
+def test_load_finds_the_newest_version_under_an_export_base(tmp_path):
+    from kft.serving import publish
+
+    for version in ("1", "2"):
+        (tmp_path / "base" / version).mkdir(parents=True)
+        (tmp_path / "base" / version / publish.CHECK_FILE).write_text("{}")
+    assert publish.newest_in(str(tmp_path / "base")).endswith("base/2")
+    with pytest.raises(kft.UserError, match="with kft-predict"):
+        kft.load(str(tmp_path / "model.tflite"))
+    (tmp_path / "other").mkdir()
+    with pytest.raises(kft.UserError, match="expected a run folder, an export"):
+        kft.load(str(tmp_path / "other"))

@@ -259,8 +259,11 @@ def main(argv):
     if not files.exists(
         path if tflite else os.path.join(path, "saved_model.pb")
     ):
-        newest = publish.newest_checked(path)
-        hint = f"a run folder: its newest export is {newest}"
+        newest = publish.newest_in(path)
+        hint = f"an export base: its newest version is {newest}"
+        if newest is None:
+            newest = publish.newest_checked(path)
+            hint = f"a run folder: its newest export is {newest}"
         common.fail(
             f"no SavedModel at {path} "
             f"({hint if newest else 'expected BASE/N or a .tflite'})"

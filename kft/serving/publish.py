@@ -24,7 +24,12 @@ CHECK_FILE = "kft_export_check.json"
 def newest_checked(model_dir):
     """The newest export of a run that passed its check
     (`MODEL_DIR/export/<N>`), or None."""
-    base = os.path.join(model_dir, "export")
+    return newest_in(os.path.join(model_dir, "export"))
+
+
+def newest_in(base):
+    """The newest checked version under an export base (`BASE/<N>`), or
+    None."""
     versions = [
         int(name)
         for name in files.listdir(base)
