@@ -398,3 +398,12 @@ def test_the_log_names_classes_unambiguously(labels, said):
     )
     line = registry.get("classification").describe(splits)
     assert line.endswith("; " + said), line
+
+
+@pytest.mark.parametrize("task", ["classification", "multilabel"])
+def test_a_class_name_with_a_line_break_is_refused(task):
+    # labels.txt holds one class a line: such a name became two classes
+    # after training, and the rebuilt model did not fit its weights.
+    labels = ["a\nb", "c"] if task == "classification" else [["a\nb"], ["c"]]
+    with pytest.raises(UserError, match="holds a line break"):
+        targets.vocabulary(labels, task, "data")

@@ -129,6 +129,18 @@ def _sorted_names(names):
     return names
 
 
+def _one_line_names(names, source):
+    """`names`, or a UserError for one that breaks a line (labels.txt,
+    which every later command reads, holds one name a line)."""
+    for name in names:
+        if "\n" in name or "\r" in name:
+            raise UserError(
+                f"{source}: the class name {name!r} holds a line break; "
+                "rename it (labels.txt holds one class a line)"
+            )
+    return names
+
+
 def vocabulary(labels, task, source, column="label"):
     """The model's output names, from the training labels.
 
@@ -144,8 +156,8 @@ def vocabulary(labels, task, source, column="label"):
                 f"{source} holds no labels: every example's label set is "
                 "empty; multilabel needs at least one label in use"
             )
-        return names
-    names = _sorted_names(labels)
+        return _one_line_names(names, source)
+    names = _one_line_names(_sorted_names(labels), source)
     if len(labels) >= 20 and len(names) > 0.9 * len(labels):
         raise UserError(
             f"{source}: column '{column}' has {len(names)} different labels "
