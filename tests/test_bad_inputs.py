@@ -544,6 +544,10 @@ def test_a_run_on_relative_paths_works_from_another_folder(
     assert all(json.loads(line)["image"].startswith("/") for line in held_out)
     result = run_cli("kft-evaluate", f"--model_dir={run}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    # The held-out images moved away: one line, not a traceback.
+    os.remove(json.loads(held_out[0])["image"])
+    result = run_cli("kft-evaluate", f"--model_dir={run}")
+    assert_user_error(result, "1 of the", "test images", "are missing")
 
 
 def _png(path):

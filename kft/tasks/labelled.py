@@ -185,6 +185,9 @@ def evaluation_split(config, labels, model_dir):
         spec = held_out
         if config.task == "multilabel":
             names = [tuple(row) for row in names]
+        if values and "image" in row:
+            modality = "image"
+            _check_images_exist(values, held_out, config.data.train)
     elif spec:
         notes = []
         records = data.read_checked(spec, config.data, notes, config.task)
@@ -199,6 +202,17 @@ def evaluation_split(config, labels, model_dir):
         pairs = None
     encoded = data.targets.encode(names, labels, config.task, spec)
     return data.Split("test", spec, values, encoded, pairs, modality)
+
+
+def _check_images_exist(paths, listing, source):
+    """A UserError naming the held-out test images that are gone."""
+    missing = [path for path in paths if not files.exists(path)]
+    if missing:
+        raise UserError(
+            f"{len(missing)} of the {len(paths)} test images {listing} lists "
+            f"are missing (first: {missing[0]}); they came from {source}: "
+            "restore them, or evaluate other data with --config.data.test"
+        )
 
 
 def input_rows(split):
