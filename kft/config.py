@@ -36,8 +36,10 @@ def default_config():
     # Column names of CSV/TSV/JSONL files, or feature names of a TFDS
     # dataset. An empty text_column picks a known pair of texts
     # (sentence1/sentence2, question/context, ...) or the first of text,
-    # sentence, content, review, document; an empty image_column (TFDS)
-    # picks image. With a pair, the backbone packs both texts into one
+    # sentence, content, review, document. image_column names a table's
+    # column of image paths (relative ones are read beside the table) or a
+    # TFDS image feature; empty picks `image` where a table has that column
+    # and no text column. With a pair, the backbone packs both texts into one
     # input ([CLS] text [SEP] pair [SEP], segment ids 0 and 1), and the
     # export takes `text` and `text_pair`; the run writes the columns it
     # used here.

@@ -676,3 +676,36 @@ def test_webp_images_train_and_predict_and_a_folder_without_images_says_so(
         UserError, match=r"no images \(.*\.webp\).*2 other files"
     ):
         images.read_folder(str(tmp_path / "notes"), BadRecords("x"))
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_a_table_of_image_paths_is_image_data(image_folder, tmp_path, kind):
+    """An `image` column (and no text column) holds image paths, relative
+    to the table's folder; they are decode-checked as a folder's are."""
+    shutil.copytree(image_folder, tmp_path / "imgs")
+    rows = [
+        (
+            os.path.relpath(os.path.join(root, name), tmp_path),
+            os.path.basename(root),
+        )
+        for root, _, names in os.walk(tmp_path / "imgs")
+        for name in names
+    ]
+    (tmp_path / "imgs" / "broken.png").write_bytes(b"not a png")
+    rows.append(("imgs/broken.png", "bright"))
+    table = tmp_path / f"t.{kind}"
+    if kind == "csv":
+        table.write_text(
+            "image,label\n" + "".join(f"{p},{c}\n" for p, c in rows)
+        )
+    else:
+        table.write_text(
+            "".join(
+                json.dumps({"image": p, "label": c}) + "\n" for p, c in rows
+            )
+        )
+    records = data.read_spec(str(table), _data_config())
+    assert records.modality == "image"
+    assert len(records.values) == len(rows) - 1
+    assert all(os.path.isabs(v) and os.path.exists(v) for v in records.values)
+    assert records.bad.count == 1 and "broken.png" in records.bad.listed()

@@ -172,7 +172,7 @@ def image_inputs(path, column, label_column):
     sub-folders their names are the true labels.
     """
     from kft.core import files
-    from kft.data import images
+    from kft.data import images, tables
     from kft.data.bad_records import BadRecords
 
     if files.isdir(path):
@@ -192,9 +192,9 @@ def image_inputs(path, column, label_column):
     if path.lower().endswith(".txt"):
         lines = files.read_text(path).splitlines()
         names = [line.strip() for line in lines if line.strip()]
-        return [(_located(name, path), None) for name in names], BadRecords(
-            path
-        )
+        return [
+            (tables.located(name, path), None) for name in names
+        ], BadRecords(path)
     if not path.lower().endswith((".csv", ".tsv", ".jsonl")):
         raise UserError(
             f"unsupported input file {path}; an image model reads an image "
@@ -203,18 +203,7 @@ def image_inputs(path, column, label_column):
             f"'{column}' column"
         )
     items, bad = table_inputs(path, [column], label_column)
-    return [(_located(name, path), label) for name, label in items], bad
-
-
-def _located(name, listing):
-    """An image path as a list or table names it: a relative one is read
-    beside the list where it is there, else from the current folder."""
-    from kft.core import files
-
-    if os.path.isabs(name) or not files.is_local(name):
-        return name
-    beside = os.path.join(os.path.dirname(listing), name)
-    return beside if files.exists(beside) else name
+    return [(tables.located(name, path), label) for name, label in items], bad
 
 
 def _class_of(file, top):

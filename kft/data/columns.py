@@ -2,10 +2,10 @@
 
 The same config keys name columns of CSV/TSV/JSONL files and features of
 TFDS datasets: `data.text_column`, `data.text_pair_column`,
-`data.label_column` and (TFDS only) `data.image_column`. Left empty, the
-text is the first known text name found (`text`, `sentence`, ...) or, when
-the data has one, a known pair such as `sentence1`/`sentence2`; the image
-is `image`.
+`data.label_column` and `data.image_column` (a column of image paths, or
+a TFDS image feature). Left empty, the text is the first known text name
+found (`text`, `sentence`, ...) or, when the data has one, a known pair
+such as `sentence1`/`sentence2`; the image is `image`.
 """
 
 import dataclasses

@@ -125,7 +125,13 @@ def _read(spec, config, bad, task):
             "a folder of class folders or tfds:NAME:SPLIT"
         )
     values, pairs, labels, columns = tables.read_table(path, config, bad, task)
-    return values, pairs, labels, columns, "text"
+    return (
+        values,
+        pairs,
+        labels,
+        columns,
+        columns.modality if columns else "text",
+    )
 
 
 def read_spec(spec, config, task="classification"):

@@ -18,7 +18,7 @@ from kft.core import files
 from kft.core.errors import UserError
 from kft.data import targets
 from kft.data.bad_records import NOT_UTF8
-from kft.data.columns import pick_columns
+from kft.data.columns import TEXT_NAMES, pick_columns
 
 # A quoted CSV field may span lines; a stray quote would otherwise swallow
 # the rest of the file into one field.
@@ -196,7 +196,7 @@ def _example(row, columns, where, bad, task, delimiter):
         bad.add(where, problem)
         return None
     values = []
-    for name in (columns.text, columns.pair):
+    for name in (columns.text or columns.image, columns.pair):
         value = row.get(name) if name else ""
         problem = not_a_text(name, value)
         if name and (value is None or not str(value).strip()):
@@ -225,6 +225,27 @@ def read_rows(path, bad):
     return rows
 
 
+def _of_images(names, config):
+    """Whether a table's rows are images: `data.image_column` is set, or it
+    has an `image` column and no text column is named or found."""
+    if config.image_column:
+        return True
+    return (
+        not config.text_column
+        and "image" in names
+        and not any(name in names for name in TEXT_NAMES)
+    )
+
+
+def located(name, listing):
+    """An image path as a table or list names it: a relative one is read
+    beside that file where it is there, else from the current folder."""
+    if os.path.isabs(name) or not files.is_local(name):
+        return name
+    beside = os.path.join(os.path.dirname(listing), name)
+    return os.path.abspath(beside if files.exists(beside) else name)
+
+
 def read_table(path, config, bad, task="classification"):
     """Reads a .csv, .tsv or .jsonl file, skipping bad records.
 
@@ -241,13 +262,15 @@ def read_table(path, config, bad, task="classification"):
     columns, texts, pairs, labels = None, [], [], []
     rows = read_rows(path, bad)
     if rows:
-        columns = pick_columns(column_names(rows), config, path)
+        names = column_names(rows)
+        columns = pick_columns(names, config, path, _of_images(names, config))
     for where, row in rows:
         example = _example(
             row, columns, where, bad, task, config.label_delimiter
         )
         if example is not None:
-            texts.append(example[0])
+            value = example[0]
+            texts.append(located(value, path) if columns.image else value)
             pairs.append(example[1])
             labels.append(example[2])
     has_pairs = columns is not None and columns.pair is not None
