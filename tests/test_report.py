@@ -343,3 +343,16 @@ def test_configuration_says_where_and_how_the_run_computed(tmp_path):
         "XLA (jit_compile)",
     ):
         assert shown in table, shown
+
+
+def test_plots_of_names_the_font_lacks_log_no_warnings():
+    # Class names in a script the plot font lacks (CJK in DejaVu Sans):
+    # matplotlib warned once per glyph, with kft's source lines, in the log.
+    import warnings
+
+    from kft.report import plots
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plots.confusion([[1, 0], [0, 1]], ["狗", "猫"], False)  # PNG bytes
+    assert not [w for w in caught if "Glyph" in str(w.message)], caught

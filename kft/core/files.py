@@ -8,6 +8,7 @@ stand-in). Paths are joined with `os.path.join`, which keeps URLs intact.
 
 import io
 import os
+import warnings
 
 import tensorflow as tf
 
@@ -124,5 +125,9 @@ def copy_tree(source, target, last=()):
 def png_bytes(figure):
     """A matplotlib figure as PNG bytes (report plots, the lr_find plot)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    with warnings.catch_warnings():
+        # A name in a script the font lacks (CJK) draws as boxes; matplotlib
+        # would warn once per glyph, naming kft's source lines, in the log.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return buffer.getvalue()
