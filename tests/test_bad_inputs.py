@@ -550,7 +550,7 @@ def test_a_run_on_relative_paths_works_from_another_folder(
     assert_user_error(result, "1 of the", "test images", "are missing")
 
 
-def _png(path):
+def _red_png(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (8, 8), (200, 10, 10)).save(path)
     return str(path)
@@ -559,8 +559,8 @@ def _png(path):
 def test_predict_gives_loose_images_no_true_label(tmp_path):
     # A folder with one sub-folder is read as class folders; a file beside
     # them has no class (as kft-train reads it), not its own name as one.
-    _png(tmp_path / "in" / "loose.png")
-    _png(tmp_path / "in" / "cat" / "a.png")
+    _red_png(tmp_path / "in" / "loose.png")
+    _red_png(tmp_path / "in" / "cat" / "a.png")
     items, _ = predict.image_inputs(str(tmp_path / "in"), "image", "label")
     assert sorted(items, key=str) == [
         (str(tmp_path / "in" / "cat" / "a.png"), "cat"),
@@ -575,8 +575,8 @@ def test_predict_reads_relative_image_paths_from_the_list_or_here(
     """A relative path in a list or table is found beside the list, or,
     when it is not there, from the current folder: one rule for both."""
     here = tmp_path / "here"
-    beside = _png(tmp_path / "lists" / "imgs" / "b.png")
-    from_here = _png(here / "imgs2" / "h.png")
+    beside = _red_png(tmp_path / "lists" / "imgs" / "b.png")
+    from_here = _red_png(here / "imgs2" / "h.png")
     monkeypatch.chdir(here)
     names = ["imgs/b.png", "imgs2/h.png"]
     listing = tmp_path / "lists" / f"l.{kind}"
@@ -644,7 +644,7 @@ def test_predict_says_why_an_image_could_not_be_answered(tmp_path):
             "p": tf.map_fn(mean, image_bytes, fn_output_signature=tf.float32)
         }
 
-    good = _png(tmp_path / "good.png")
+    good = _red_png(tmp_path / "good.png")
     (tmp_path / "empty.png").write_bytes(b"")
     values = [good, str(tmp_path / "empty.png"), str(tmp_path / "gone.png")]
     answers = predict_lib.answers(serve, ["image_bytes"], values, True)
