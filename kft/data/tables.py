@@ -243,7 +243,9 @@ def located(name, listing):
     if os.path.isabs(name) or not files.is_local(name):
         return name
     beside = os.path.join(os.path.dirname(listing), name)
-    return os.path.abspath(beside if files.exists(beside) else name)
+    if not files.exists(beside):
+        return os.path.abspath(name)
+    return os.path.abspath(beside) if files.is_local(beside) else beside
 
 
 def read_table(path, config, bad, task="classification"):
