@@ -213,13 +213,11 @@ def resolve_paths(config_dict):
     """A copy of a config dict whose local paths are absolute."""
     resolved = json.loads(json.dumps(config_dict))
     for key in PATH_KEYS:
-        node = resolved
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.get(part, {})
-        value = node.get(last)
-        if isinstance(value, str) and _is_local_path(value):
-            node[last] = os.path.abspath(os.path.expanduser(value))
+        node, last = _holder(
+            resolved, key, lambda node, part: node.get(part, {})
+        )
+        if last in node:
+            node[last] = _absolute(node[last])
     return resolved
 
 
@@ -227,14 +225,24 @@ def make_paths_absolute(config):
     """Sets the config's local PATH_KEYS that exist to absolute paths, so
     config.json and the held-out splits' files name them from anywhere
     (kft-evaluate, kft-predict started in another folder)."""
-    resolved = resolve_paths(config.to_dict())
     for key in PATH_KEYS:
-        *parents, last = key.split(".")
-        node, values = config, resolved
-        for part in parents:
-            node, values = node[part], values.get(part, {})
-        if last in values and values[last] != node[last]:
-            node[last] = values[last]
+        node, last = _holder(config, key, lambda node, part: node[part])
+        node[last] = _absolute(node[last])
+
+
+def _holder(tree, key, child):
+    """(the node holding dotted `key`, its last part)."""
+    *parents, last = key.split(".")
+    for part in parents:
+        tree = child(tree, part)
+    return tree, last
+
+
+def _absolute(value):
+    """A local path that exists, made absolute; anything else as it is."""
+    if isinstance(value, str) and _is_local_path(value):
+        return os.path.abspath(os.path.expanduser(value))
+    return value
 
 
 def _is_local_path(value):
