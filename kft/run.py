@@ -30,6 +30,7 @@ from kft import config as config_lib
 from kft import data, fit
 from kft.core import (
     checkpoint,
+    config_paths,
     distribute,
     files,
     freeze,
@@ -128,7 +129,7 @@ def train(config, model_dir, overwrite=False, strategy=None):
     chief does the same work, writing to a temporary folder it removes.
     """
     config_lib.check_values(config)
-    run_folder.make_paths_absolute(config)
+    config_paths.make_absolute(config)
     requested = json.loads(config_lib.to_json(config))
     task = registry.get(config.task)
     strategy = strategy or make_strategy(config, model_dir)

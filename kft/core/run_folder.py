@@ -15,7 +15,7 @@ import os
 import keras
 
 from kft import config as config_lib
-from kft.core import checkpoint, files
+from kft.core import checkpoint, config_paths, files
 from kft.core.errors import UserError
 
 WEIGHTS_FILE = "checkpoints/best.weights.h5"
@@ -66,17 +66,6 @@ OWN_NAMES = frozenset(
         EXPORT_DIR,
         LITERT_DIR,
     }
-)
-
-# Config keys that hold a local path: a rerun that names the same file by
-# another spelling (relative, absolute, with ~) asks for the same run.
-PATH_KEYS = (
-    "backbone",
-    "weights",
-    "data.train",
-    "data.validation",
-    "data.test",
-    "data.tfds_data_dir",
 )
 
 
@@ -203,52 +192,11 @@ def _write_first(model_dir, record):
 
 
 def config_differences(saved, requested):
-    """checkpoint.config_differences, with PATH_KEYS compared resolved."""
+    """checkpoint.config_differences, with local paths compared resolved
+    (config_paths.resolve)."""
     return checkpoint.config_differences(
-        resolve_paths(saved), resolve_paths(requested)
+        config_paths.resolve(saved), config_paths.resolve(requested)
     )
-
-
-def resolve_paths(config_dict):
-    """A copy of a config dict whose local paths are absolute."""
-    resolved = json.loads(json.dumps(config_dict))
-    for key in PATH_KEYS:
-        node, last = _holder(
-            resolved, key, lambda node, part: node.get(part, {})
-        )
-        if last in node:
-            node[last] = _absolute(node[last])
-    return resolved
-
-
-def make_paths_absolute(config):
-    """Sets the config's local PATH_KEYS that exist to absolute paths, so
-    config.json and the held-out splits' files name them from anywhere
-    (kft-evaluate, kft-predict started in another folder)."""
-    for key in PATH_KEYS:
-        node, last = _holder(config, key, lambda node, part: node[part])
-        node[last] = _absolute(node[last])
-
-
-def _holder(tree, key, child):
-    """(the node holding dotted `key`, its last part)."""
-    *parents, last = key.split(".")
-    for part in parents:
-        tree = child(tree, part)
-    return tree, last
-
-
-def _absolute(value):
-    """A local path that exists, made absolute; anything else as it is."""
-    if isinstance(value, str) and _is_local_path(value):
-        return os.path.abspath(os.path.expanduser(value))
-    return value
-
-
-def _is_local_path(value):
-    if not value or not files.is_local(value) or value.startswith("tfds:"):
-        return False
-    return os.path.exists(os.path.expanduser(value))
 
 
 def eval_folder(model_dir, source):
