@@ -616,3 +616,28 @@ def test_interval_memory_stays_small_on_a_large_split():
         tracemalloc.stop()
     assert interval["accuracy"][0] < 0.8 < interval["accuracy"][1]
     assert peak < 200 * 2**20, peak
+
+
+def test_macro_f1_averages_the_classes_the_split_has_or_predicts():
+    """A class neither in the split nor predicted has no F1 to average
+    (scikit-learn's default labels): a class too small for a test example
+    does not pull the headline figure down. One predicted but absent
+    counts, as a wrong guess (F1 0)."""
+    labels = ["a", "b", "solo"]
+    y_true = np.array([0, 0, 1, 1, 0, 1])
+    for y_pred in ([0, 0, 1, 0, 0, 1], [0, 2, 1, 0, 0, 1]):
+        y_pred = np.array(y_pred)
+        expected = sk.f1_score(y_true, y_pred, average="macro")
+        figures = evaluation.decision_figures(y_true, y_pred, labels)
+        assert figures["macro_f1"] == pytest.approx(expected)
+        assert figures["per_class"]["solo"]["support"] == 0
+        metric = evaluation.MacroF1(3)
+        metric.update_state(y_true, np.eye(3, dtype=np.float32)[y_pred])
+        assert float(metric.result()) == pytest.approx(expected, rel=1e-5)
+        report = evaluation.classification_report(
+            y_true, np.eye(3, dtype=np.float32)[y_pred], labels, "test"
+        )
+        low, high = report["interval"]["macro_f1"]
+        assert low <= report["macro_f1"] <= high
+    # Two classes, one of them never true nor predicted: all right.
+    assert threshold.macro_f1([0, 0, 0], [0, 0, 0]) == 1.0

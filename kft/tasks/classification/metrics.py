@@ -71,7 +71,9 @@ class MacroF1(keras.metrics.Metric):
         predicted = ops.sum(self.matrix, axis=0)
         actual = ops.sum(self.matrix, axis=1)
         f1 = 2.0 * true_positive / ops.maximum(predicted + actual, 1.0)
-        return ops.mean(f1)
+        # As macro_mean: classes neither seen nor predicted do not count.
+        present = ops.cast(predicted + actual > 0, "float32")
+        return ops.sum(f1 * present) / ops.maximum(ops.sum(present), 1.0)
 
     def reset_state(self):
         self.matrix.assign(ops.zeros_like(self.matrix))
@@ -84,6 +86,14 @@ def confusion_matrix(y_true, y_pred, num_classes):
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
     return matrix
+
+
+def macro_mean(f1, matrix):
+    """The mean F1 over the classes the split holds or the model predicted
+    (scikit-learn's default labels): a class with neither, one too small
+    for a held-out example, has no F1 to average. 0 for an empty split."""
+    present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
+    return float(np.mean(f1[present])) if present.any() else 0.0
 
 
 def safe_divide(numerator, denominator):
@@ -112,7 +122,7 @@ def decision_figures(y_true, y_pred, labels):
     }
     return {
         "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,
-        "macro_f1": float(np.mean(f1)),
+        "macro_f1": macro_mean(f1, matrix),
         "weighted_f1": float(np.sum(f1 * support) / max(support.sum(), 1)),
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
@@ -264,7 +274,7 @@ def _accuracy_and_macro_f1(y_true, y_pred, num_classes):
     ).reshape(num_classes, num_classes)
     true_positive = np.diag(matrix)
     f1 = safe_divide(2 * true_positive, matrix.sum(0) + matrix.sum(1))
-    return np.mean(y_true == y_pred), np.mean(f1)
+    return np.mean(y_true == y_pred), macro_mean(f1, matrix)
 
 
 def interval(y_true, y_pred, num_classes, level=0.95, resamples=1000):

@@ -140,16 +140,15 @@ def _count_from_top(counts):
 
 
 def macro_f1(y_true, y_pred):
-    """The mean of both classes' F1 (0 for a class never true nor
-    predicted)."""
+    """The mean of both classes' F1; a class never true nor predicted
+    has none to average (as metrics.macro_mean)."""
     y_true, y_pred = np.asarray(y_true) == 1, np.asarray(y_pred) == 1
     scores = []
     for true, pred in ((y_true, y_pred), (~y_true, ~y_pred)):
         denominator = true.sum() + pred.sum()
-        scores.append(
-            2 * (true & pred).sum() / denominator if denominator else 0
-        )
-    return float(np.mean(scores))
+        if denominator:
+            scores.append(2 * (true & pred).sum() / denominator)
+    return float(np.mean(scores)) if scores else 0.0
 
 
 def choose(setting, labels, validation_outputs, log):
