@@ -7,6 +7,7 @@ checked in a fresh process) and kft-predict on the tiny BERT.
 
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -288,6 +289,32 @@ def test_regression_report_matches_sklearn_and_scipy():
     constant = regression.report(y_true, np.ones(60), "test")
     assert constant["pearson"] is None and constant["spearman"] is None
     json.dumps(constant, allow_nan=False)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e30])
+def test_training_metrics_stay_finite_in_the_targets_units(scale):
+    """history.csv's mae and rmse are in the targets' units, and finite
+    for targets near 1e30 (whose squares overflow float32): the best epoch
+    is chosen by them."""
+    inputs = keras.Input((2,))
+    outputs = regression.TargetScale(name=regression.LAYER)(
+        keras.layers.Dense(1)(inputs)
+    )
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    y_true = (rng.normal(size=40) * scale).astype(np.float32)
+    regression.fit_scaling(model, y_true, "standardize")
+    y_pred = model(rng.normal(size=(40, 2)).astype(np.float32)).numpy()
+    figures = {}
+    for metric in regression.keras_metrics(model):
+        metric.update_state(y_true[:25], y_pred[:25])
+        metric.update_state(y_true[25:], y_pred[25:])
+        figures[metric.name] = float(metric.result())
+    error = y_true.astype(np.float64) - y_pred.astype(np.float64)
+    assert figures["mae"] == pytest.approx(np.abs(error).mean(), rel=1e-4)
+    assert figures["rmse"] == pytest.approx(
+        np.sqrt((error**2).mean()), rel=1e-4
+    )
 
 
 # === End to end through the console scripts ===

@@ -103,11 +103,35 @@ def loss(model, config):
     return regression_loss
 
 
-def keras_metrics():
+def keras_metrics(model):
+    """MAE and RMSE in the targets' units, for history.csv and the monitor.
+
+    Both average errors divided by the training targets' std, times it
+    again at the end: the squares of errors near 1e30 would overflow
+    float32 (inf for every epoch, and no best epoch to choose).
+    """
+    std = model.get_layer(LAYER).std
     return [
-        keras.metrics.MeanAbsoluteError(name="mae"),
-        keras.metrics.RootMeanSquaredError(name="rmse"),
+        ScaledMean("mae", std, ops.abs, lambda mean: mean),
+        ScaledMean("rmse", std, ops.square, ops.sqrt),
     ]
+
+
+class ScaledMean(keras.metrics.Mean):
+    """`finish`(mean of `each`(error / std)) * std."""
+
+    def __init__(self, name, std, each, finish):
+        super().__init__(name=name)
+        self.std, self.each, self.finish = std, each, finish
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.reshape(ops.cast(y_true, "float32"), (-1,))
+        y_pred = ops.reshape(ops.cast(y_pred, "float32"), (-1,))
+        error = (y_true - y_pred) / self.std
+        super().update_state(self.each(error), sample_weight)
+
+    def result(self):
+        return self.finish(super().result()) * self.std
 
 
 # === metrics.json ===
@@ -193,7 +217,7 @@ class RegressionTask(labelled.LabelledTask):
         save_scaling(scaling, folder)
 
     def loss_and_metrics(self, model, config, num_outputs):
-        return loss(model, config), keras_metrics()
+        return loss(model, config), keras_metrics(model)
 
     def score(self, split, outputs, labels, decision, modality, folder):
         if folder:
