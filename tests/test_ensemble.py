@@ -56,6 +56,10 @@ def test_an_ensemble_run_averages_its_members(tiny_bert, text_csv, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert again["confusion_matrix"] == metrics["confusion_matrix"]
     assert len(metrics["timing"]["members"]) == 1
+    # The report's curves are the first member's, and it says so.
+    page = (run / "report.html").read_text()
+    assert "member 1 of 2 (seed 0)" in page
+    assert "members/1/history.csv" in page
 
 
 def test_an_image_ensemble_trains_exports_and_rebuilds(image_folder, tmp_path):

@@ -173,6 +173,21 @@ def curves(run, images):
             "set of layers with its own learning-rate schedule."
         ),
     ]
+    members = lookup(run.config, "ensemble") or 1
+    if members > 1:
+        seed = lookup(run.config, "seed")
+        paths = [f"members/{k}/history.csv" for k in range(1, members)]
+        shown = (
+            ", ".join(paths) if len(paths) < 4 else f"{paths[0]} to {paths[-1]}"
+        )
+        parts.append(
+            note(
+                f"A seed ensemble: these are member 1 of {members} (seed "
+                f"{seed}); the other members' curves are in the run "
+                f"folder's {shown}."
+                " The test figures are the averaged ensemble's."
+            )
+        )
     if not has_validation:
         parts.append(
             note(
