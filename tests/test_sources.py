@@ -514,3 +514,24 @@ def test_a_class_too_rare_for_a_held_out_split_is_named(tmp_path):
         "warning: the validation split holds no example of 2 classes (too "
         "few examples to hold one out): 'few', 'rare'"
     ) in notes, notes
+
+
+@pytest.mark.parametrize(
+    "names, overrides, images",
+    [
+        (["image", "label"], {}, True),
+        (["image", "text", "label"], {}, False),
+        (["image", "review", "label"], {}, False),
+        (["image", "caption", "label"], {"text_column": "caption"}, False),
+        (["photo", "text", "label"], {"image_column": "photo"}, True),
+        (["text", "label"], {}, False),
+    ],
+)
+def test_tables_and_tfds_tell_images_from_texts_alike(names, overrides, images):
+    """One rule for files and TFDS features: images when data.image_column
+    is set, or an `image` column is there and no text column is named or
+    found (a dataset with both an image and a text is read as text)."""
+    from kft.data import columns
+
+    assert columns.holds_images(names, _data_config(**overrides)) is images
+

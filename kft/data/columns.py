@@ -93,6 +93,19 @@ def _auto_text(available, config, source):
     )
 
 
+def holds_images(available, config):
+    """Whether a table's rows (or a TFDS dataset's examples) are images:
+    `data.image_column` is set, or there is an `image` column and no text
+    column is named or found among TEXT_NAMES."""
+    if config.image_column:
+        return True
+    return (
+        not config.text_column
+        and "image" in available
+        and not any(name in available for name in TEXT_NAMES)
+    )
+
+
 def pick_columns(available, config, source, images=False):
     """Returns the `Columns` of `config` found among `available` names.
 

@@ -18,7 +18,7 @@ from kft.core import files
 from kft.core.errors import UserError
 from kft.data import targets
 from kft.data.bad_records import NOT_UTF8
-from kft.data.columns import TEXT_NAMES, pick_columns
+from kft.data.columns import holds_images, pick_columns
 
 # A quoted CSV field may span lines; a stray quote would otherwise swallow
 # the rest of the file into one field.
@@ -225,18 +225,6 @@ def read_rows(path, bad):
     return rows
 
 
-def _of_images(names, config):
-    """Whether a table's rows are images: `data.image_column` is set, or it
-    has an `image` column and no text column is named or found."""
-    if config.image_column:
-        return True
-    return (
-        not config.text_column
-        and "image" in names
-        and not any(name in names for name in TEXT_NAMES)
-    )
-
-
 def located(name, listing):
     """An image path as a table or list names it: a relative one is read
     beside that file where it is there, else from the current folder."""
@@ -265,7 +253,7 @@ def read_table(path, config, bad, task="classification"):
     rows = read_rows(path, bad)
     if rows:
         names = column_names(rows)
-        columns = pick_columns(names, config, path, _of_images(names, config))
+        columns = pick_columns(names, config, path, holds_images(names, config))
     for where, row in rows:
         example = _example(
             row, columns, where, bad, task, config.label_delimiter

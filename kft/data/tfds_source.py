@@ -16,7 +16,7 @@ import numpy as np
 from absl import logging as absl_logging
 
 from kft.core.errors import UserError
-from kft.data.columns import pick_columns
+from kft.data.columns import holds_images, pick_columns
 
 
 def parse_spec(spec):
@@ -56,9 +56,7 @@ def _open(tfds, spec, name, split, config):
         builder.download_and_prepare()
         features = builder.info.features
         available = list(features.keys())
-        images = bool(config.image_column) or (
-            "image" in available and not config.text_column
-        )
+        images = holds_images(available, config)
         columns = pick_columns(available, config, spec, images=images)
         wanted = [columns.image or columns.text, columns.pair, columns.label]
         decoders = {columns.image: tfds.decode.SkipDecoding()}
