@@ -134,15 +134,37 @@ class Model:
                     f"takes {', '.join(self.inputs)}"
                 )
             return tuple(value[name] for name in self.inputs)
-        if isinstance(value, list):
-            return tuple(value)
-        return value
+        return self._positional(list(parts), index)
+
+    def _positional(self, parts, index):
+        """A text or a tuple of texts, in the order the export's inputs
+        have only for one text or a (text, text_pair): any other inputs
+        (a question and its context) are named, not guessed."""
+        names = ", ".join(self.inputs)
+        if len(self.inputs) > 1 and self.inputs != ["text", "text_pair"]:
+            raise UserError(
+                f"input {index} is not named; give this export's inputs as "
+                f"dicts with keys {names}"
+            )
+        if len(parts) != len(self.inputs):
+            texts = "text" if len(parts) == 1 else "texts"
+            raise UserError(
+                f"input {index} holds {len(parts)} {texts}; this export "
+                f"takes {names}"
+            )
+        return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def load(path):
     """A `Model` of a SavedModel folder (BASE/N), of the newest checked
     version under an export base (BASE), or of a run folder's newest
     checked export."""
+    if not isinstance(path, str | os.PathLike):
+        raise UserError(
+            f"kft.load takes a path (str or os.PathLike), not "
+            f"{type(path).__name__}"
+        )
+    path = os.fspath(path)
     if files.exists(os.path.join(path, "saved_model.pb")):
         return Model(path)
     if path.endswith(".tflite"):

@@ -76,3 +76,54 @@ def test_load_finds_the_newest_version_under_an_export_base(tmp_path):
     (tmp_path / "other").mkdir()
     with pytest.raises(kft.UserError, match="expected a run folder, an export"):
         kft.load(str(tmp_path / "other"))
+
+
+def test_load_takes_path_objects_and_refuses_other_types(tmp_path):
+    import pathlib
+
+    with pytest.raises(kft.UserError, match="not found"):
+        kft.load(pathlib.Path(tmp_path / "no_run"))
+    with pytest.raises(kft.UserError, match="expected a run folder"):
+        kft.load(pathlib.Path(tmp_path))
+    for wrong in (3, None, ["a"]):
+        with pytest.raises(kft.UserError, match="takes a path"):
+            kft.load(wrong)
+
+
+def _model_of(inputs):
+    """A kft.Model's input mapping alone (no SavedModel behind it)."""
+    model = object.__new__(kft.Model)
+    model.inputs = inputs
+    return model
+
+
+@pytest.mark.parametrize(
+    "inputs, value, expected",
+    [
+        (["text"], "a film", "a film"),
+        (["text"], ["a film", "more"], "holds 2 texts; this export takes text"),
+        (["text"], ("a film",), "a film"),
+        (["text", "text_pair"], ("a", "b"), ("a", "b")),
+        (["text", "text_pair"], ["a", "b"], ("a", "b")),
+        (["text", "text_pair"], "a", "holds 1 text; this export takes text, "),
+        (["text", "text_pair"], ("a", "b", "c"), "holds 3 texts"),
+        (["text", "text_pair"], {"text_pair": "b", "text": "a"}, ("a", "b")),
+        # Questions and contexts are named: a tuple's order is no guess.
+        (
+            ["context", "question"],
+            {"question": "q", "context": "c"},
+            ("c", "q"),
+        ),
+        (["context", "question"], ("q", "c"), "as dicts with keys context, "),
+        (["context", "question"], "q", "as dicts with keys context, question"),
+    ],
+)
+def test_predict_maps_each_input_onto_the_exports_inputs(
+    inputs, value, expected
+):
+    model = _model_of(inputs)
+    if isinstance(expected, str) and expected.startswith(("holds", "as ")):
+        with pytest.raises(kft.UserError, match=expected):
+            model._value(value, 0)
+    else:
+        assert model._value(value, 0) == expected
