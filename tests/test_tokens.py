@@ -418,6 +418,11 @@ def test_tiny_bert_run_trains_evaluates_and_exports(
     # kft-evaluate's path: the same figures from the run's weights.
     again = commands.evaluate_run(str(folder))
     assert again["f1"] == pytest.approx(metrics["f1"])
+    # A file with a tag the model never learned: one line, as kft-train.
+    unseen = tmp_path / "unseen.conll"
+    unseen.write_text("Acme B-ORG\nCorp I-ORG\nhired O\nAnn B-PER\n")
+    with pytest.raises(UserError, match="tags the training data lacks: B-ORG"):
+        commands.evaluate_run(str(folder), [("data.test", str(unseen))])
 
 
 def test_kft_train_token_classifier_end_to_end(ner_bert, conll_files, tmp_path):

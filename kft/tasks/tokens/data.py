@@ -248,14 +248,8 @@ def load_splits(data_config, seed):
     train = _take(train, np.sort(order), "train", train.source)
     labels = entities.tag_names(train.tags)
     for part in parts.values():
-        unknown = part and sorted(
-            {t for tags in part.tags for t in tags} - set(labels)
-        )
-        if unknown:
-            raise UserError(
-                f"{part.source} has tags the training data lacks: "
-                f"{', '.join(unknown[:5])}"
-            )
+        if part:
+            check_known_tags(part, labels)
     test = parts["test"] or parts["validation"]
     if test is None:
         raise UserError(
@@ -366,6 +360,17 @@ def word_labels(positions, tag_ids, sequence_length):
 
 def _ragged(sentences, dtype):
     return tf.ragged.constant(sentences, dtype=dtype, row_splits_dtype=tf.int64)
+
+
+def check_known_tags(part, labels):
+    """UserError where `part` holds a tag outside `labels` (the training
+    data's, or a finished run's labels.txt)."""
+    unknown = sorted({t for tags in part.tags for t in tags} - set(labels))
+    if unknown:
+        raise UserError(
+            f"{part.source} has tags the training data lacks: "
+            f"{', '.join(unknown[:5])} (its tags: {', '.join(labels)})"
+        )
 
 
 def encode_split(split, tokenizer, labels, sequence_length, batch=256):

@@ -121,14 +121,16 @@ def sample_texts(split, count=parity.CHECK_EXAMPLES):
     return [" ".join(words) for words in split.words[:count]]
 
 
-def evaluation_split(config):
+def evaluation_split(config, labels):
     """kft-evaluate's sentences: --config.data.test, else the run's own
     test split (its test spec, or the same seeded share of the training
-    data)."""
+    data); a tag the run's `labels` lack is a UserError."""
     if config.data.test:
-        return tokens.read_spec(config.data.test, config.data, "test")
-    seed = data.split_seed(config)
-    return tokens.load_splits(config.data, seed).test
+        split = tokens.read_spec(config.data.test, config.data, "test")
+    else:
+        split = tokens.load_splits(config.data, data.split_seed(config)).test
+    tokens.check_known_tags(split, labels)
+    return split
 
 
 class TokensTask(base.Task):
@@ -174,7 +176,7 @@ class TokensTask(base.Task):
         return report
 
     def evaluation_split(self, config, labels, folder):
-        return evaluation_split(config)
+        return evaluation_split(config, labels)
 
     def export_sample(self, built, splits, config):
         return sample_texts(splits.test)
