@@ -618,6 +618,30 @@ def test_predict_scores_true_labels_as_the_task_reads_them():
     assert scores.failed_all(1)
 
 
+def test_predict_does_not_score_true_labels_the_model_lacks():
+    """A true label that is no class of the model is named and not
+    scored: an accuracy of 0 against another naming would be no figure."""
+    scores = predict.Agreement("label", ",", ["neg", "pos"])
+    for truth, said in (
+        ("negative", "neg"),
+        ("pos", "pos"),
+        ("positive", "neg"),
+    ):
+        scores.add({"label": said}, truth)
+    summary = scores.summary(3)
+    assert "accuracy 1.0000 (1/1)" in summary, summary
+    assert (
+        "2 true labels are not classes of the model ('negative', "
+        "'positive'; not scored)" in summary
+    ), summary
+    # Multilabel read with another delimiter than the run's: 'pos|long'.
+    scores = predict.Agreement("tags", ",", ["long", "pos"])
+    scores.add({"labels": ["long", "pos"]}, "pos|long")
+    summary = scores.summary(1)
+    assert "1 true label is not a class of the model ('pos|long'" in summary
+    assert "--label_delimiter" in summary and "accuracy" not in summary
+
+
 def test_kft_predict_answers_more_inputs_than_a_batch(tiny_export, tmp_path):
     path = tmp_path / "five.csv"
     path.write_text("text,label\n" + "good movie,pos\n" * 5)

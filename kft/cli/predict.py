@@ -25,7 +25,8 @@ with the input as `{"question", "context"}`; a causal LM `generated`, the
 prompt and its continuation.
 When the input holds a label column (--label_column, default `label`),
 each line also gets `true_label` and the accuracy is printed on stderr
-(multilabel: the subset accuracy; regression: the mean absolute error).
+(multilabel: the subset accuracy; regression: the mean absolute error);
+true labels that are no class of the model are named there, not scored.
 
 Each line holds what the export answers: `label`, `class_id` and
 `probabilities` (classification); `labels` (a list) and `probabilities`
@@ -280,7 +281,7 @@ def main(argv):
     note = bad.check(len(items), max_fraction=1.0)
     if note:
         print(f"kft-predict: {note}", file=sys.stderr)
-    scores = Agreement(_LABEL_COLUMN.value, _LABEL_DELIMITER.value)
+    scores = Agreement(_LABEL_COLUMN.value, _LABEL_DELIMITER.value, label_names)
     size = _BATCH_SIZE.value
     for start in range(0, len(items), size):
         batch = items[start : start + size]
@@ -303,8 +304,10 @@ class Agreement:
     """Counts errors and how the answers agree with the true labels, each
     read as the task reads its labels (a number, a list of labels)."""
 
-    def __init__(self, label_column, delimiter):
+    def __init__(self, label_column, delimiter, known=()):
         self.label_column, self.delimiter = label_column, delimiter
+        self.known = set(known)  # the model's classes; empty: unchecked
+        self.unknown = {}  # true labels that are none of them: count
         self.errors = self.labelled = self.right = self.not_numbers = 0
         self.absolute_error = 0.0
         self.scores = self.sets = False
@@ -321,19 +324,33 @@ class Agreement:
             except (TypeError, ValueError):
                 self.not_numbers += 1
                 return
+            line["true_label"] = truth
             self.absolute_error += abs(line["score"] - truth)
-        elif "labels" in line:
-            self.sets = True
-            truth = true_label
-            if not isinstance(truth, list):
-                truth = truth.split(self.delimiter)
-            truth = sorted({name.strip() for name in truth if name.strip()})
-            self.right += set(line["labels"]) == set(truth)
+            self.labelled += 1
+            return
+        self.sets = "labels" in line
+        if self.sets:
+            if not isinstance(true_label, list):
+                true_label = true_label.split(self.delimiter)
+            truth = sorted({n.strip() for n in true_label if n.strip()})
+            names = truth
         else:
-            truth = true_label
-            self.right += line["label"] == truth
+            truth, names = true_label, [true_label]
         line["true_label"] = truth
+        if self._unknown(names):
+            return
+        said = set(line["labels"]) if self.sets else line["label"]
+        self.right += said == (set(truth) if self.sets else truth)
         self.labelled += 1
+
+    def _unknown(self, names):
+        """Counts the names that are no class of the model; True if any."""
+        strange = [
+            name for name in names if self.known and name not in self.known
+        ]
+        for name in strange:
+            self.unknown[name] = self.unknown.get(name, 0) + 1
+        return bool(strange)
 
     def failed_all(self, count):
         """Whether there were inputs and none could be answered."""
@@ -350,6 +367,8 @@ class Agreement:
                 else (f"{self.not_numbers} true labels are")
             )
             text += f", {some} not a number (not scored)"
+        if self.unknown:
+            text += self._unknown_note()
         if not self.labelled:
             return text
         against = f"against '{self.label_column}'"
@@ -361,6 +380,23 @@ class Agreement:
             f"{text}; {kind} {self.right / self.labelled:.4f} "
             f"({self.right}/{self.labelled}) {against}"
         )
+
+    def _unknown_note(self):
+        count = sum(self.unknown.values())
+        names = ", ".join(repr(name) for name in sorted(self.unknown)[:5])
+        more = ", ..." if len(self.unknown) > 5 else ""
+        some = (
+            "1 true label is not a class"
+            if count == 1
+            else f"{count} true labels are not classes"
+        )
+        hint = ""
+        if self.sets:
+            hint = (
+                f"; split at '{self.delimiter}': give the run's "
+                "--label_delimiter"
+            )
+        return f", {some} of the model ({names}{more}; not scored{hint})"
 
 
 def run():
