@@ -239,7 +239,8 @@ def default_config():
 
     # task=qa (kft/tasks/qa/task.py): contexts longer than the sequence length
     # (0 picks 384, capped by the backbone) are cut into windows whose
-    # starts are `stride` tokens apart; an answer is at most
+    # starts are `stride` tokens apart (at most a window's context room, so
+    # no context is skipped: windows then abut); an answer is at most
     # `max_answer_length` tokens. null_threshold: "auto" tunes the
     # no-answer threshold on validation when a question there has no
     # answer (SQuAD v2), "none" always answers, a number fixes it.

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kft.core import assets
+from kft.core.errors import UserError
 from kft.tasks.qa import spans as qa
 from kft.tasks.qa import squad_metrics
 
@@ -92,12 +93,15 @@ def test_answer_across_window_edges_is_labelled_only_where_whole(stride):
         )
 
 
-def test_windows_refuse_no_room_and_bad_stride():
+def test_windows_refuse_no_room_and_cut_a_stride_over_the_room():
     context = qa.pieces(CONTEXT, two_char_pieces)
-    with pytest.raises(ValueError, match="no room"):
+    with pytest.raises(UserError, match="sequence_length 16 leaves no room"):
         qa.windows(list(range(20)), context, 16, 4, (CLS, SEP))
-    with pytest.raises(ValueError, match="stride"):
-        qa.windows([1], context, 16, 13, (CLS, SEP))
+    # Room 12 (16 - a 1-token question - 3): a stride of 13 would skip a
+    # token between windows, so they abut instead, covering every token.
+    windows = qa.windows([1], context, 16, 13, (CLS, SEP))
+    assert [w.offset for w in windows] == [12 * k for k in range(len(windows))]
+    assert windows[-1].offset + windows[-1].length == len(context.ids)
     # A long question is cut to max_question_tokens.
     windows = qa.windows(
         list(range(40)), context, 24, 4, (CLS, SEP), max_question_tokens=8
@@ -414,9 +418,10 @@ def test_served_answers_match_the_python_path(tiny_bert):
         Example(str(i), q, c, [])
         for i, (q, c) in enumerate(zip(questions, contexts))
     ]
-    for threshold in (None, 0.0):
+    # Stride 40 is over every window's context room: windows then abut.
+    for threshold, stride in ((None, 6), (0.0, 6), (None, 40)):
         window_list, pieces = qa.example_windows(
-            examples, tokenizer, 24, 6, training=False
+            examples, tokenizer, 24, stride, training=False
         )
         inputs, _ = qa.span_inputs(window_list, 24, tokenizer.pad_token_id)
         expected = qa.predict_answers(
@@ -433,7 +438,7 @@ def test_served_answers_match_the_python_path(tiny_bert):
                 model,
                 tokenizer,
                 24,
-                6,
+                stride,
                 max_answer_length=5,
                 null_threshold=threshold,
             )

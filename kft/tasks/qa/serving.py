@@ -135,9 +135,10 @@ def _windows(question_ids, context_ids, length, stride, count, ids):
     room = length - question_ids.row_lengths() - 3
     total = context_ids.row_lengths()
     more = tf.maximum(total - room, 0)
-    windows = 1 + (more + stride - 1) // stride
+    step = tf.minimum(tf.cast(stride, room.dtype), room)  # as spans.windows
+    windows = 1 + (more + step - 1) // step
     example = tf.repeat(tf.range(count), windows)
-    offset = tf.ragged.range(windows).flat_values * stride
+    offset = tf.ragged.range(windows).flat_values * tf.gather(step, example)
     size = tf.minimum(
         tf.gather(room, example), tf.gather(total, example) - offset
     )

@@ -27,6 +27,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kft.core.errors import UserError
+
 NO_ANSWER = ""
 # Longer questions are cut to this many tokens.
 MAX_QUESTION_TOKENS = 64
@@ -170,14 +172,17 @@ def windows(
     question_ids = list(question_ids)[:max_question_tokens]
     room = sequence_length - len(question_ids) - 3
     if room < 1:
-        raise ValueError(
-            f"sequence length {sequence_length} leaves no room for context "
-            f"after a {len(question_ids)}-token question"
+        raise UserError(
+            f"--config.data.sequence_length {sequence_length} leaves no room "
+            f"for context after a {len(question_ids)}-token question "
+            f"(questions are cut to {max_question_tokens} tokens): give a "
+            "longer sequence length"
         )
-    if stride < 1 or stride > room:
-        raise ValueError(
-            f"stride {stride} must be between 1 and the context room {room}"
-        )
+    if stride < 1:
+        raise ValueError(f"stride {stride} must be at least 1")
+    # Over the room, a stride would skip context between windows: they
+    # abut instead (the served windows are cut alike, qa/serving.py).
+    stride = min(stride, room)
     first, last = _answer_tokens(context, answer)
     result = []
     count = len(context.ids)
