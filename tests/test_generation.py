@@ -224,8 +224,33 @@ def test_kft_train_causal_lm_end_to_end(lm_run):
     assert line["prompt"] == "q: cat" and line["generated"].startswith("q: cat")
     page = (model_dir / "report.html").read_text()
     assert "Sample generations" in page and "perplexity" in page
+    # A length the backbone cannot reach (its maximum is 64) is one line.
+    for length in ("500", "-1"):
+        refused = run_cli(
+            "kft-generate",
+            f"--model_dir={model_dir}",
+            "--prompt=q: cat",
+            f"--max_length={length}",
+        )
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        assert "--max_length" in refused.stderr.strip().splitlines()[-1]
     again = train_cli(model_dir, *flags, experiment="causal_lm")
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_a_max_length_over_the_backbones_is_capped(tiny_gpt2, tmp_path):
+    """lm.max_length above the backbone's maximum (64 here) would train
+    and then fail at the first generation: it is capped before training."""
+    import kft
+    from kft.tasks import registry
+
+    data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(24, 0))
+    config = kft.configure(
+        "causal_lm",
+        {"backbone": tiny_gpt2, "data.train": str(data), "lm.max_length": 500},
+    )
+    registry.get("causal_lm").prepare(config)
+    assert config.lm.max_length == 64
 
 
 def test_kft_evaluate_causal_lm_run_gives_its_test_loss(lm_run):

@@ -37,7 +37,13 @@ def main(argv):
         config.lm.sampler = _SAMPLER.value
     lm_run.check(config)
     _, causal_lm, _ = lm_run.load_run(_MODEL_DIR.value, config)
-    length = _MAX_LENGTH.value or config.lm.max_length
+    maximum = lm_run.max_length(causal_lm.backbone)
+    length = _MAX_LENGTH.value or min(config.lm.max_length, maximum)
+    if not 2 <= length <= maximum:
+        common.fail(
+            f"--max_length must be from 2 to the backbone's {maximum} "
+            f"tokens (prompt included), not {length}"
+        )
     texts = causal_lm.generate(list(_PROMPT.value), max_length=length)
     for prompt, text in zip(_PROMPT.value, texts):
         print(json.dumps({"prompt": prompt, "generated": text}), flush=True)

@@ -33,6 +33,11 @@ def _log(message):
     print(f"kft: {message}", flush=True)
 
 
+def max_length(backbone):
+    """The most tokens, prompt included, the backbone can generate."""
+    return getattr(backbone, "max_sequence_length", None) or 1024
+
+
 def check(config):
     options = config.lm
     generation.make_sampler(options.sampler)  # a bad name fails here
@@ -278,9 +283,15 @@ class CausalLMTask(base.Task):
         for line in notes:
             _log(line)
         _, built = build(config)
-        maximum = getattr(built.backbone, "max_sequence_length", None) or 1024
+        maximum = max_length(built.backbone)
         length = min(config.data.sequence_length or DEFAULT_LENGTH, maximum - 1)
         config.data.sequence_length = length
+        if config.lm.max_length > maximum:
+            _log(
+                f"lm.max_length {config.lm.max_length} is over the "
+                f"backbone's {maximum} tokens: generating up to {maximum}"
+            )
+            config.lm.max_length = maximum
         return built, base.Splits(
             _examples(splits["train"], "train", config.data.train),
             _examples(splits["validation"], "validation") or None,
