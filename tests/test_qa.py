@@ -2,6 +2,7 @@
 (kft/tasks/qa/spans.py)."""
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -661,3 +662,51 @@ def test_deterministic_qa_runs_are_bitwise_equal(tiny_bert, tmp_path):
         result = train_cli(tmp_path / name, *flags, experiment="qa_extractive")
         assert result.returncode == 0, result.stderr[-3000:]
     assert_bitwise_equal_runs(tmp_path / "first", tmp_path / "second")
+
+
+def _one_context_each(contexts, questions_each):
+    """SQuAD JSON: `questions_each` questions on each of `contexts`."""
+    paragraphs = [
+        {
+            "context": f"context {c} says great things",
+            "qas": [
+                {
+                    "id": f"{c}-{q}",
+                    "question": f"what does context {c} say {q}",
+                    "answers": [{"text": "great", "answer_start": 18}],
+                }
+                for q in range(questions_each)
+            ],
+        }
+        for c in range(contexts)
+    ]
+    return {"version": "v2.0", "data": [{"paragraphs": paragraphs}]}
+
+
+def test_held_out_contexts_leave_training_data_and_say_their_share(tmp_path):
+    """Whole contexts are held out, never the last one; the log gives the
+    share held out, which few contexts can push far from the fraction."""
+    from kft import config as config_lib
+    from kft.tasks.qa import squad
+
+    def splits_of(contexts):
+        path = tmp_path / f"qa{contexts}.json"
+        path.write_text(json.dumps(_one_context_each(contexts, 12)))
+        data = config_lib.default_config().data
+        data.train = str(path)
+        data.validation_fraction, data.test_fraction = 0.1, 0.15
+        return squad.load_splits(data, 0)
+
+    with pytest.raises(UserError, match="1 context.*--config.data.test"):
+        splits_of(1)
+    splits, notes = splits_of(3)
+    assert [len(splits[n]) for n in ("train", "validation", "test")] == [
+        12, 12, 12
+    ]  # fmt: skip
+    assert "test: 12 questions (33%) held out" in notes[0], notes
+    assert "15% asked" in notes[0], notes
+    splits, notes = splits_of(2)
+    assert [len(splits[n]) for n in ("train", "validation", "test")] == [
+        12, 0, 12
+    ]  # fmt: skip
+    assert any("validation: none held out" in note for note in notes), notes

@@ -201,14 +201,15 @@ def read(spec, config):
 
 def _held_out(examples, fraction, seed):
     """(kept, held out): whole contexts go out, a seeded `fraction` of
-    the questions, so no passage is on both sides."""
+    the questions, so no passage is on both sides; the last context is
+    never held out, so training keeps one at least."""
     contexts = sorted({example.context for example in examples})
     order = np.random.default_rng(seed).permutation(len(contexts))
     goal = int(round(len(examples) * fraction))
     per_context = collections.Counter(e.context for e in examples)
     out, count = set(), 0
     for index in order:
-        if count >= goal:
+        if count >= goal or len(out) == len(contexts) - 1:
             break
         out.add(contexts[index])
         count += per_context[contexts[index]]
@@ -236,12 +237,26 @@ def load_splits(data_config, seed):
         fraction = data_config[f"{name}_fraction"]
         if name in splits or fraction <= 0:
             continue
+        before = len(splits["train"])
         splits["train"], splits[name] = _held_out(
             splits["train"], fraction, seed
         )
+        held = len(splits[name])
+        if not held:
+            if name == "test":
+                raise UserError(
+                    f"{data_config.train}: all its questions share 1 context,"
+                    " and test questions are held out by whole contexts: "
+                    "give --config.data.test (and --config.data.validation)"
+                )
+            notes.append(
+                "validation: none held out (the one context left trains)"
+            )
+            continue
         notes.append(
-            f"{name}: {len(splits[name])} questions held out of "
-            f"{data_config.train} ({fraction:.0%} by context, seed {seed})"
+            f"{name}: {held} questions ({held / before:.0%}) held out of "
+            f"{data_config.train} (whole contexts, {fraction:.0%} asked, "
+            f"seed {seed})"
         )
     if not splits.get("test"):
         raise UserError(
