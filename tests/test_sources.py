@@ -535,3 +535,17 @@ def test_tables_and_tfds_tell_images_from_texts_alike(names, overrides, images):
 
     assert columns.holds_images(names, _data_config(**overrides)) is images
 
+
+def test_a_repeated_header_line_is_a_bad_record_not_a_class(tmp_path):
+    """Two CSV files joined with `cat` repeat the header inside: that line
+    is skipped and counted, not read as a text of class 'label'."""
+    rows = "".join(
+        f"text {i} is here,{'pos' if i % 2 else 'neg'}\n" for i in range(20)
+    )
+    path = tmp_path / "joined.csv"
+    path.write_text("text,label\n" + rows + "text,label\n" + rows)
+    records = data.read_spec(str(path), _data_config())
+    assert sorted(set(records.labels)) == ["neg", "pos"]
+    assert len(records.values) == 40
+    note = records.bad.check(len(records.values), 0.1)
+    assert "the header again" in note, note

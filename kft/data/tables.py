@@ -191,6 +191,9 @@ def not_a_text(name, value):
 
 def _example(row, columns, where, bad, task, delimiter):
     """Returns (text, pair, label) of one row, or None if it is bad."""
+    if row and all(str(v).strip() == key for key, v in row.items()):
+        bad.add(where, "the header again (files joined?)")
+        return None
     label, problem = targets.parse(row.get(columns.label), task, delimiter)
     if problem:
         bad.add(where, problem)
