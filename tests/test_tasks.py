@@ -415,6 +415,12 @@ def test_pair_regression_end_to_end(tiny_bert, tmp_path):
         # A comma or an edge space in a name would read as another class.
         (["a, b", "c"], "classes (2): 'a, b', 'c'"),
         ([" x", "y"], "classes (2): ' x', 'y'"),
+        # Names that differ only in case are likely one class mistyped.
+        (
+            ["NEG", "Neg", "POS", "neg", "pos"],
+            "classes (5): NEG, Neg, POS, neg, pos (differing only in case: "
+            "NEG, Neg, neg; POS, pos)",
+        ),
     ],
 )
 def test_the_log_names_classes_unambiguously(labels, said):

@@ -253,6 +253,19 @@ def _names(labels):
     return ", ".join(labels)
 
 
+def _case_variants(labels):
+    """A note naming the classes that differ only in case (a typo in the
+    data makes 'pos' and 'Pos' two classes), or ""."""
+    groups = {}
+    for name in labels:
+        groups.setdefault(name.casefold(), []).append(name)
+    alike = [group for group in groups.values() if len(group) > 1]
+    if not alike:
+        return ""
+    shown = "; ".join(_names(group) for group in alike[:5])
+    return f" (differing only in case: {shown})"
+
+
 class LabelledTask(base.Task):
     """A target per text, text pair or image. Subclasses give `head`,
     `loss_and_metrics`, `score` and `serving`; and `decide` where the
@@ -277,6 +290,7 @@ class LabelledTask(base.Task):
         return (
             f"{base.Task.describe(self, splits)}; {self.output_name} "
             f"({len(splits.labels)}): {_names(splits.labels)}"
+            f"{_case_variants(splits.labels)}"
         )
 
     def batches(self, built, split, labels, config, training):
