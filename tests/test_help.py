@@ -3,6 +3,7 @@ flags and exits 0; kft-train lists the valid values of its settings and
 prints a resolved config without training."""
 
 import json
+import pathlib
 
 import pytest
 from absl import flags
@@ -185,3 +186,26 @@ def test_print_config_command(tmp_path):
 def test_a_required_flag_left_out_is_one_line(command, flag):
     """Checked before TensorFlow starts: a fraction of a second."""
     assert_user_error(run_cli(command), f"--{flag} is required")
+
+
+@pytest.mark.parametrize(
+    "command, flag, said",
+    [
+        ("kft-evaluate", "--model_dir=~/run", "no config.json in {home}/run"),
+        ("kft-export", "--model_dir=~/run", "no config.json in {home}/run"),
+        ("kft-predict", "--input=~/in.txt", "no SavedModel at {home}/model"),
+        ("kft-compare", "~/run", "{home}/run"),
+    ],
+)
+def test_path_flags_expand_a_leading_tilde(tmp_path, command, flag, said):
+    """bash leaves `~` as it is after `--flag=`; kft expands it in every
+    path flag, as in the config's data paths (it made a folder named `~`)."""
+    extra = {
+        "kft-export": ["--export_dir=~/export"],
+        "kft-predict": ["--saved_model=~/model"],
+        "kft-compare": ["~/other"],
+    }.get(command, [])
+    result = run_cli(command, flag, *extra, env={"HOME": str(tmp_path)})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert said.format(home=tmp_path) in result.stderr, result.stderr[-500:]
+    assert not (tmp_path / "~").exists() and not pathlib.Path("~").exists()

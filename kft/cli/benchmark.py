@@ -94,7 +94,7 @@ _ON = flags.DEFINE_enum(
 _HOLDOUT = flags.DEFINE_float(
     "holdout", 0.2, "accuracy --on=validation: the share held out."
 )
-_WORK_DIR = flags.DEFINE_string(
+_WORK_DIR = common.define_path(
     "work_dir", "", "accuracy: keep the run folders here (default: removed)."
 )
 _REPEATS = flags.DEFINE_integer(
@@ -138,7 +138,7 @@ _THREADS = flags.DEFINE_integer(
     "compare: threads of every framework in every case; 0 keeps their "
     "defaults (all cores). 1 is steadier on a busy machine.",
 )
-_OUTPUT = flags.DEFINE_string(
+_OUTPUT = common.define_path(
     "output", "", "compare/accuracy: write the JSON here."
 )
 

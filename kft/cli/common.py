@@ -30,6 +30,42 @@ FLAGS = flags.FLAGS
 _PREFIX = "--config."
 
 
+def expand_path(text):
+    """A local path with a leading `~` expanded (bash leaves it as it is
+    after `--flag=`); remote URLs and empty values as they are."""
+    if not text or "://" in text:
+        return text
+    return os.path.expanduser(text)
+
+
+# Flags defined through define_path belong to the module calling it (its
+# --help lists them), not to this one.
+flags.disclaim_key_flags()
+
+
+class _PathParser(flags.ArgumentParser):
+    """absl's string flag, with `expand_path` applied."""
+
+    syntactic_help = "a path"
+
+    def parse(self, argument):
+        return expand_path(argument)
+
+    def flag_type(self):
+        return "string"
+
+
+def define_path(name, default, description):
+    """A string flag naming a file or folder: `~` expands."""
+    return flags.DEFINE(
+        _PathParser(),
+        name,
+        default,
+        description,
+        serializer=flags.ArgumentSerializer(),
+    )
+
+
 def split_config_args(argv):
     """Returns (argv without config overrides, [(key, value text)])."""
     rest, overrides = [], []

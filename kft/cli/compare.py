@@ -10,11 +10,9 @@ split decided and why); writes the same table, with the runs' validation
 curves overlaid, to --output (the plot also beside it as PNG).
 """
 
-from absl import flags
-
 from kft.cli import common
 
-_OUTPUT = flags.DEFINE_string(
+_OUTPUT = common.define_path(
     "output",
     "compare.html",
     "Where to write the HTML comparison; its plot goes beside it as .png.",
@@ -22,7 +20,7 @@ _OUTPUT = flags.DEFINE_string(
 
 
 def main(argv):
-    folders = argv[1:]
+    folders = [common.expand_path(folder) for folder in argv[1:]]
     if not folders:
         common.fail("give one or more run folders: kft-compare DIR [DIR ...]")
     # Run folders are read through tf.io.gfile (kft.files).

@@ -20,12 +20,10 @@ too; a causal LM run measures loss and perplexity of its weights
 (--saved_model is refused: its export generates text and gives no loss).
 """
 
-from absl import flags
-
 from kft.cli import common
 
-_MODEL_DIR = flags.DEFINE_string("model_dir", None, "A kft-train run folder.")
-_SAVED_MODEL = flags.DEFINE_string(
+_MODEL_DIR = common.define_path("model_dir", None, "A kft-train run folder.")
+_SAVED_MODEL = common.define_path(
     "saved_model", "", "Evaluate this export instead of the best weights."
 )
 

@@ -23,8 +23,8 @@ from absl import flags
 
 from kft.cli import common
 
-_MODEL_DIR = flags.DEFINE_string("model_dir", None, "A kft-train run folder.")
-_EXPORT_DIR = flags.DEFINE_string(
+_MODEL_DIR = common.define_path("model_dir", None, "A kft-train run folder.")
+_EXPORT_DIR = common.define_path(
     "export_dir", None, "The base folder TF Serving polls (saved_model)."
 )
 _FORMAT = flags.DEFINE_enum(

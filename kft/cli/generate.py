@@ -15,7 +15,7 @@ from absl import flags
 
 from kft.cli import common
 
-_MODEL_DIR = flags.DEFINE_string("model_dir", None, "A causal_lm run folder.")
+_MODEL_DIR = common.define_path("model_dir", None, "A causal_lm run folder.")
 _PROMPT = flags.DEFINE_multi_string("prompt", None, "A prompt (repeatable).")
 _MAX_LENGTH = flags.DEFINE_integer(
     "max_length", 0, "Tokens with the prompt; 0 takes the run's lm.max_length."

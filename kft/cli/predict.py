@@ -50,10 +50,10 @@ from absl import flags
 from kft.cli import common
 from kft.core.errors import UserError
 
-_SAVED_MODEL = flags.DEFINE_string(
+_SAVED_MODEL = common.define_path(
     "saved_model", None, "An export folder, BASE/N, or a run's .tflite."
 )
-_INPUT = flags.DEFINE_string("input", None, "The file (or folder) to run.")
+_INPUT = common.define_path("input", None, "The file (or folder) to run.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Inputs per call.")
 _TEXT_COLUMN = flags.DEFINE_string("text_column", "text", "Text column.")
 _PAIR_COLUMN = flags.DEFINE_string(

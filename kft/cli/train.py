@@ -31,7 +31,7 @@ LISTS = ("experiments", "backbones", "plans", "keys")
 _EXPERIMENT = flags.DEFINE_string(
     "experiment", None, "Experiment name (a file in experiments/) or path."
 )
-_MODEL_DIR = flags.DEFINE_string(
+_MODEL_DIR = common.define_path(
     "model_dir", None, "Run folder: config, history, metrics, checkpoints."
 )
 _OVERWRITE = flags.DEFINE_bool(
