@@ -61,3 +61,20 @@ def test_without_validation_everywhere_the_test_split_decides(tmp_path, capsys):
     assert "Winner by test macro-F1" in out
     assert "b (full), macro-F1 0.8000" in out
     assert "b has no validation figures" in out
+
+
+def test_an_exact_tie_names_no_winner(tmp_path, capsys):
+    """Equal validation macro-F1 and accuracy: the order of the folders
+    given must not pick a winner."""
+    a = _run(tmp_path / "a", 0.70, [0.5, 0.8])
+    b = _run(tmp_path / "b", 0.75, [0.8])
+    c = _run(tmp_path / "c", 0.90, [0.6])
+    folders = {"a": a, "b": b}
+    for order in ("ab", "ba"):
+        compare.compare(
+            [folders[name] for name in order] + [c], str(tmp_path / "x.html")
+        )
+        out = capsys.readouterr().out
+        assert "No single winner: a and b tie" in out, out
+        assert "validation macro-F1 0.8000" in out
+        assert "Winner" not in out

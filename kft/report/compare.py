@@ -127,15 +127,24 @@ def on_validation(rows):
 def winner(rows):
     """The best row: by validation figures where every run has them,
     else by test figures."""
+    return max(rows, key=_ranking(rows))
+
+
+def tied(rows):
+    """The rows that rank equal with the best (one where there is a
+    winner): the order the folders were given must not decide."""
+    key = _ranking(rows)
+    best = key(winner(rows))
+    return [row for row in rows if key(row) == best]
+
+
+def _ranking(rows):
     if on_validation(rows):
-        return max(
-            rows,
-            key=lambda row: (
-                row.validation_f1,
-                _or_low(row.validation_accuracy),
-            ),
+        return lambda row: (
+            row.validation_f1,
+            _or_low(row.validation_accuracy),
         )
-    return max(rows, key=lambda row: (row.macro_f1, row.accuracy))
+    return lambda row: (row.macro_f1, row.accuracy)
 
 
 def _or_low(value):
@@ -182,7 +191,10 @@ def format_table(rows):
 def verdict(rows, runs):
     """Sentences naming the winner, by how much, and what to keep in mind."""
     best = winner(rows)
-    if on_validation(rows):
+    level = tied(rows)
+    if len(level) > 1:
+        text = _tie_verdict(level, on_validation(rows))
+    elif on_validation(rows):
         text = _validation_verdict(rows, best)
     else:
         text = _test_verdict(rows, best)
@@ -201,6 +213,24 @@ def verdict(rows, runs):
             "--config.seed tells)."
         )
     return text
+
+
+def _tie_verdict(level, validation):
+    names = sorted(row.name for row in level)
+    who = ", ".join(names[:-1]) + f" and {names[-1]}"
+    row = level[0]
+    if validation:
+        figures = f"validation macro-F1 {row.validation_f1:.4f}"
+        if not math.isnan(row.validation_accuracy):
+            figures += f" and accuracy {row.validation_accuracy:.4f}"
+    else:
+        figures = (
+            f"test macro-F1 {row.macro_f1:.4f} and accuracy {row.accuracy:.4f}"
+        )
+    return (
+        f"No single winner: {who} tie on {figures} (the figures that choose;"
+        " test figures are in the table)."
+    )
 
 
 def _validation_verdict(rows, best):
