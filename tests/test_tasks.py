@@ -5,6 +5,7 @@ predictions; each task runs through kft-train (fit, evaluate, export
 checked in a fresh process) and kft-predict on the tiny BERT.
 """
 
+import html
 import json
 
 import keras
@@ -358,6 +359,21 @@ def test_pair_classifier_end_to_end(tiny_bert, tmp_path):
     _, lines = predict_cli(run, held_out)
     right = sum(line["label"] == line["true_label"] for line in lines)
     assert right / len(lines) == pytest.approx(metrics["accuracy"])
+    # Both texts are the input: predictions.jsonl and the report show them.
+    first = json.loads((run / "predictions.jsonl").read_text().splitlines()[0])
+    held = json.loads(held_out.read_text().splitlines()[0])
+    assert (first["text"], first["text_pair"]) == (
+        held["text"],
+        held["text_pair"],
+    )
+    page = (run / "report.html").read_text()
+    shown = [
+        json.loads(x)
+        for x in (run / "predictions.jsonl").read_text().splitlines()
+    ]
+    wrong = [row for row in shown if row["label"] != row["predicted"]]
+    if wrong:
+        assert html.escape(wrong[0]["text_pair"], quote=True) in page
 
 
 def test_multilabel_end_to_end(tiny_bert, tmp_path):

@@ -296,13 +296,19 @@ def mistakes(run, count):
     )
 
 
+def _shown_text(text):
+    # Entities such as &#039; as the model saw them, after cleaning.
+    text = html.unescape(text)
+    if len(text) > _TEXT_CHARACTERS:
+        text = text[:_TEXT_CHARACTERS] + " ..."
+    return escape(text)
+
+
 def mistake_row(row):
     if "text" in row:
-        # Entities such as &#039; as the model saw them, after cleaning.
-        text = html.unescape(row["text"])
-        if len(text) > _TEXT_CHARACTERS:
-            text = text[:_TEXT_CHARACTERS] + " ..."
-        shown = escape(text)
+        shown = _shown_text(row["text"])
+        if "text_pair" in row:  # a pair's second text, on its own line
+            shown += "<br>" + _shown_text(row["text_pair"])
     elif "image" in row:
         shown = thumbnail(row["image"])
     else:

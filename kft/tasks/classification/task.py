@@ -137,6 +137,8 @@ def write_predictions(split, probabilities, labels, modality, folder, cut):
         row = {"index": index}
         if isinstance(value, str):
             row[key] = value
+        if split.pairs is not None:
+            row["text_pair"] = split.pairs[index]
         predicted = int(decisions[index])
         row.update(
             label=labels[label_id],
