@@ -180,7 +180,7 @@ def _train(task, config, requested, model_dir, output, overwrite, strategy):
     )
     if record.get("finished"):
         run_folder.check_finished_data(record, config, model_dir)
-        return _already_finished(model_dir)
+        return _already_finished(model_dir, record, requested)
     distribute.barrier(strategy)  # the chief has opened model_dir
     state = _Run(task, config, model_dir, output, strategy, record)
     _prepare_run(state)
@@ -211,11 +211,25 @@ def _check_cheaply(config):
     return phases
 
 
-def _already_finished(model_dir):
+def _already_finished(model_dir, record, requested):
     _log(
         f"{model_dir} holds this run, finished; nothing to do "
         "(--overwrite starts it over)"
     )
+    changes = checkpoint.setting_changes(record["config"], requested)
+    if changes:
+        shown = "; ".join(
+            f"{k}: {a!r} there, {b!r} here" for k, a, b in changes
+        )
+        scoring = " ".join(
+            f"--config.{k}={b}" for k, _, b in changes if k.startswith("eval.")
+        )
+        hint = "kft-export exports a finished run"
+        if scoring:
+            hint = (
+                f"kft-evaluate --model_dir={model_dir} {scoring} scores it so"
+            )
+        _log(f"not applied to the finished run: {shown} ({hint})")
     return json.loads(files.read_text(os.path.join(model_dir, METRICS)))
 
 

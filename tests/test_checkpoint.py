@@ -196,6 +196,16 @@ def test_ram_model_dir_interrupted_and_resumed(image_folder, monkeypatch):
     again = run.train(config.copy_and_resolve_references(), model_dir)
     assert again["accuracy"] == report["accuracy"]
     assert any("nothing to do" in m for m in logged)
+    # A decision setting changed on a finished run is not applied: said.
+    changed = config.copy_and_resolve_references()
+    changed.eval.threshold = "argmax"
+    run.train(changed, model_dir)
+    assert any(
+        "eval.threshold: 'auto' there, 'argmax' here" in m
+        and f"kft-evaluate --model_dir={model_dir} "
+        "--config.eval.threshold=argmax" in m
+        for m in logged
+    ), logged[-3:]
     # No step repeated or skipped: as many optimizer steps as a run never
     # stopped.
     plain = "ram://kft_resume_test/plain"

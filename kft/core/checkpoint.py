@@ -132,6 +132,18 @@ def config_differences(saved, requested):
     return lines
 
 
+def setting_changes(saved, requested, prefixes=("eval.", "litert.", "export")):
+    """(key, saved, requested) of the keys under `prefixes` that differ:
+    settings a resumed run takes, but a finished one has already used."""
+    flat_saved, flat_requested = _flatten(saved), _flatten(requested)
+    return [
+        (key, flat_saved.get(key), flat_requested.get(key))
+        for key in sorted(set(flat_saved) | set(flat_requested))
+        if key.startswith(prefixes)
+        and flat_saved.get(key) != flat_requested.get(key)
+    ]
+
+
 def _flatten(values, prefix=""):
     flat = {}
     for key, value in values.items():
