@@ -40,7 +40,10 @@ def configure(experiment="", overrides=None):
         else config_lib.default_config()
     )
     pairs = [(key, _text(value)) for key, value in (overrides or {}).items()]
+    experiment_config = resolved.copy_and_resolve_references()
     config_lib.apply_overrides(resolved, pairs)
+    for note in config_lib.unpair_held_out(experiment_config, resolved, pairs):
+        print(f"kft: {note}", flush=True)
     config_lib.check_values(resolved)
     return resolved
 

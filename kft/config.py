@@ -365,6 +365,28 @@ def apply_overrides(config, overrides):
     return config
 
 
+def unpair_held_out(experiment, config, overrides):
+    """Clears the experiment's validation and test specs where the user
+    names other training data and not those: they go with the
+    experiment's own training data (SQuAD's dev set with SQuAD, the demo's
+    test reviews with its reviews), so the user's data holds its own out.
+    Returns the log lines saying so."""
+    keys = {key for key, _ in overrides}
+    if "data.train" not in keys or config.data.train == experiment.data.train:
+        return []
+    notes = []
+    for name in ("validation", "test"):
+        spec = experiment.data[name]
+        if spec and f"data.{name}" not in keys:
+            config.data[name] = ""
+            notes.append(
+                f"data.{name} {spec} goes with the experiment's training "
+                f"data, not {config.data.train}: holding out a {name} split "
+                f"of yours (--config.data.{name}=FILE gives one)"
+            )
+    return notes
+
+
 def check_complete(config):
     """Raises UserError where a new field was added to the defaults' tree."""
     known = set(_known_keys(default_config()))

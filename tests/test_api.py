@@ -127,3 +127,20 @@ def test_predict_maps_each_input_onto_the_exports_inputs(
             model._value(value, 0)
     else:
         assert model._value(value, 0) == expected
+
+
+@pytest.mark.parametrize("experiment", ["qa_extractive", "drug_reviews_minilm"])
+def test_own_training_data_is_not_tested_on_the_experiments_test_split(
+    experiment, capsys
+):
+    """An experiment's test (and validation) file goes with its own
+    training data: a user's training file gets a held-out split of its
+    own, unless they name a test file too."""
+    own = kft.configure(experiment, {"data.train": "mine.jsonl"})
+    assert own.data.test == "" and own.data.validation == ""
+    assert "holding out" in capsys.readouterr().out
+    given = kft.configure(
+        experiment, {"data.train": "mine.jsonl", "data.test": "t.jsonl"}
+    )
+    assert given.data.test == "t.jsonl"
+    assert kft.configure(experiment).data.test  # the experiment's own

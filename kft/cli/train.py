@@ -91,7 +91,13 @@ def main(argv):
     from kft.core import experiments
 
     config = experiments.load(_EXPERIMENT.value)
-    config_lib.apply_overrides(config, common.config_overrides())
+    experiment_config = config.copy_and_resolve_references()
+    overrides = common.config_overrides()
+    config_lib.apply_overrides(config, overrides)
+    notes = config_lib.unpair_held_out(experiment_config, config, overrides)
+    if not _PRINT_CONFIG.value:  # that prints JSON alone
+        for note in notes:
+            print(f"kft: {note}", flush=True)
     if _PRINT_CONFIG.value:
         print(config_lib.to_json(config), flush=True)
         return
