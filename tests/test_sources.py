@@ -549,3 +549,22 @@ def test_a_repeated_header_line_is_a_bad_record_not_a_class(tmp_path):
     assert len(records.values) == 40
     note = records.bad.check(len(records.values), 0.1)
     assert "the header again" in note, note
+
+
+def test_test_texts_also_in_the_training_data_are_counted(tmp_path):
+    """Rows repeated in a file land on both sides of a held-out split (and
+    a copy of the training file as test file is no new data): the log
+    says how many test texts training saw."""
+    rows = "".join(
+        f"text {i} is here,{'pos' if i % 2 else 'neg'}\n" for i in range(20)
+    )
+    path = tmp_path / "dups.csv"
+    path.write_text("text,label\n" + rows * 5)
+    splits = data.load_splits(_data_config(train=str(path)), 0)
+    shared = [n for n in splits.notes if "also in the training data" in n]
+    count = len(splits.test.values)
+    assert any(f"{count} of {count} test examples" in n for n in shared), shared
+    clean = tmp_path / "clean.csv"
+    clean.write_text("text,label\n" + rows)
+    splits = data.load_splits(_data_config(train=str(clean)), 0)
+    assert not [n for n in splits.notes if "also in the training data" in n]

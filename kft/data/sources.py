@@ -293,7 +293,29 @@ def load_splits(data_config, seed, task="classification"):
         made[name] = (
             None if part is None else _split(name, part, vocabulary, task)
         )
+    _note_seen_in_training(made, notes)
     return _with_fallbacks(made, vocabulary, records, notes)
+
+
+def _note_seen_in_training(made, notes):
+    """Counts the validation and test examples whose input (text, pair or
+    image path) is also a training example's: repeated rows in a file
+    land on both sides of a held-out split."""
+    train = made["train"]
+    pairs = train.pairs if train.pairs is not None else [None] * len(train)
+    seen = set(zip(train.values, pairs))
+    for name in ("validation", "test"):
+        split = made[name]
+        if split is None:
+            continue
+        others = split.pairs if split.pairs is not None else [None] * len(split)
+        shared = sum(key in seen for key in zip(split.values, others))
+        if shared:
+            notes.append(
+                f"warning: {shared} of {len(split)} {name} examples are also "
+                "in the training data (the same input): their figures "
+                "partly measure memory; remove repeated rows from the data"
+            )
 
 
 def _same_file(spec, other):
