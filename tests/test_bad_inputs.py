@@ -612,6 +612,10 @@ def test_predict_scores_true_labels_as_the_task_reads_them():
     scores.add(line, "always , neg")
     assert line["true_label"] == ["always", "neg"]
     assert "subset accuracy 1.0000 (1/1)" in scores.summary(1)
+    line = {"labels": []}
+    scores.add(line, "[]")  # none of the labels, as training reads it
+    assert line["true_label"] == []
+    assert "subset accuracy 1.0000 (2/2)" in scores.summary(2)
     # Nothing could be read: the summary says so, and main exits 1.
     scores = predict.Agreement("label", ",")
     scores.add({"error": "x"}, "a")

@@ -203,7 +203,8 @@ def test_ram_model_dir_interrupted_and_resumed(image_folder, monkeypatch):
     assert any(
         "eval.threshold: 'auto' there, 'argmax' here" in m
         and f"kft-evaluate --model_dir={model_dir} "
-        "--config.eval.threshold=argmax" in m
+        "--config.eval.threshold=argmax"
+        in m
         for m in logged
     ), logged[-3:]
     # No step repeated or skipped: as many optimizer steps as a run never

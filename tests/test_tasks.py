@@ -90,6 +90,9 @@ def write_jsonl(path, rows):
         ("a;b; a", "multilabel", ("a", "b")),
         (["b", "a"], "multilabel", ("a", "b")),
         ([], "multilabel", ()),
+        # A table cell says "none of the labels" as JSON does.
+        ("[]", "multilabel", ()),
+        (" [ ] ", "multilabel", ()),
         (" 2.5 ", "regression", 2.5),
         (3, "regression", 3.0),
         ("x", "classification", "x"),
@@ -114,7 +117,7 @@ def test_labels_parse_by_task(value, task, expected):
     [
         ("positive", "regression", "is not a number"),
         ("nan", "regression", "not a finite number"),
-        ("", "multilabel", "missing label"),
+        ("", "multilabel", "missing label (write [] for none)"),
         ([["a"]], "multilabel", "holds a list"),
         (["a"], "classification", "--config.task=multilabel"),
         (float("nan"), "classification", "missing label"),

@@ -330,7 +330,9 @@ class Agreement:
             return
         self.sets = "labels" in line
         if self.sets:
-            if not isinstance(true_label, list):
+            if "".join(str(true_label).split()) == "[]":
+                true_label = []  # a table cell's "none", as training reads
+            elif not isinstance(true_label, list):
                 true_label = true_label.split(self.delimiter)
             truth = sorted({n.strip() for n in true_label if n.strip()})
             names = truth

@@ -74,19 +74,24 @@ def _class_label(value):
     return (None, problem) if problem else (name, None)
 
 
+_NO_LABEL_SET = "missing label (write [] for none)"
+
+
 def _label_set(value, delimiter):
     if isinstance(value, list):
         if any(isinstance(item, list | dict) for item in value):
             return None, "label list holds a list or an object"
         names = [label_text(item) for item in value]
     elif isinstance(value, dict) or value is None or label_text(value) == "":
-        return None, "missing label"
+        return None, _NO_LABEL_SET
+    elif "".join(label_text(value).split()) == "[]":
+        return (), None  # a table cell's "none of the labels", as JSON's
     else:
         text = label_text(value)
         names = text.split(delimiter) if delimiter else [text]
         names = [label_text(name) for name in names]
         if not any(names):
-            return None, "missing label"
+            return None, _NO_LABEL_SET
     problem = _control_character(names)
     if problem:
         return None, problem
