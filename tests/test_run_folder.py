@@ -475,3 +475,27 @@ def test_the_lists_of_fixed_and_training_only_keys_name_real_keys():
     for name in commands.FIXED + commands.TRAINING_ONLY:
         assert name in flat or any(k.startswith(name) for k in flat), name
     assert not set(commands.FIXED) & set(commands.TRAINING_ONLY)
+
+
+def test_a_run_that_trained_refuses_data_changed_before_its_resume(tmp_path):
+    """An interrupted run resumed on an edited data file would finish on
+    other data than it started with, and record the new file as its own:
+    refused once it has a checkpoint; before one, the new data is taken."""
+    import types
+
+    from kft.core import checkpoint
+
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\na,x\nb,y\n")
+    model_dir = tmp_path / "run"
+    config, record = _start(model_dir, **{"data.train": str(train)})
+    splits = types.SimpleNamespace(labels=["x", "y"], train=[0, 1])
+    run_folder.check_same_data(record, splits, config, str(model_dir))
+    train.write_text("text,label\na,y\nb,x\n")  # same size and labels
+    run_folder.check_same_data(record, splits, config, str(model_dir))
+    folder = checkpoint.folder_of(str(model_dir))
+    (tmp_path / "run" / "checkpoints" / "ckpt-10.json").write_text("{}")
+    assert checkpoint.has_checkpoint(str(model_dir)), folder
+    train.write_text("text,label\na,x\nb,x\n")
+    with pytest.raises(UserError, match="changed since the run .* started"):
+        run_folder.check_same_data(record, splits, config, str(model_dir))

@@ -262,7 +262,16 @@ def check_same_data(record, splits, config, model_dir):
         "train_examples": len(splits.train),
         "sequence_length": config.data.sequence_length,
     }
-    record["data_sha256"] = data_digests(config)
+    digests = data_digests(config)
+    then = record.get("data_sha256") or {}
+    changed = [spec for spec in then if digests.get(spec) != then[spec]]
+    if changed and not _never_trained(model_dir, record):
+        raise UserError(
+            f"{changed[0]} changed since the run in {model_dir} started "
+            "(it has trained on the data as it was); resume it on that "
+            "data, or add --overwrite to start over on this"
+        )
+    record["data_sha256"] = digests
     check_seen(record, seen, model_dir)
 
 
