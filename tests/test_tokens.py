@@ -138,6 +138,8 @@ def test_jsonl_reader_and_its_column_keys(tmp_path):
         ("John E-PER\n", "bio", "tag 'E-PER' is not in the bio scheme"),
         ("John X-PER\n", "bioes", "tag 'X-PER' is not in the bioes"),
         ("John B-\n", "bio", "tag 'B-' is not in the bio scheme"),
+        # Class ids, as Hugging Face exports of CoNLL-2003 write ner_tags.
+        ("John 1\nSmith 2\n", "bio", "tag '1' is a number: kft reads tag "),
     ],
 )
 def test_bad_tags_are_one_line_user_errors(tmp_path, text, scheme, message):

@@ -32,6 +32,13 @@ def check_tags(sentences, scheme, where):
         for tag in tags:
             prefix, kind = split_tag(tag)
             if tag != "O" and (prefix not in prefixes or not kind):
+                if str(tag).lstrip("-").isdigit():
+                    raise UserError(
+                        f"{where} sentence {index + 1}: tag '{tag}' is a "
+                        "number: kft reads tag names (B-PER, O); map the "
+                        "ids to their names in the file (a Hugging Face "
+                        "dataset's features name them)"
+                    )
                 valid = ", ".join(f"{p}-TYPE" for p in prefixes)
                 raise UserError(
                     f"{where} sentence {index + 1}: tag '{tag}' is not in "
