@@ -568,3 +568,23 @@ def test_test_texts_also_in_the_training_data_are_counted(tmp_path):
     clean.write_text("text,label\n" + rows)
     splits = data.load_splits(_data_config(train=str(clean)), 0)
     assert not [n for n in splits.notes if "also in the training data" in n]
+
+
+def test_a_folder_of_class_folders_of_text_files_reads_as_texts(tmp_path):
+    """The layout keras.utils.text_dataset_from_directory reads (aclImdb,
+    20 Newsgroups): one .txt file per text, one folder per class."""
+    root = tmp_path / "reviews"
+    for label in ("neg", "pos"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            (root / label / f"{i}.txt").write_text(f"a {label} review {i}\n")
+    (root / "pos" / "bad.txt").write_bytes(b"\xff\xfe\xfa not utf-8")
+    (root / "README").write_text("beside the class folders: not an example")
+    records = data.read_spec(str(root), _data_config())
+    assert records.modality == "text"
+    assert sorted(zip(records.labels, records.values))[0] == (
+        "neg",
+        "a neg review 0",
+    )
+    assert len(records.values) == 6
+    assert "not UTF-8" in records.bad.check(7, 0.5)

@@ -115,6 +115,9 @@ def _read(spec, config, bad, task):
     if "://" not in spec:  # a plain local path, as pathlib spells it
         path = str(pathlib.Path(spec).expanduser())
     if files.isdir(path):
+        if tables.text_files(path) and not images.image_files(path, bad):
+            values, labels = tables.read_text_folder(path, bad)
+            return values, None, labels, None, "text"
         values, labels = images.read_folder(path, bad)
         return values, None, labels, None, "image"
     if not files.exists(path):

@@ -1,4 +1,5 @@
-"""CSV, TSV and JSONL files to texts, text pairs and labels.
+"""CSV, TSV and JSONL files, and folders of class folders of .txt files,
+to texts, text pairs and labels.
 
 Files are read line by line, so one bad line (not UTF-8, invalid JSON, a
 CSV row with a stray quote or the wrong number of fields, an empty text, a
@@ -268,3 +269,36 @@ def read_table(path, config, bad, task="classification"):
             labels.append(example[2])
     has_pairs = columns is not None and columns.pair is not None
     return texts, pairs if has_pairs else None, labels, columns
+
+
+def text_files(path):
+    """The .txt files in the class folders of folder `path` (not beside
+    them), sorted."""
+    top = path.rstrip("/")
+    found = [
+        os.path.join(folder, name)
+        for folder, _, names in files.walk(path)
+        if folder.rstrip("/") != top
+        for name in names
+        if name.lower().endswith(".txt")
+    ]
+    return sorted(found, key=lambda file: file.split("/"))
+
+
+def read_text_folder(path, bad):
+    """(texts, labels) of a folder of class folders of .txt files, one
+    text a file (the layout keras.utils.text_dataset_from_directory reads);
+    a file that is not UTF-8 or is empty is a bad record."""
+    texts, labels = [], []
+    for file in text_files(path):
+        try:
+            text = files.read_bytes(file).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            bad.add(file, NOT_UTF8)
+            continue
+        if not text.strip():
+            bad.add(file, "empty text")
+            continue
+        texts.append(text.strip())
+        labels.append(os.path.relpath(file, path).split(os.sep)[0])
+    return texts, labels
