@@ -209,3 +209,14 @@ def test_path_flags_expand_a_leading_tilde(tmp_path, command, flag, said):
     assert result.returncode == 2, result.stderr[-2000:]
     assert said.format(home=tmp_path) in result.stderr, result.stderr[-500:]
     assert not (tmp_path / "~").exists() and not pathlib.Path("~").exists()
+
+
+def test_ctrl_c_promises_a_resume_only_where_there_is_one():
+    """kft-train resumes from its last checkpoint; kft-predict and
+    kft-evaluate have none: the same command starts over."""
+    assert "resumes from the last checkpoint" in common.interrupted_line(
+        "kft-train", "kft.cli.train"
+    )
+    for name in ("predict", "evaluate", "export"):
+        line = common.interrupted_line(f"kft-{name}", f"kft.cli.{name}")
+        assert line == f"kft-{name}: interrupted", line

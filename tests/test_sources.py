@@ -588,3 +588,18 @@ def test_a_folder_of_class_folders_of_text_files_reads_as_texts(tmp_path):
     )
     assert len(records.values) == 6
     assert "not UTF-8" in records.bad.check(7, 0.5)
+
+
+def test_the_log_gives_the_share_of_the_data_each_split_holds(tmp_path):
+    """The validation share is taken from what the test split left: the
+    log gives both the setting and the share of the file it came to."""
+    rows = "".join(
+        f"text {i} here,{'pos' if i % 2 else 'neg'}\n" for i in range(200)
+    )
+    path = tmp_path / "t.csv"
+    path.write_text("text,label\n" + rows)
+    splits = data.load_splits(_data_config(train=str(path)), 0)
+    test, validation = [n for n in splits.notes if "holding out" in n]
+    assert "holding out 30 training examples (15.0% of them" in test, test
+    assert "holding out 26 training examples (13.0% of them" in validation
+    assert "validation_fraction 0.15 of what the test split left" in validation

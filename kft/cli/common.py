@@ -192,6 +192,17 @@ def fail(message):
     sys.exit(2)
 
 
+def interrupted_line(name, module):
+    """What Ctrl-C leaves on stderr: kft-train resumes from its last
+    checkpoint; the other commands keep none, and start over."""
+    if module == "kft.cli.train":
+        return (
+            f"{name}: interrupted; the same command resumes from the last "
+            "checkpoint"
+        )
+    return f"{name}: interrupted"
+
+
 def run_main(main):
     """Runs an absl main, turning kft.errors into one line and a status."""
 
@@ -210,11 +221,7 @@ def run_main(main):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(1)
         except KeyboardInterrupt:
-            print(
-                f"{name}: interrupted; the same command resumes from the "
-                "last checkpoint",
-                file=sys.stderr,
-            )
+            print(interrupted_line(name, main.__module__), file=sys.stderr)
             sys.exit(130)
         except Interrupted as error:
             print(

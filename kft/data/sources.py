@@ -210,6 +210,7 @@ def _held_out(records, pool, data_config, seed, notes, task):
     validation or test spec; returns ({name: (values, pairs, labels,
     source) or None}, the indices left for training)."""
     held = {}
+    total = len(pool)
     for name in ("test", "validation"):
         if data_config[name]:
             continue
@@ -222,10 +223,11 @@ def _held_out(records, pool, data_config, seed, notes, task):
         how = "stratified" if task == "classification" else "random"
         source = f"{data_config.train} ({fraction:.0%} {how}, seed {seed})"
         held[name] = (*_take(records, pool[out]), source)
+        left = " of what the test split left" if len(pool) < total else ""
         notes.append(
             f"no {name} data given: holding out {len(out)} training "
-            f"examples ({fraction:.0%}, {how}, data.split_seed {seed}) "
-            f"as {name}"
+            f"examples ({len(out) / total:.1%} of them: {name}_fraction "
+            f"{fraction:g}{left}, {how}, data.split_seed {seed}) as {name}"
         )
         if task == "classification":
             _note_absent(name, set(labels), {labels[i] for i in out}, notes)
