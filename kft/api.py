@@ -33,13 +33,16 @@ def configure(experiment="", overrides=None):
     """The resolved config of `experiment` (a name from
     `kft-train --list=experiments`, or a .py file; "" for the defaults)
     with `overrides`, a dict of dotted keys (`{"data.train": "x.csv",
-    "epochs": 3}`), applied and checked as `--config.KEY=VALUE` flags are."""
+    "epochs": 3}`) or (key, value) pairs, applied and checked as
+    `--config.KEY=VALUE` flags are."""
     resolved = (
         experiments.load(experiment)
         if experiment
         else config_lib.default_config()
     )
-    pairs = [(key, _text(value)) for key, value in (overrides or {}).items()]
+    if isinstance(overrides, dict) or overrides is None:
+        overrides = (overrides or {}).items()
+    pairs = [(key, _text(value)) for key, value in overrides]
     experiment_config = resolved.copy_and_resolve_references()
     config_lib.apply_overrides(resolved, pairs)
     for note in config_lib.unpair_held_out(experiment_config, resolved, pairs):

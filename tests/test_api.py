@@ -32,6 +32,8 @@ def test_config_applies_python_values_as_flags_do():
     # None is "not set", as a flag left out.
     assert kft.configure("", {"data.validation": None}).data.validation == ""
     assert kft.configure().task == "classification"
+    # (key, value) pairs, as the commands apply them, work too.
+    assert kft.configure("text_classifier", [("epochs", "2")]).epochs == 2
     assert kft.__all__ == ["Model", "UserError", "configure", "load", "train"]
 
 
