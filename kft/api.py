@@ -23,7 +23,7 @@ import os
 
 from kft import config as config_lib
 from kft import run
-from kft.core import experiments, files
+from kft.core import experiments, files, run_folder
 from kft.core.errors import UserError
 from kft.serving import predict as predict_lib
 from kft.serving import publish
@@ -72,6 +72,13 @@ def train(experiment="", model_dir="", overrides=None, overwrite=False):
 def latest_export(model_dir):
     """The newest complete export of a run (`MODEL_DIR/export/<N>`)."""
     path = publish.newest_checked(model_dir)
+    if path is None and not files.exists(
+        os.path.join(model_dir, run_folder.WEIGHTS_FILE)
+    ):
+        raise UserError(
+            f"{model_dir} holds no export and no best weights: the run there "
+            "did not finish (rerun its kft-train command to finish it)"
+        )
     if path is None:
         raise UserError(
             f"{model_dir} holds no checked export; run kft-export "

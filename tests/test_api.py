@@ -56,6 +56,8 @@ def test_user_errors_raise_one_line(call, words):
 def test_a_run_without_export_names_the_command(tmp_path):
     (tmp_path / "export").mkdir()
     (tmp_path / "export" / "1").mkdir()  # no check file: incomplete
+    (tmp_path / "checkpoints").mkdir()  # but training finished
+    (tmp_path / "checkpoints" / "best.weights.h5").write_bytes(b"")
     with pytest.raises(kft.UserError) as caught:
         kft.load(str(tmp_path))
     # The whole command: kft-export requires --export_dir, and the export
@@ -146,3 +148,13 @@ def test_own_training_data_is_not_tested_on_the_experiments_test_split(
     )
     assert given.data.test == "t.jsonl"
     assert kft.configure(experiment).data.test  # the experiment's own
+
+
+def test_load_on_an_unfinished_run_says_to_finish_it(tmp_path):
+    """kft-export needs a finished run: for one without its best weights,
+    kft.load says to finish training, not to export."""
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(kft.UserError, match="did not finish") as caught:
+        kft.load(str(tmp_path))
+    assert "kft-export" not in str(caught.value)
+
