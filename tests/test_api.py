@@ -157,4 +157,3 @@ def test_load_on_an_unfinished_run_says_to_finish_it(tmp_path):
     with pytest.raises(kft.UserError, match="did not finish") as caught:
         kft.load(str(tmp_path))
     assert "kft-export" not in str(caught.value)
-

@@ -343,7 +343,7 @@ IMAGE_CASES = {
     "empty folder": (None, {}, "error", 0),
     "class folders without images": (
         None,
-        {"cats/notes.txt": b"x", "dogs/a.md": b"y"},
+        {"cats/notes.csv": b"x", "dogs/a.md": b"y"},  # .txt: texts
         "error",
         0,
     ),

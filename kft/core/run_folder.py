@@ -266,6 +266,8 @@ def check_same_data(record, splits, config, model_dir):
     then = record.get("data_sha256") or {}
     changed = [spec for spec in then if digests.get(spec) != then[spec]]
     if changed and not _never_trained(model_dir, record):
+        if any(key in record and record[key] != seen[key] for key in seen):
+            check_seen(record, seen, model_dir)  # its line is more specific
         raise UserError(
             f"{changed[0]} changed since the run in {model_dir} started "
             "(it has trained on the data as it was); resume it on that "
