@@ -192,10 +192,10 @@ def fail(message):
     sys.exit(2)
 
 
-def interrupted_line(name, module):
-    """What Ctrl-C leaves on stderr: kft-train resumes from its last
-    checkpoint; the other commands keep none, and start over."""
-    if module == "kft.cli.train":
+def interrupted_line(name, resumable):
+    """What Ctrl-C leaves on stderr: kft-train (`resumable`) resumes from
+    its last checkpoint; the other commands keep none, and start over."""
+    if resumable:
         return (
             f"{name}: interrupted; the same command resumes from the last "
             "checkpoint"
@@ -203,7 +203,7 @@ def interrupted_line(name, module):
     return f"{name}: interrupted"
 
 
-def run_main(main):
+def run_main(main, resumable=False):
     """Runs an absl main, turning kft.errors into one line and a status."""
 
     def guarded(argv):
@@ -221,7 +221,7 @@ def run_main(main):
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(1)
         except KeyboardInterrupt:
-            print(interrupted_line(name, main.__module__), file=sys.stderr)
+            print(interrupted_line(name, resumable), file=sys.stderr)
             sys.exit(130)
         except Interrupted as error:
             print(

@@ -114,7 +114,7 @@ def main(argv):
 
 
 def run():
-    common.run_main(main)
+    common.run_main(main, resumable=True)
 
 
 if __name__ == "__main__":
