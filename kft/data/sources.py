@@ -115,7 +115,10 @@ def _read(spec, config, bad, task):
     if "://" not in spec:  # a plain local path, as pathlib spells it
         path = str(pathlib.Path(spec).expanduser())
     if files.isdir(path):
-        if tables.text_files(path) and not images.image_files(path, bad):
+        # Texts where the class folders hold .txt files and no image (the
+        # look at the images records nothing: read_folder reads them).
+        unseen = BadRecords(spec, "skip")
+        if tables.text_files(path) and not images.image_files(path, unseen):
             values, labels = tables.read_text_folder(path, bad)
             return values, None, labels, None, "text"
         values, labels = images.read_folder(path, bad)
