@@ -15,7 +15,7 @@ from conftest import (
     write_run_files,
 )
 
-from kft.core import run_folder
+from kft.core import checkpoint, run_folder
 from kft.core.errors import UserError
 
 
@@ -396,12 +396,10 @@ def test_commands_on_a_run_that_never_trained_say_so(tmp_path, command):
             commands.export_run(str(model_dir), str(tmp_path / "export"))
 
 
-def test_a_finished_run_refuses_data_changed_since(tmp_path):
-    """Rerunning a finished run's command says "nothing to do"; after its
-    data file changed, its results are stale: one line, not old figures."""
+def _run_of_two_rows(tmp_path):
+    """A started run on a two-row train.csv whose data digests are
+    recorded: (train file, run folder, config, record, splits)."""
     import types
-
-    from kft.core import checkpoint
 
     train = tmp_path / "train.csv"
     train.write_text("text,label\na,x\nb,y\n")
@@ -409,6 +407,13 @@ def test_a_finished_run_refuses_data_changed_since(tmp_path):
     config, record = _start(model_dir, **{"data.train": str(train)})
     splits = types.SimpleNamespace(labels=["x", "y"], train=[0, 1])
     run_folder.check_same_data(record, splits, config, str(model_dir))
+    return train, model_dir, config, record, splits
+
+
+def test_a_finished_run_refuses_data_changed_since(tmp_path):
+    """Rerunning a finished run's command says "nothing to do"; after its
+    data file changed, its results are stale: one line, not old figures."""
+    train, model_dir, config, record, splits = _run_of_two_rows(tmp_path)
     record["finished"] = True
     checkpoint.write_run(str(model_dir), record)
     run_folder.check_finished_data(record, config, str(model_dir))
@@ -481,16 +486,7 @@ def test_a_run_that_trained_refuses_data_changed_before_its_resume(tmp_path):
     """An interrupted run resumed on an edited data file would finish on
     other data than it started with, and record the new file as its own:
     refused once it has a checkpoint; before one, the new data is taken."""
-    import types
-
-    from kft.core import checkpoint
-
-    train = tmp_path / "train.csv"
-    train.write_text("text,label\na,x\nb,y\n")
-    model_dir = tmp_path / "run"
-    config, record = _start(model_dir, **{"data.train": str(train)})
-    splits = types.SimpleNamespace(labels=["x", "y"], train=[0, 1])
-    run_folder.check_same_data(record, splits, config, str(model_dir))
+    train, model_dir, config, record, splits = _run_of_two_rows(tmp_path)
     train.write_text("text,label\na,y\nb,x\n")  # same size and labels
     run_folder.check_same_data(record, splits, config, str(model_dir))
     folder = checkpoint.folder_of(str(model_dir))
